@@ -1,0 +1,399 @@
+// YAML -> Config: one table of keys drives parsing, range checks, overrides, the YAML dump and
+// --help-config (see config.h). Errors name the file, the line/column when YAML knows it, the key
+// path and the bad value, and suggest the nearest valid key for typos.
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <variant>
+
+#include "core/error.h"
+
+namespace kiln {
+namespace {
+
+using Ref = std::variant<int64_t*, double*, bool*, std::string*>;
+
+struct Field {
+  std::string path;                   // "train.max_steps"
+  std::function<Ref(Config&)> ref;    // where the value lives
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  std::vector<std::string> choices;   // for strings; empty = any
+  std::string help;
+};
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+#define KILN_F(sec, key, lo, hi, help) \
+  Field { #sec "." #key, [](Config& c) -> Ref { return &c.sec.key; }, lo, hi, {}, help }
+#define KILN_S(sec, key, choices, help) \
+  Field { #sec "." #key, [](Config& c) -> Ref { return &c.sec.key; }, -kInf, kInf, choices, help }
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = {
+      KILN_S(run, name, {}, "run name (default: the config file's name)"),
+      KILN_S(run, dir, {}, "output directory (default: runs/<run.name>)"),
+      KILN_F(run, seed, 0, 4294967295.0, "seed of every RNG in the run"),
+      KILN_S(run, device, (std::vector<std::string>{"auto", "cpu", "cuda"}), "where to train"),
+      KILN_F(model, depth, 1, 256, "the one dial: layers; width = 64*depth, heads = ceil(width/128)"),
+      KILN_F(model, width, 0, 65536, "model width (0: 64*depth)"),
+      KILN_F(model, n_head, 0, 1024, "attention heads (0: ceil(width/128))"),
+      KILN_F(model, n_kv_head, 0, 1024, "key/value heads for GQA (0: n_head)"),
+      KILN_F(model, seq_len, 1, 1048576, "context length in tokens"),
+      KILN_F(model, vocab_size, 0, 4294967296.0, "vocabulary size (0: from the tokenizer)"),
+      KILN_F(model, softcap, 0, 1e6, "logit softcap c: c*tanh(x/c), 0 disables"),
+      KILN_F(model, rope_base, 1, 1e12, "rotary embedding base"),
+      KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
+      KILN_S(data, train, {}, "training shards: a directory or a glob of .h5 files"),
+      KILN_S(data, val, {}, "validation shards: a directory or a glob of .h5 files"),
+      KILN_F(train, max_steps, -1, 1e15, "optimizer steps (-1: from target_param_data_ratio)"),
+      KILN_F(train, target_param_data_ratio, 0, 1e6, "tokens per parameter when max_steps = -1"),
+      KILN_F(train, device_batch_size, 1, 1e9, "sequences per rank per micro-step"),
+      KILN_F(train, total_batch_size, 1, 1e15, "tokens per optimizer step over all ranks"),
+      KILN_F(train, grad_clip, 0, 1e9, "clip the global gradient norm to this (0: off)"),
+      KILN_S(train, dtype, (std::vector<std::string>{"auto", "float32", "bfloat16"}),
+             "compute dtype (auto: bf16 autocast on CUDA, fp32 on CPU)"),
+      KILN_F(optim, matrix_lr, 0, 1e3, "Muon learning rate for the block matrices"),
+      KILN_F(optim, embedding_lr, 0, 1e3, "AdamW learning rate for the embedding"),
+      KILN_F(optim, unembedding_lr, 0, 1e3, "AdamW learning rate for the head"),
+      KILN_F(optim, weight_decay, 0, 1e3, "AdamW weight decay"),
+      KILN_F(optim, adam_beta1, 0, 1, "AdamW beta1"),
+      KILN_F(optim, adam_beta2, 0, 1, "AdamW beta2"),
+      KILN_F(optim, adam_eps, 0, 1, "AdamW epsilon"),
+      KILN_F(optim, muon_momentum_start, 0, 1, "Muon momentum at step 0"),
+      KILN_F(optim, muon_momentum_end, 0, 1, "Muon momentum after the warmup"),
+      KILN_F(optim, muon_momentum_warmup, 0, 1e12, "steps of the Muon momentum warmup"),
+      KILN_F(optim, ns_steps, 1, 100, "Newton-Schulz iterations in Muon"),
+      KILN_F(optim, warmup_ratio, 0, 1, "fraction of steps of linear LR warmup"),
+      KILN_F(optim, warmdown_ratio, 0, 1, "fraction of steps of linear LR warmdown at the end"),
+      KILN_F(optim, final_lr_frac, 0, 1, "LR multiplier at the last step"),
+      KILN_S(checkpoint, dir, {}, "checkpoint directory (default: <run.dir>/ckpt)"),
+      KILN_F(checkpoint, every, 0, 1e15, "checkpoint every k steps (0: only at the end)"),
+      KILN_F(checkpoint, keep_last, 0, 1e9, "keep the newest k checkpoints (0: all)"),
+      KILN_F(eval, every, 0, 1e15, "validation bits-per-byte every k steps (0: off)"),
+      KILN_F(eval, tokens, 1, 1e15, "validation tokens per evaluation"),
+      KILN_F(eval, sample_every, 0, 1e15, "print samples every k steps (0: off)"),
+      KILN_F(eval, sample_tokens, 1, 1e6, "tokens per sample"),
+      KILN_S(dist, backend, (std::vector<std::string>{"auto", "nccl", "mpi"}),
+             "gradient communication (auto: nccl for CUDA, mpi for CPU)"),
+      KILN_F(dist, bucket_mb, 0.001, 1e6, "gradient all-reduce bucket size in MB"),
+      KILN_F(dist, zero1, -kInf, kInf, "shard optimizer state over ranks (ZeRO-1)"),
+      KILN_F(dist, timeout_s, 1, 1e7, "abort the job when a collective exceeds this"),
+      KILN_F(log, every, 1, 1e15, "console progress line every k steps"),
+  };
+  return table;
+}
+#undef KILN_F
+#undef KILN_S
+
+const std::vector<std::string> kSections = {"run", "model", "data", "train", "optim",
+                                            "checkpoint", "eval", "dist", "log"};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string nearest(const std::string& wrong, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(wrong, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+const Field* find_field(const std::string& path) {
+  for (const auto& f : fields())
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+std::string where(const std::string& source, const YAML::Mark& m) {
+  if (m.is_null()) return source;
+  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+std::string type_name(const Ref& r) {
+  return std::visit(
+      [](auto* p) -> std::string {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, int64_t>) return "an integer";
+        else if constexpr (std::is_same_v<T, double>) return "a number";
+        else if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
+        else return "a string";
+      },
+      r);
+}
+
+std::string format_double(double v) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);  // shortest text that round-trips
+  std::string s(buf, res.ptr);
+  return s;
+}
+
+// Parse one scalar into the field's member; `at` names the place for error messages.
+void set_value(Config& cfg, const Field& f, const YAML::Node& node, const std::string& at) {
+  Ref r = f.ref(cfg);
+  std::string shown = node.IsScalar() ? node.Scalar() : "";
+  auto fail = [&](const std::string& why) {
+    throw Error(at + ": " + f.path + " = \"" + shown + "\": " + why);
+  };
+  if (node.IsNull() && std::holds_alternative<std::string*>(r)) {
+    *std::get<std::string*>(r) = "";
+    return;
+  }
+  if (!node.IsScalar()) {
+    shown = node.IsMap() ? "{...}" : node.IsSequence() ? "[...]" : "";
+    fail("expected " + type_name(r) + ", got " +
+         (node.IsMap() ? "a mapping" : node.IsSequence() ? "a list" : "nothing"));
+  }
+  const std::string& s = node.Scalar();
+  if (auto* p = std::get_if<int64_t*>(&r)) {
+    int64_t v = 0;
+    auto res = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (res.ec != std::errc() || res.ptr != s.data() + s.size()) fail("expected an integer");
+    if (v < f.min || v > f.max)
+      fail("out of range: expected " + format_double(f.min) + " <= value <= " + format_double(f.max));
+    **p = v;
+  } else if (auto* p = std::get_if<double*>(&r)) {
+    double v = 0;
+    auto res = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (res.ec != std::errc() || res.ptr != s.data() + s.size() || !std::isfinite(v))
+      fail("expected a number");
+    if (v < f.min || v > f.max)
+      fail("out of range: expected " + format_double(f.min) + " <= value <= " + format_double(f.max));
+    **p = v;
+  } else if (auto* p = std::get_if<bool*>(&r)) {
+    bool v = false;
+    if (!YAML::convert<bool>::decode(node, v)) fail("expected a boolean (true/false)");
+    **p = v;
+  } else if (auto* p = std::get_if<std::string*>(&r)) {
+    if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+      std::string list;
+      for (const auto& c : f.choices) list += (list.empty() ? "" : ", ") + c;
+      fail("expected one of: " + list);
+    }
+    **p = s;
+  }
+}
+
+void apply_yaml(Config& cfg, const YAML::Node& root, const std::string& source) {
+  if (root.IsNull()) return;
+  if (!root.IsMap())
+    throw Error(where(source, root.Mark()) + ": the config must be a mapping of sections (run:, model:, ...)");
+  for (auto sec = root.begin(); sec != root.end(); ++sec) {
+    const std::string name = sec->first.as<std::string>();
+    if (std::find(kSections.begin(), kSections.end(), name) == kSections.end())
+      throw Error(where(source, sec->first.Mark()) + ": unknown section '" + name +
+                  "' — did you mean '" + nearest(name, kSections) + "'?");
+    const YAML::Node& body = sec->second;
+    if (body.IsNull()) continue;
+    if (!body.IsMap())
+      throw Error(where(source, body.Mark()) + ": section '" + name + "' must be a mapping of keys");
+    for (auto kv = body.begin(); kv != body.end(); ++kv) {
+      const std::string path = name + "." + kv->first.as<std::string>();
+      const Field* f = find_field(path);
+      if (!f)
+        throw Error(where(source, kv->first.Mark()) + ": unknown key '" + path + "' — did you mean '" +
+                    nearest(path, config_keys()) + "'?");
+      set_value(cfg, *f, kv->second, where(source, kv->second.Mark()));
+    }
+  }
+}
+
+std::string file_stem(const std::string& path) {
+  return std::filesystem::path(path).stem().string();
+}
+
+// Fill defaults that depend on other keys, then check what a single key's range cannot.
+void resolve_and_validate(Config& c) {
+  const std::string& src = c.source;
+  if (c.run.name.empty()) c.run.name = file_stem(src);
+  if (c.run.name.empty()) c.run.name = "run";
+  if (c.run.dir.empty()) c.run.dir = "runs/" + c.run.name;
+  if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.run.dir + "/ckpt";
+  derive_shape(c.model);  // throws on inconsistent explicit sizes
+  auto bad = [&](const std::string& what) { throw Error(src + ": " + what); };
+  if (c.train.total_batch_size % (c.train.device_batch_size * c.model.seq_len) != 0)
+    bad("train.total_batch_size = " + std::to_string(c.train.total_batch_size) +
+        " is not a multiple of train.device_batch_size * model.seq_len = " +
+        std::to_string(c.train.device_batch_size) + " * " + std::to_string(c.model.seq_len) + " = " +
+        std::to_string(c.train.device_batch_size * c.model.seq_len) +
+        " tokens per micro-step; make it a multiple (times the number of ranks)");
+  if (c.optim.warmup_ratio + c.optim.warmdown_ratio > 1.0)
+    bad("optim.warmup_ratio + optim.warmdown_ratio = " +
+        format_double(c.optim.warmup_ratio + c.optim.warmdown_ratio) + " exceeds 1");
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  for (const auto& f : fields()) out.push_back(f.path);
+  return out;
+}
+
+ModelShape derive_shape(const ModelConfig& m) {
+  ModelShape s;
+  s.n_layer = m.depth;
+  std::ostringstream rule;
+  if (m.width > 0) {
+    s.width = m.width;
+    rule << "width = " << s.width << " (given)";
+  } else {
+    s.width = 64 * m.depth;
+    rule << "width = 64*depth = " << s.width;
+  }
+  if (m.n_head > 0) {
+    s.n_head = m.n_head;
+    rule << "; heads = " << s.n_head << " (given)";
+  } else {
+    s.n_head = std::max<int64_t>(1, (s.width + 127) / 128);
+    rule << "; heads = ceil(" << s.width << "/128) = " << s.n_head;
+  }
+  if (s.width % s.n_head != 0)
+    throw Error("model.width = " + std::to_string(s.width) + " is not divisible by model.n_head = " +
+                std::to_string(s.n_head) + "; choose a width that the heads divide");
+  s.head_dim = s.width / s.n_head;
+  s.n_kv_head = m.n_kv_head > 0 ? m.n_kv_head : s.n_head;
+  if (s.n_head % s.n_kv_head != 0)
+    throw Error("model.n_kv_head = " + std::to_string(s.n_kv_head) + " does not divide model.n_head = " +
+                std::to_string(s.n_head));
+  rule << "; head_dim = " << s.head_dim << "; kv_heads = " << s.n_kv_head;
+  s.rule = rule.str();
+  return s;
+}
+
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides) {
+    const std::string at = cfg.source + " (override '" + o + "')";
+    auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error(at + ": an override must look like section.key=value, e.g. train.max_steps=100");
+    const std::string path = o.substr(0, eq);
+    const Field* f = find_field(path);
+    if (!f)
+      throw Error(at + ": unknown key '" + path + "' — did you mean '" + nearest(path, config_keys()) + "'?");
+    // The value is taken as the text the user typed and parsed by the key's type, exactly as a
+    // scalar in the file would be; an empty value clears a string key.
+    const std::string value = o.substr(eq + 1);
+    YAML::Node node = value.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Node(value);
+    set_value(cfg, *f, node, at);
+  }
+}
+
+Config load_config_text(const std::string& yaml, const std::string& source,
+                        const std::vector<std::string>& overrides) {
+  Config cfg;
+  cfg.source = source;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    throw Error(where(source, e.mark) + ": invalid YAML: " + e.msg);
+  }
+  apply_yaml(cfg, root, source);
+  apply_overrides(cfg, overrides);
+  resolve_and_validate(cfg);
+  return cfg;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw Error("config file not found: " + path,
+                "give the path of a YAML config, e.g. configs/tiny.yaml (see configs/)");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("config path is a directory, not a YAML file: " + path);
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read config file: " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path, overrides);
+}
+
+void validate_for_world(const Config& c, int world) {
+  const int64_t per_step = c.train.device_batch_size * c.model.seq_len * world;
+  if (c.train.total_batch_size % per_step != 0)
+    throw Error(c.source + ": train.total_batch_size = " + std::to_string(c.train.total_batch_size) +
+                    " is not divisible by world * train.device_batch_size * model.seq_len = " +
+                    std::to_string(world) + " * " + std::to_string(c.train.device_batch_size) + " * " +
+                    std::to_string(c.model.seq_len) + " = " + std::to_string(per_step),
+                "change train.device_batch_size or train.total_batch_size so that the total is a "
+                "multiple of the tokens all ranks process in one micro-step");
+}
+
+int64_t grad_accum_steps(const Config& c, int world) {
+  validate_for_world(c, world);
+  return c.train.total_batch_size / (c.train.device_batch_size * c.model.seq_len * world);
+}
+
+std::string to_yaml(const Config& cfg_in) {
+  Config cfg = cfg_in;  // Field::ref needs a mutable Config; nothing is written
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::string section;
+  for (const auto& f : fields()) {
+    const std::string sec = f.path.substr(0, f.path.find('.'));
+    const std::string key = f.path.substr(f.path.find('.') + 1);
+    if (sec != section) {
+      if (!section.empty()) out << YAML::EndMap;
+      out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+      section = sec;
+    }
+    out << YAML::Key << key << YAML::Value;
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, int64_t>) out << *p;
+          else if constexpr (std::is_same_v<T, double>) out << format_double(*p);
+          else if constexpr (std::is_same_v<T, bool>) out << (*p ? "true" : "false");
+          else out << YAML::DoubleQuoted << *p;
+        },
+        f.ref(cfg));
+  }
+  if (!section.empty()) out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string describe_keys() {
+  Config defaults;
+  std::ostringstream os;
+  for (const auto& f : fields()) {
+    Ref r = f.ref(defaults);
+    std::string def = std::visit(
+        [](auto* p) -> std::string {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, int64_t>) return std::to_string(*p);
+          else if constexpr (std::is_same_v<T, double>) return format_double(*p);
+          else if constexpr (std::is_same_v<T, bool>) return *p ? "true" : "false";
+          else return "\"" + *p + "\"";
+        },
+        r);
+    std::string type = type_name(r).substr(type_name(r).find(' ') + 1);
+    os << "  " << f.path << " (" << type << ", default " << def << "): " << f.help << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace kiln

@@ -1,0 +1,141 @@
+// The run config: YAML -> typed structs, once, at start (ARCHITECTURE.md §3). After loading, no
+// code looks a key up by string. Every key lives in one table (config.cpp) that also drives
+// validation, `--help-config`, the printed config and the YAML dump, so they cannot drift.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct RunConfig {
+  std::string name;          // "" -> the config file's stem
+  std::string dir;           // "" -> runs/<name>
+  int64_t seed = 42;
+  std::string device = "auto";  // auto | cpu | cuda
+  bool operator==(const RunConfig&) const = default;
+};
+
+struct ModelConfig {
+  int64_t depth = 20;        // the one dial: width 64*depth, heads ceil(width/128)
+  int64_t width = 0;         // 0 -> 64*depth
+  int64_t n_head = 0;        // 0 -> ceil(width/128)
+  int64_t n_kv_head = 0;     // 0 -> n_head (GQA when smaller)
+  int64_t seq_len = 2048;
+  int64_t vocab_size = 0;    // 0 -> from the tokenizer
+  double softcap = 15.0;
+  double rope_base = 10000.0;
+  bool operator==(const ModelConfig&) const = default;
+};
+
+struct DataConfig {
+  std::string tokenizer;     // tokenizer JSON
+  std::string train;         // shard directory or glob
+  std::string val;
+  bool operator==(const DataConfig&) const = default;
+};
+
+struct TrainConfig {
+  int64_t max_steps = -1;    // -1 -> target_param_data_ratio * params / total_batch_size
+  double target_param_data_ratio = 20.0;
+  int64_t device_batch_size = 32;
+  int64_t total_batch_size = 524288;  // tokens per optimizer step, all ranks
+  double grad_clip = 1.0;             // 0 disables
+  std::string dtype = "auto";         // auto (bf16 autocast on CUDA, fp32 on CPU) | float32 | bfloat16
+  bool operator==(const TrainConfig&) const = default;
+};
+
+struct OptimConfig {
+  double matrix_lr = 0.02;
+  double embedding_lr = 0.2;
+  double unembedding_lr = 0.004;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.8;
+  double adam_beta2 = 0.95;
+  double adam_eps = 1e-10;
+  double muon_momentum_start = 0.85;
+  double muon_momentum_end = 0.95;
+  int64_t muon_momentum_warmup = 300;
+  int64_t ns_steps = 5;
+  double warmup_ratio = 0.0;
+  double warmdown_ratio = 0.2;
+  double final_lr_frac = 0.0;
+  bool operator==(const OptimConfig&) const = default;
+};
+
+struct CheckpointConfig {
+  std::string dir;           // "" -> <run.dir>/ckpt
+  int64_t every = 0;         // 0 -> only at the end
+  int64_t keep_last = 3;     // 0 -> keep all
+  bool operator==(const CheckpointConfig&) const = default;
+};
+
+struct EvalConfig {
+  int64_t every = 250;       // val bits-per-byte every k steps; 0 disables
+  int64_t tokens = 10485760; // val tokens per evaluation
+  int64_t sample_every = 2000;
+  int64_t sample_tokens = 64;
+  bool operator==(const EvalConfig&) const = default;
+};
+
+struct DistConfig {
+  std::string backend = "auto";  // auto (nccl on CUDA, mpi on CPU) | nccl | mpi
+  double bucket_mb = 25.0;
+  bool zero1 = false;
+  double timeout_s = 600.0;      // a collective that takes longer aborts the job
+  bool operator==(const DistConfig&) const = default;
+};
+
+struct LogConfig {
+  int64_t every = 1;             // console progress line every k steps
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  CheckpointConfig checkpoint;
+  EvalConfig eval;
+  DistConfig dist;
+  LogConfig log;
+  // Where the config came from, for error messages; not part of the config's identity.
+  std::string source;
+  bool operator==(const Config& o) const {
+    return run == o.run && model == o.model && data == o.data && train == o.train &&
+           optim == o.optim && checkpoint == o.checkpoint && eval == o.eval && dist == o.dist &&
+           log == o.log;
+  }
+};
+
+// Load a YAML file, apply "section.key=value" overrides, fill derived defaults and validate
+// everything that does not depend on the world size. Throws kiln::Error naming file and key.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text; `source` names it in error messages.
+Config load_config_text(const std::string& yaml, const std::string& source,
+                        const std::vector<std::string>& overrides = {});
+// Apply further overrides to a loaded config (used by --resume).
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides);
+
+// Checks that need the world size: total_batch_size = world * device_batch_size * seq_len * k.
+void validate_for_world(const Config& cfg, int world);
+// Gradient-accumulation steps per optimizer step for this world size.
+int64_t grad_accum_steps(const Config& cfg, int world);
+
+// Serialise the resolved config; load_config_text(to_yaml(c)) == c.
+std::string to_yaml(const Config& cfg);
+// Every key with its type, default and help, one per line (for --help-config).
+std::string describe_keys();
+// The key paths of the table, in order ("run.name", ...).
+std::vector<std::string> config_keys();
+
+// Transformer shape derived from model.depth (or explicit sizes), with the rule that made it.
+struct ModelShape {
+  int64_t n_layer = 0, width = 0, n_head = 0, n_kv_head = 0, head_dim = 0;
+  std::string rule;  // e.g. "width = 64*depth = 1280; heads = ceil(1280/128) = 10"
+};
+ModelShape derive_shape(const ModelConfig& m);
+
+}  // namespace kiln
