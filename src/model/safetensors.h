@@ -1,0 +1,24 @@
+// safetensors read/write (the format Hugging Face's `safetensors` package reads): 8-byte
+// little-endian header length, a JSON header of {name: {dtype, shape, data_offsets}} plus
+// optional "__metadata__" strings, then the raw little-endian tensor bytes.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kiln::model {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Writes CPU copies of the tensors (fp32, bf16, fp16, int64, int32, uint8, ...). Not atomic by
+// itself: callers write to a temporary name and rename.
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+// Reads every tensor to CPU; throws kiln::Error naming the file on a malformed or truncated file.
+std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
+                                                      std::map<std::string, std::string>* metadata = nullptr);
+
+}  // namespace kiln::model

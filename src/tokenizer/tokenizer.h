@@ -1,0 +1,55 @@
+// Byte-level BPE tokenizer, GPT-4 style (the nanochat tokenizer): PCRE2 split pattern with
+// \p{N}{1,2}, 256 byte tokens first, merges in rank order, the nine nanochat special tokens last.
+// Every byte string round-trips. The JSON file format is fixed by ARCHITECTURE.md §3.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::tok {
+
+// The special tokens, in id order after the merges.
+inline const std::vector<std::string>& special_tokens() {
+  static const std::vector<std::string> s = {
+      "<|bos|>",          "<|user_start|>",   "<|user_end|>",   "<|assistant_start|>",
+      "<|assistant_end|>", "<|python_start|>", "<|python_end|>", "<|output_start|>",
+      "<|output_end|>"};
+  return s;
+}
+
+class Tokenizer {
+ public:
+  // Load a tokenizer JSON; throws kiln::Error naming the file on any problem.
+  static Tokenizer load(const std::string& json_path);
+
+  // Ordinary text: special-token strings in the text are encoded as plain bytes.
+  std::vector<uint32_t> encode(std::string_view text) const;
+  // Special-token strings in the text become their ids.
+  std::vector<uint32_t> encode_with_specials(std::string_view text) const;
+  // Many documents on all cores; same result as encode() on each.
+  std::vector<std::vector<uint32_t>> encode_batch(const std::vector<std::string>& texts) const;
+  std::string decode(const std::vector<uint32_t>& ids) const;
+  std::string decode_token(uint32_t id) const;
+
+  uint32_t vocab_size() const;  // bytes + merges + specials
+  uint32_t bos_id() const;
+  // Id of a special token such as "<|assistant_start|>"; throws if unknown.
+  uint32_t special_id(std::string_view name) const;
+  // UTF-8 byte length of every token (0 for specials), for bits-per-byte.
+  const std::vector<int32_t>& token_bytes() const;
+  // SHA-256 (hex) of the tokenizer JSON file's bytes: shards and checkpoints carry it.
+  const std::string& sha256() const;
+
+  Tokenizer();
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::tok
