@@ -22,7 +22,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv python3-pip
       libyaml-cpp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev
-      libpcre2-dev nlohmann-json3-dev libcli11-dev)
+      libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev)
 if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${pkgs[@]}"; do

@@ -1,21 +1,26 @@
-// ./sample — nanoGPT's sample.py: load a checkpoint and print samples from a start text.
-// Today it checks its arguments and says plainly that sampling is not implemented yet.
+// ./sample — nanoGPT's sample.py in C++: load the newest checkpoint, print the parameter count,
+// then --num-samples samples from --start (text, or FILE:path), separated by a line of dashes.
 #include <CLI/CLI.hpp>
 
-#include "core/log.h"   // log::info
-#include "dist/dist.h"  // guarded_main
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"         // Error
+#include "dist/dist.h"          // guarded_main
+#include "engine/sampler.h"     // generate, SamplingOptions
+#include "train/load_model.h"   // load_model
 
 namespace {
 int sample_main(int argc, char** argv) {
-  CLI::App app{"Sample text from a checkpoint.\n\nUsage:\n  ./sample --ckpt ckpt/base/ --start \"ROMEO:\" "
-               "--num-samples 5 --temperature 0.8 --top-k 200\n\n"
-               "Status of this build: argument checking only; the model and the sampler are not "
-               "implemented yet.", "sample"};
-  std::string ckpt, start = "\n";
-  int num_samples = 1, max_new_tokens = 256, top_k = 0;
+  CLI::App app{"Sample text from a checkpoint.\n\nUsage:\n  ./sample --ckpt runs/tiny/ckpt --start \"ROMEO:\" "
+               "--num-samples 5 --temperature 0.8 --top-k 200", "sample"};
+  std::string ckpt, start = "\n", device = "auto";
+  int num_samples = 3;
+  int64_t max_new_tokens = 256, top_k = 200;
   double temperature = 0.8, top_p = 1.0;
   uint64_t seed = 1337;
-  app.add_option("--ckpt", ckpt, "checkpoint directory")->required();
+  app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step) or a run directory")->required();
   app.add_option("--start", start, "start text, or FILE:path to read it from a file");
   app.add_option("--num-samples", num_samples, "number of samples")->check(CLI::PositiveNumber);
   app.add_option("--max-new-tokens", max_new_tokens, "tokens to generate per sample")->check(CLI::PositiveNumber);
@@ -23,13 +28,41 @@ int sample_main(int argc, char** argv) {
   app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", seed, "RNG seed");
+  app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  kiln::log::info("[sample] not implemented yet in this build: no model or sampler exists.");
-  return 2;
+  if (start.rfind("FILE:", 0) == 0) {
+    std::ifstream in(start.substr(5), std::ios::binary);
+    if (!in) throw kiln::Error("--start " + start + ": cannot read the file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    start = ss.str();
+  }
+  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
+  const torch::Device dev = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  auto m = kiln::train::load_model(ckpt, dev);
+  printf("number of parameters: %.2fM (%lld) from %s\n", m.model->num_params() / 1e6,
+         (long long)m.model->num_params(), m.dir.c_str());
+  // Like training documents, the prompt starts with <|bos|>.
+  std::vector<int64_t> prompt = {static_cast<int64_t>(m.tokenizer->bos_id())};
+  for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
+  kiln::engine::SamplingOptions o;
+  o.max_new_tokens = max_new_tokens;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.top_p = top_p;
+  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (int i = 0; i < num_samples; ++i) {
+    auto out = kiln::engine::generate(m.model, prompt, o, gen);
+    std::vector<uint32_t> ids(prompt.begin() + 1, prompt.end());
+    ids.insert(ids.end(), out.begin(), out.end());
+    printf("%s\n---------------\n", m.tokenizer->decode(ids).c_str());
+    fflush(stdout);
+  }
+  return 0;
 }
 }  // namespace
 

@@ -1,17 +1,25 @@
-// Command line and start-up of a training stage: flags -> dist::init -> config -> printed
-// resolved config and derived shapes. The Trainer (issue #4) plugs in at the marked place.
+// Command line and start-up of a training stage: flags -> dist::init -> config (from the file, or
+// from the checkpoint on --resume) -> device, tokenizer, loaders, model -> Trainer::run().
 #include "train/stage.h"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "core/config.h"  // load_config, to_yaml, derive_shape, grad_accum_steps
 #include "core/error.h"   // Error
 #include "core/log.h"     // log::info
-#include "dist/dist.h"    // dist::init, ctx
+#include "data/pretrain_loader.h"  // PretrainLoader, shard_stream
+#include "data/shard.h"    // list_shards
+#include "dist/dist.h"     // dist::init, ctx, broadcast_string
+#include "model/gpt.h"     // GPT, GPTConfig
+#include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint
+#include "train/trainer.h"     // Trainer
 
 namespace kiln::train {
 namespace {
@@ -34,22 +42,55 @@ const char* stage_blurb(Stage s) {
   return "";
 }
 
+// Keys that a resumed run may change: they do not change the math of the run.
+bool resume_override_allowed(const std::string& key) {
+  for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "run.device"})
+    if (key.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+torch::Device pick_device(const std::string& want, int local_rank) {
+  const bool cuda = torch::cuda::is_available();
+  if (want == "cuda" && !cuda)
+    throw Error("run.device = cuda but no CUDA device is visible", "use run.device=cpu (or auto)");
+  if (want == "cuda" || (want == "auto" && cuda)) {
+    const int n = static_cast<int>(torch::cuda::device_count());
+    if (local_rank >= n)
+      throw Error("local rank " + std::to_string(local_rank) + " needs a GPU but this node has " + std::to_string(n),
+                  "launch at most one process per GPU on each node");
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+  }
+  return torch::kCPU;
+}
+
+// Shard paths for a data.* pattern, with the command that makes them when there are none.
+std::vector<std::string> shards_or_hint(const Config& cfg, const std::string& key, const std::string& pattern) {
+  try {
+    return data::list_shards(pattern);
+  } catch (const Error&) {
+    const std::string dir = std::filesystem::path(pattern).parent_path().string();
+    throw Error(cfg.source + ": " + key + " = \"" + pattern + "\": no token shards there",
+                "make them with ./prepare --tokenizer " + cfg.data.tokenizer + " --output " + dir +
+                    " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does all of it)");
+  }
+}
+
 }  // namespace
 
 int stage_main(Stage stage, int argc, char** argv) {
   const std::string name = stage_name(stage);
   CLI::App app{std::string(stage_blurb(stage)) +
                    "\n\nUsage:\n  ./" + name + " CONFIG.yaml [section.key=value ...]\n  ./" + name +
-                   " --resume DIR [section.key=value ...]\n  mpirun -np N ./" + name +
-                   " CONFIG.yaml\n\nStatus of this build: config loading, validation, overrides and the "
-                   "MPI setup work;\nthe training loop, checkpoints and --resume are not implemented yet.",
+                   " --resume DIR [section.key=value ...]\n  mpirun -np N ./" + name + " CONFIG.yaml",
                name};
   std::vector<std::string> args;
   std::string resume;
   bool print_keys = false;
   bool check_only = false;
   app.add_option("args", args, "CONFIG.yaml followed by section.key=value overrides");
-  app.add_option("--resume", resume, "continue from the newest complete checkpoint in DIR");
+  app.add_option("--resume", resume,
+                 "continue from the newest complete checkpoint in DIR (a checkpoint dir, a step dir or a run "
+                 "dir); the config comes from the checkpoint");
   app.add_flag("--check", check_only, "validate the config and the MPI setup, print them, and exit");
   app.add_flag("--help-config", print_keys, "list every config key with its type, default and meaning");
   try {
@@ -60,6 +101,11 @@ int stage_main(Stage stage, int argc, char** argv) {
   if (print_keys) {
     printf("Config keys (YAML sections; override any with section.key=value):\n%s", describe_keys().c_str());
     return 0;
+  }
+  if (stage != Stage::Pretrain) {
+    fprintf(stderr, "%s: not implemented yet in this build (needs the chat loaders); ./pretrain works\n",
+            name.c_str());
+    return 2;
   }
 
   // CONFIG is the first argument without '='; the rest are overrides.
@@ -74,11 +120,35 @@ int stage_main(Stage stage, int argc, char** argv) {
                                        " --resume DIR; see ./" + name + " --help");
 
   const dist::Context& dc = dist::init(&argc, &argv);
-  if (!resume.empty())
-    throw Error("--resume " + resume + ": resuming is not implemented yet in this build",
-                "start a fresh run with ./" + name + " CONFIG.yaml");
-
-  Config cfg = load_config(config_path, overrides);
+  Config cfg;
+  std::string ckpt_dir;
+  if (!resume.empty()) {
+    // Rank 0 finds and verifies the checkpoint once; every rank then loads the same one.
+    std::string found, err;
+    if (dc.rank == 0) {
+      try {
+        found = train::find_latest_checkpoint(resume);
+      } catch (const Error& e) {
+        err = e.what();
+      }
+    }
+    err = dist::broadcast_string(err);
+    if (!err.empty()) throw Error(err);
+    ckpt_dir = dist::broadcast_string(found);
+    std::ifstream in(ckpt_dir + "/meta.json");
+    const auto meta = nlohmann::json::parse(in);
+    cfg = load_config_text(meta.at("config").get<std::string>(), ckpt_dir + "/meta.json");
+    for (const auto& o : overrides) {
+      const std::string key = o.substr(0, o.find('='));
+      if (!resume_override_allowed(key))
+        throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
+                    "on resume only checkpoint.*, eval.*, log.*, dist.timeout_s, dist.backend and run.device "
+                    "may change; start a new run to change anything else");
+    }
+    apply_overrides(cfg, overrides);
+  } else {
+    cfg = load_config(config_path, overrides);
+  }
   validate_for_world(cfg, dc.world);
   const ModelShape shape = derive_shape(cfg.model);
 
@@ -92,10 +162,55 @@ int stage_main(Stage stage, int argc, char** argv) {
     log::info("[%s] --check: config and distributed setup are valid", name.c_str());
     return 0;
   }
-  // The Trainer plugs in here (issue #4).
-  log::info("[%s] not implemented yet in this build: the training loop does not exist; the config "
-            "and the distributed setup were checked, nothing was trained.", name.c_str());
-  return 2;
+  if (dc.world > 1)
+    throw Error("multi-process training is not wired into this build yet (gradient sync is missing)",
+                "run one process: ./" + name + " CONFIG.yaml");
+
+  // ---- parts: device, tokenizer, loaders, model ----
+  const torch::Device device = pick_device(cfg.run.device, dc.local_rank);
+  if (device.is_cpu()) {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(std::max(1, hw / dc.local_world));
+  }
+  if (cfg.data.tokenizer.empty())
+    throw Error(cfg.source + ": data.tokenizer is not set", "point it at a tokenizer JSON from ./tokenizer train");
+  if (!std::filesystem::exists(cfg.data.tokenizer))
+    throw Error(cfg.source + ": data.tokenizer = \"" + cfg.data.tokenizer + "\" does not exist",
+                "train one with ./tokenizer train --vocab-size N --output " + cfg.data.tokenizer +
+                    " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does it)");
+  auto tok = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(cfg.data.tokenizer));
+  const int64_t vocab = tok->vocab_size();
+  if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != vocab)
+    throw Error(cfg.source + ": model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " but " +
+                    cfg.data.tokenizer + " has " + std::to_string(vocab) + " tokens",
+                "set model.vocab_size to 0 (take it from the tokenizer) or use the matching tokenizer");
+
+  train::TrainerParts parts;
+  parts.cfg = cfg;
+  parts.device = device;
+  parts.tokenizer = tok;
+  parts.tokenizer_path = cfg.data.tokenizer;
+  const int64_t B = cfg.train.device_batch_size, T = cfg.model.seq_len;
+  parts.train_loader = std::make_unique<data::PretrainLoader>(
+      data::shard_stream(shards_or_hint(cfg, "data.train", cfg.data.train), tok->sha256(), vocab), B, T, dc.rank,
+      dc.world, device);
+  if (!cfg.data.val.empty())
+    parts.val_loader = std::make_unique<data::PretrainLoader>(
+        data::shard_stream(shards_or_hint(cfg, "data.val", cfg.data.val), tok->sha256(), vocab), B, T, dc.rank,
+        dc.world, device);
+  parts.model = model::GPT(model::GPTConfig::from(cfg.model, vocab));
+  parts.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
+  parts.model->to(device);
+
+  train::Trainer trainer(std::move(parts));
+  if (!ckpt_dir.empty()) {
+    auto ck = train::load_checkpoint(ckpt_dir, dc.rank, dc.world);
+    if (ck.meta.value("tokenizer_sha256", "") != tok->sha256())
+      throw Error("checkpoint " + ckpt_dir + " was trained with another tokenizer than " + cfg.data.tokenizer);
+    trainer.restore(ck);
+    log::info("[ckpt] resumed from %s (step %lld)", ckpt_dir.c_str(), (long long)ck.step);
+  }
+  return trainer.run();
 }
 
 }  // namespace kiln::train

@@ -1,0 +1,29 @@
+// What the Trainer needs from any loader (pretraining's packed stream, later the chat loaders):
+// the next (inputs, targets) batch and a Cursor that restores the exact stream on resume.
+#pragma once
+#include <torch/torch.h>
+
+namespace kiln::data {
+
+// Where a loader stands: `batches` is the number of batches this rank has consumed (enough to
+// restore); epoch and position are derived and kept for people reading checkpoints.
+struct Cursor {
+  int64_t batches = 0;
+  int64_t epoch = 0;
+  int64_t position = 0;
+};
+
+struct Batch {
+  torch::Tensor inputs;   // (B, T) int64
+  torch::Tensor targets;  // (B, T) int64, -1 = not trained on
+};
+
+class Loader {
+ public:
+  virtual ~Loader() = default;
+  virtual Batch next() = 0;
+  virtual Cursor cursor() const = 0;
+  virtual void restore(const Cursor& c) = 0;
+};
+
+}  // namespace kiln::data

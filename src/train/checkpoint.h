@@ -1,0 +1,50 @@
+// Checkpoints (ARCHITECTURE.md §3): <dir>/step_NNNNNNNN/ with model.safetensors (rank 0),
+// optim_rank_RRRRR.safetensors and state_rank_RRRRR.json (every rank), tokenizer.json, meta.json
+// (config, world size, metrics, CRC-32 of every file) and DONE, written last by rank 0 after a
+// barrier. Everything goes to a temporary directory that is renamed at the end, so a crash at
+// any instant leaves the previous checkpoint loadable.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+#include "model/safetensors.h"
+
+namespace kiln::train {
+
+struct CheckpointWrite {
+  int64_t step = 0;
+  model::NamedTensors model;        // used on rank 0 only
+  model::NamedTensors optim;        // this rank's optimizer state (+ RNG states)
+  nlohmann::json rank_state;        // this rank's cursor, counters
+  nlohmann::json meta;              // rank 0: config, metrics, ... (checksums and world are added)
+  std::string tokenizer_path;       // copied in so the checkpoint is self-contained
+};
+
+// Collective: every rank calls it. Returns the final step directory. Prunes to keep_last (0: all).
+std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, int64_t keep_last);
+
+// The newest complete checkpoint for `path`: a step directory, a checkpoint directory holding
+// step_* directories, or a run directory holding ckpt/. Directories without DONE are skipped;
+// one whose files fail their checksum is skipped with a warning naming the file. Throws
+// kiln::Error when none is usable.
+std::string find_latest_checkpoint(const std::string& path);
+
+// Check every file of a step directory against meta.json; returns "" or what is wrong.
+std::string verify_checkpoint(const std::string& step_dir);
+
+struct CheckpointRead {
+  std::string dir;
+  int64_t step = 0;
+  nlohmann::json meta;
+  nlohmann::json rank_state;
+  std::map<std::string, torch::Tensor> model;
+  std::map<std::string, torch::Tensor> optim;
+};
+
+// Reads what `rank` needs; with load_rank_files=false only meta and model (sample, eval, chat).
+// Refuses a world size different from the one that wrote it when rank files are wanted.
+CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files = true);
+
+}  // namespace kiln::train

@@ -1,0 +1,34 @@
+// load_model; see load_model.h. The tokenizer comes from the checkpoint's own tokenizer.json so a
+// checkpoint directory is all a user needs to copy to another machine.
+#include "train/load_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+
+namespace kiln::train {
+
+LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device) {
+  LoadedModel m;
+  m.dir = find_latest_checkpoint(ckpt_path);
+  CheckpointRead ck = load_checkpoint(m.dir, 0, 1, /*load_rank_files=*/false);
+  m.step = ck.step;
+  m.cfg = load_config_text(ck.meta.at("config").get<std::string>(), m.dir + "/meta.json");
+  const std::string tok_path = m.dir + "/tokenizer.json";
+  if (!std::filesystem::exists(tok_path)) throw Error("checkpoint " + m.dir + " has no tokenizer.json");
+  m.tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(tok_path));
+  m.model = model::GPT(model::GPTConfig::from(m.cfg.model, m.tokenizer->vocab_size()));
+  torch::NoGradGuard no_grad;
+  for (auto& kv : m.model->named_parameters()) {
+    auto it = ck.model.find(kv.key());
+    if (it == ck.model.end() || it->second.sizes() != kv.value().sizes())
+      throw Error("checkpoint " + m.dir + ": tensor '" + kv.key() + "' is missing or has the wrong shape");
+    kv.value().copy_(it->second);
+  }
+  m.model->to(device);
+  m.model->eval();
+  return m;
+}
+
+}  // namespace kiln::train

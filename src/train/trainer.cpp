@@ -1,0 +1,306 @@
+// The training loop; see trainer.h. It reads top to bottom like llm.c's and nanochat's:
+// "once in a while" blocks (eval, samples, checkpoint) first, then `if (last_step) break`, then
+// the micro-steps, gradient sync, clipping, schedule, optimizer steps and one log line.
+#include "train/trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"        // Error
+#include "core/log.h"          // log::info
+#include "dist/dist.h"         // ctx, all_reduce_sum, barrier
+#include "engine/sampler.h"    // generate
+#include "optim/optimizers.h"  // Muon, AdamW, lr_multiplier, muon_momentum
+#include "train/metrics.h"     // MetricsLog, peak_flops, f9
+
+namespace kiln::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// bf16 autocast around a forward pass (CUDA by default; CPU only when asked for).
+class AutocastGuard {
+ public:
+  AutocastGuard(const torch::Device& d, bool on) : type_(d.type()), on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(type_, false);
+  }
+
+ private:
+  c10::DeviceType type_;
+  bool on_;
+};
+
+void sync_device(const torch::Device& d) {
+#ifdef KILN_WITH_CUDA
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+#endif
+  (void)d;
+}
+
+}  // namespace
+
+struct Trainer::State {
+  TrainerParts p;
+  std::unique_ptr<optim::Muon> muon;
+  std::unique_ptr<optim::AdamW> adamw;
+  std::vector<torch::Tensor> params;
+  torch::Generator sample_gen;
+  torch::Tensor token_bytes;  // (vocab) float on device, for bits-per-byte
+  int64_t step = 0;           // optimizer steps done
+  int64_t restored_step = -1;
+  int64_t total = 0;
+  int64_t accum = 1;
+  bool autocast = false;
+  double flops_per_token = 0;
+  MetricsLog metrics;
+};
+
+Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.p = std::move(parts);
+  const Config& c = s.p.cfg;
+  const auto& dc = dist::ctx();
+  s.accum = grad_accum_steps(c, dc.world);
+  s.autocast = c.train.dtype == "bfloat16" || (c.train.dtype == "auto" && s.p.device.is_cuda());
+  s.flops_per_token = s.p.model->estimate_flops();
+  s.params = s.p.model->parameters();
+
+  // Optimizers as nanochat: Muon for the block matrices, AdamW for embedding and head with
+  // learning rates scaled by (width/768)^-0.5.
+  const double width = static_cast<double>(s.p.model->config().n_embd);
+  const double scale = optim::adamw_lr_scale(width);
+  s.muon = std::make_unique<optim::Muon>(s.p.model->matrix_params(), c.optim.matrix_lr, c.optim.muon_momentum_end,
+                                         c.optim.ns_steps);
+  s.adamw = std::make_unique<optim::AdamW>(
+      std::vector<optim::AdamW::Group>{{s.p.model->embedding_params(), c.optim.embedding_lr * scale},
+                                       {s.p.model->unembedding_params(), c.optim.unembedding_lr * scale}},
+      c.optim.adam_beta1, c.optim.adam_beta2, c.optim.adam_eps, c.optim.weight_decay);
+
+  s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
+  std::vector<float> tb(s.p.tokenizer->token_bytes().begin(), s.p.tokenizer->token_bytes().end());
+  s.token_bytes = torch::tensor(tb).to(s.p.device);
+
+  // Horizon: explicit, or Chinchilla-style tokens = ratio * params (nanochat's default 20).
+  if (c.train.max_steps >= 0) {
+    s.total = c.train.max_steps;
+  } else {
+    const double tokens = c.train.target_param_data_ratio * static_cast<double>(s.p.model->num_params());
+    s.total = std::max<int64_t>(1, static_cast<int64_t>(tokens / static_cast<double>(c.train.total_batch_size)));
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::total_steps() const { return s_->total; }
+
+void Trainer::restore(const CheckpointRead& ck) {
+  State& s = *s_;
+  torch::NoGradGuard no_grad;
+  auto named = s.p.model->named_parameters();
+  if (named.size() != ck.model.size())
+    throw Error("checkpoint " + ck.dir + " holds " + std::to_string(ck.model.size()) + " tensors; the model has " +
+                std::to_string(named.size()) + " parameters");
+  for (auto& kv : named) {
+    auto it = ck.model.find(kv.key());
+    if (it == ck.model.end()) throw Error("checkpoint " + ck.dir + " has no tensor '" + kv.key() + "'");
+    if (it->second.sizes() != kv.value().sizes())
+      throw Error("checkpoint " + ck.dir + ": tensor '" + kv.key() + "' has the wrong shape");
+    kv.value().copy_(it->second);
+  }
+  s.muon->load_state(ck.optim);
+  s.adamw->load_state(ck.optim);
+  auto rng = ck.optim.find("rng.sample");
+  if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
+  const auto& c = ck.rank_state.at("cursor");
+  s.p.train_loader->restore({c.at("batches").get<int64_t>(), c.at("epoch").get<int64_t>(),
+                             c.at("position").get<int64_t>()});
+  s.step = s.restored_step = ck.step;
+}
+
+double Trainer::evaluate() {
+  State& s = *s_;
+  const Config& c = s.p.cfg;
+  const auto& dc = dist::ctx();
+  torch::NoGradGuard no_grad;
+  s.p.val_loader->restore({});  // the same validation tokens every time
+  const int64_t per_batch = c.train.device_batch_size * c.model.seq_len * dc.world;
+  const int64_t batches = std::max<int64_t>(1, c.eval.tokens / per_batch);
+  torch::Tensor nats = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.p.device));
+  torch::Tensor bytes = torch::zeros_like(nats), all_nats = torch::zeros_like(nats), count = torch::zeros_like(nats);
+  for (int64_t i = 0; i < batches; ++i) {
+    data::Batch b = s.p.val_loader->next();
+    torch::Tensor loss;
+    {
+      AutocastGuard ag(s.p.device, s.autocast);
+      loss = s.p.model->forward_loss_per_token(b.inputs, b.targets).to(torch::kFloat64);
+    }
+    auto valid = b.targets >= 0;
+    auto nb = s.token_bytes.index({b.targets.clamp_min(0)}).to(torch::kFloat64) * valid;
+    nats += (loss * (nb > 0)).sum();
+    bytes += nb.sum();
+    all_nats += (loss * valid).sum();
+    count += valid.sum();
+  }
+  const double tot_nats = dist::all_reduce_sum(nats.item<double>());
+  const double tot_bytes = dist::all_reduce_sum(bytes.item<double>());
+  const double tot_all = dist::all_reduce_sum(all_nats.item<double>());
+  const double tot_count = dist::all_reduce_sum(count.item<double>());
+  const double bpb = tot_nats / (std::log(2.0) * std::max(1.0, tot_bytes));
+  const double val_loss = tot_all / std::max(1.0, tot_count);
+  log::info("[eval] step %lld | val loss %.4f nats/token | val bpb %.4f", (long long)s.step, val_loss, bpb);
+  nlohmann::json rec = {{"step", s.step}, {"val_loss", std::stod(f9(val_loss))}, {"val_bpb", std::stod(f9(bpb))}};
+  s.metrics.write(rec);
+  return bpb;
+}
+
+void Trainer::sample() {
+  State& s = *s_;
+  if (dist::ctx().rank != 0) return;
+  engine::SamplingOptions o;
+  o.max_new_tokens = s.p.cfg.eval.sample_tokens;
+  o.temperature = 0.8;
+  o.top_k = 50;
+  std::vector<int64_t> prompt = {static_cast<int64_t>(s.p.tokenizer->bos_id())};
+  auto out = engine::generate(s.p.model, prompt, o, s.sample_gen);
+  std::vector<uint32_t> ids(out.begin(), out.end());
+  log::info("[sample] step %lld:\n%s\n", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
+}
+
+void Trainer::save(int64_t step, bool stopped_early, const nlohmann::json& last_metrics) {
+  State& s = *s_;
+  const Config& c = s.p.cfg;
+  const auto t0 = Clock::now();
+  CheckpointWrite w;
+  w.step = step;
+  for (const auto& kv : s.p.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
+  w.optim = s.muon->state();
+  for (auto& kv : s.adamw->state()) w.optim.push_back(std::move(kv));
+  w.optim.emplace_back("rng.sample", s.sample_gen.get_state());
+  const data::Cursor cur = s.p.train_loader->cursor();
+  w.rank_state = {{"step", step},
+                  {"rank", dist::ctx().rank},
+                  {"cursor", {{"batches", cur.batches}, {"epoch", cur.epoch}, {"position", cur.position}}}};
+  w.meta = {{"config", to_yaml(c)},
+            {"tokenizer_sha256", s.p.tokenizer->sha256()},
+            {"total_steps", s.total},
+            {"stopped_early", stopped_early},
+            {"metrics", last_metrics},
+            {"created_by", std::string("kiln (LibTorch ") + KILN_TORCH_VERSION + ")"}};
+  w.tokenizer_path = s.p.tokenizer_path;
+  const std::string dir = save_checkpoint(c.checkpoint.dir, w, c.checkpoint.keep_last);
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  log::info("[ckpt] saved %s in %.2f s", dir.c_str(), dt);
+}
+
+int Trainer::run() {
+  State& s = *s_;
+  const Config& c = s.p.cfg;
+  const auto& dc = dist::ctx();
+  namespace fs = std::filesystem;
+  fs::create_directories(c.run.dir);
+  s.metrics = MetricsLog(c.run.dir + "/metrics.jsonl", s.restored_step);
+  const fs::path stopped_marker = fs::path(c.run.dir) / "STOPPED_EARLY";
+  if (dc.rank == 0) fs::remove(stopped_marker);
+
+  const int64_t tokens_per_step = c.train.total_batch_size;
+  const double peak = peak_flops(s.p.device) * dc.world;
+  log::info("[train] %lld parameters, %.4g FLOPs/token, %lld steps of %lld tokens (%lld micro-steps), from step %lld",
+            (long long)s.p.model->num_params(), s.flops_per_token, (long long)s.total, (long long)tokens_per_step,
+            (long long)s.accum, (long long)s.step);
+
+  nlohmann::json last_metrics = nlohmann::json::object();
+  double train_seconds = 0;
+  int64_t timed_steps = 0;
+  for (int64_t step = s.step;; ++step) {
+    s.step = step;
+    const bool last_step = step == s.total;
+    const bool stop = false;  // preemption signals: wired in with dist/signals
+
+    // ---- once in a while: validation, samples, checkpoint ----
+    if (s.p.val_loader && c.eval.every > 0 && (step % c.eval.every == 0 || last_step)) evaluate();
+    if (c.eval.sample_every > 0 && step > 0 && (step % c.eval.sample_every == 0 || last_step)) sample();
+    const bool periodic = c.checkpoint.every > 0 && step % c.checkpoint.every == 0 && step > 0;
+    if (step != s.restored_step && (last_step || stop || periodic)) save(step, stop && !last_step, last_metrics);
+    if (stop && !last_step) {
+      if (dc.rank == 0) std::ofstream(stopped_marker) << step << "\n";
+      log::info("[train] stopped by signal at step %lld after a checkpoint; resume with --resume %s",
+                (long long)step, c.checkpoint.dir.c_str());
+      return 0;
+    }
+    if (last_step) break;
+
+    // ---- one optimizer step: micro-steps, clipping, schedule, update ----
+    const auto t0 = Clock::now();
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(s.p.device));
+    for (int64_t m = 0; m < s.accum; ++m) {
+      data::Batch b = s.p.train_loader->next();
+      torch::Tensor loss;
+      {
+        AutocastGuard ag(s.p.device, s.autocast);
+        loss = s.p.model->forward(b.inputs, b.targets);
+      }
+      loss_sum += loss.detach();
+      (loss / static_cast<double>(s.accum)).backward();
+    }
+    const double loss_local = (loss_sum / static_cast<double>(s.accum)).item<float>();
+    const double loss = dist::all_reduce_sum(loss_local) / dc.world;
+    if (!std::isfinite(loss))
+      throw Error("step " + std::to_string(step + 1) + ": the training loss is " + f9(loss) +
+                      "; stopped without saving, the last good checkpoint in " + c.checkpoint.dir + " is kept",
+                  "lower the learning rates (optim.*) or resume from the last checkpoint with --resume");
+    const double grad_norm =
+        c.train.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(s.params, c.train.grad_clip) : 0.0;
+    const double lrm = optim::lr_multiplier(step, s.total, c.optim.warmup_ratio, c.optim.warmdown_ratio,
+                                            c.optim.final_lr_frac);
+    s.muon->set_lr(c.optim.matrix_lr * lrm);
+    s.muon->set_momentum(optim::muon_momentum(step, c.optim.muon_momentum_start, c.optim.muon_momentum_end,
+                                              c.optim.muon_momentum_warmup));
+    s.adamw->set_lr_multiplier(lrm);
+    s.muon->step();
+    s.adamw->step();
+    for (auto& p : s.params)
+      if (p.grad().defined()) p.grad().zero_();
+    sync_device(s.p.device);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+
+    // ---- one log line and one metrics record ----
+    // The first step after a (re)start pays for warm-up: leave it out of the ETA.
+    if (step > std::max<int64_t>(0, s.restored_step)) train_seconds += dt, ++timed_steps;
+    const double tok_s = tokens_per_step / dt;
+    const double mfu = peak > 0 ? 100.0 * s.flops_per_token * tok_s / peak : -1;
+    const double avg_dt = timed_steps > 0 ? train_seconds / timed_steps : dt;
+    last_metrics = {{"step", step + 1},
+                    {"loss", std::stod(f9(loss))},
+                    {"lr_mult", std::stod(f9(lrm))},
+                    {"grad_norm", std::stod(f9(grad_norm))},
+                    {"tokens", (step + 1) * tokens_per_step},
+                    {"dt_ms", std::stod(f9(dt * 1000))},
+                    {"tok_per_s", std::stod(f9(tok_s))}};
+    if (mfu >= 0) last_metrics["mfu"] = std::stod(f9(mfu));
+    s.metrics.write(last_metrics);
+    if ((step + 1) % c.log.every == 0 || step + 1 == s.total) {
+      char mfu_s[32] = "n/a";
+      if (mfu >= 0) snprintf(mfu_s, sizeof(mfu_s), "%.1f%%", mfu);
+      log::info("step %6lld/%lld (%5.1f%%) | loss %.6f | lrm %.3f | norm %.3f | dt %.0f ms | tok/s %.0f | mfu %s | eta %s",
+                (long long)(step + 1), (long long)s.total, 100.0 * (step + 1) / s.total, loss, lrm, grad_norm,
+                dt * 1000, tok_s, mfu_s, format_duration(avg_dt * (s.total - step - 1)).c_str());
+    }
+  }
+  log::info("[train] done: %lld steps; checkpoints in %s, metrics in %s/metrics.jsonl", (long long)s.total,
+            c.checkpoint.dir.c_str(), c.run.dir.c_str());
+  return 0;
+}
+
+}  // namespace kiln::train

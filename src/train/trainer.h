@@ -1,0 +1,48 @@
+// The Trainer: one top-to-bottom loop for pretraining, midtraining and SFT (they differ only in
+// the loader and the schedule). Gradient accumulation to train.total_batch_size tokens, bf16
+// autocast on CUDA, clipping, NaN/Inf stop, val bits-per-byte, samples, metrics.jsonl, progress
+// line with tok/s, MFU and ETA, and checkpoints that resume bit-exactly (on CPU).
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "data/loader.h"
+#include "model/gpt.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+
+namespace kiln::train {
+
+struct TrainerParts {
+  Config cfg;
+  torch::Device device = torch::kCPU;
+  model::GPT model{nullptr};
+  std::unique_ptr<data::Loader> train_loader;
+  std::unique_ptr<data::Loader> val_loader;  // may be null: no validation
+  std::shared_ptr<const tok::Tokenizer> tokenizer;
+  std::string tokenizer_path;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainerParts parts);
+  ~Trainer();
+  // Continue from a checkpoint: weights, optimizer state, loader cursor, RNG, step.
+  void restore(const CheckpointRead& ck);
+  // Train to the last step (or a stop signal) and return the process exit code.
+  int run();
+  // Optimizer steps of the whole run (train.max_steps, or derived from the data:param ratio).
+  int64_t total_steps() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+  double evaluate();
+  void sample();
+  void save(int64_t step, bool stopped_early, const nlohmann::json& last_metrics);
+};
+
+}  // namespace kiln::train

@@ -1,0 +1,102 @@
+// Checkpoint directories (train/checkpoint): a save is complete only with DONE; the newest
+// complete one is found; a corrupted file (CRC-32 mismatch) is refused and the previous good one
+// used; an interrupted save's temp dir is ignored; keep_last prunes. One process (world of 1).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using kiln::train::CheckpointWrite;
+
+namespace {
+CheckpointWrite sample_write(int64_t step) {
+  CheckpointWrite w;
+  w.step = step;
+  w.model = {{"w", torch::full({4, 3}, static_cast<float>(step))}, {"b", torch::arange(5)}};
+  w.optim = {{"muon.0.momentum_buffer", torch::ones({4, 3}) * 0.5}};
+  w.rank_state = {{"step", step}, {"cursor", {{"batches", step * 2}, {"epoch", 0}, {"position", 0}}}};
+  w.meta = {{"config", "run:\n  name: t\n"}};
+  return w;
+}
+void flip_a_byte(const fs::path& p) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-1, std::ios::end);
+  char c;
+  f.get(c);
+  f.seekp(-1, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x5a));
+}
+}  // namespace
+
+TEST(Checkpoint, SaveFindLoadRoundTrip) {
+  const std::string dir = kiln::test::temp_dir();
+  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  EXPECT_TRUE(fs::exists(fs::path(d20) / "DONE"));
+  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d20);
+  EXPECT_EQ(kiln::train::verify_checkpoint(d10), "");
+  auto r = kiln::train::load_checkpoint(d20, 0, 1);
+  EXPECT_EQ(r.step, 20);
+  EXPECT_TRUE(torch::equal(r.model.at("w"), torch::full({4, 3}, 20.0f)));
+  EXPECT_TRUE(torch::equal(r.model.at("b"), torch::arange(5)));
+  EXPECT_TRUE(torch::equal(r.optim.at("muon.0.momentum_buffer"), torch::ones({4, 3}) * 0.5));
+  EXPECT_EQ(r.rank_state["cursor"]["batches"], 40);
+  EXPECT_EQ(r.meta["world_size"], 1);
+  // A world-size mismatch is refused with the number to use.
+  try {
+    kiln::train::load_checkpoint(d20, 0, 2);
+    FAIL() << "expected an error";
+  } catch (const kiln::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("written by 1 ranks"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, WithoutDoneItDoesNotExist) {
+  const std::string dir = kiln::test::temp_dir();
+  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  fs::remove(fs::path(d20) / "DONE");
+  fs::create_directories(fs::path(dir) / ".step_00000030.tmp");  // a save that crashed midway
+  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d10);
+}
+
+TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
+  const std::string dir = kiln::test::temp_dir();
+  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  flip_a_byte(fs::path(d20) / "model.safetensors");
+  EXPECT_NE(kiln::train::verify_checkpoint(d20).find("model.safetensors is corrupted"), std::string::npos);
+  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d10);
+  // Asked for that step directly, it is an error that names the file.
+  try {
+    kiln::train::find_latest_checkpoint(d20);
+    FAIL() << "expected an error";
+  } catch (const kiln::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  flip_a_byte(fs::path(d10) / "state_rank_00000.json");
+  EXPECT_THROW(kiln::train::find_latest_checkpoint(dir), kiln::Error);
+}
+
+TEST(Checkpoint, RunDirectoryAndKeepLast) {
+  const std::string run = kiln::test::temp_dir();
+  const std::string dir = run + "/ckpt";
+  for (int s : {1, 2, 3, 4}) kiln::train::save_checkpoint(dir, sample_write(s), 2);
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind("step_", 0) == 0;
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(kiln::train::find_latest_checkpoint(run), dir + "/step_00000004");
+  EXPECT_FALSE(fs::exists(dir + "/step_00000002"));
+  // Saving the same step again (after a resume) replaces it whole.
+  auto w = sample_write(4);
+  w.model[0].second = torch::full({4, 3}, 7.0f);
+  kiln::train::save_checkpoint(dir, w, 2);
+  EXPECT_TRUE(torch::equal(kiln::train::load_checkpoint(dir + "/step_00000004", 0, 1).model.at("w"),
+                           torch::full({4, 3}, 7.0f)));
+  EXPECT_THROW(kiln::train::find_latest_checkpoint(run + "/nope"), kiln::Error);
+}
