@@ -40,7 +40,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
   }
 }
 
-void MetricsLog::write(const nlohmann::json& record) {
+void MetricsLog::write(const nlohmann::ordered_json& record) {
   if (path_.empty() || dist::ctx().rank != 0) return;
   std::ofstream out(path_, std::ios::app);
   out << record.dump() << "\n";

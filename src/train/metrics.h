@@ -15,7 +15,8 @@ class MetricsLog {
   // Opens <path> for appending; when resuming at `resume_step`, first drops lines whose step is
   // later (they were written by the run that died after its last checkpoint).
   MetricsLog(const std::string& path, int64_t resume_step);
-  void write(const nlohmann::json& record);  // rank 0 only; no-op elsewhere
+  // Keys keep their insertion order: {"step": n, "loss": x, ...}. Rank 0 only; no-op elsewhere.
+  void write(const nlohmann::ordered_json& record);
 
  private:
   std::string path_;

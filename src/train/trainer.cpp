@@ -160,7 +160,7 @@ double Trainer::evaluate() {
   const double bpb = tot_nats / (std::log(2.0) * std::max(1.0, tot_bytes));
   const double val_loss = tot_all / std::max(1.0, tot_count);
   log::info("[eval] step %lld | val loss %.4f nats/token | val bpb %.4f", (long long)s.step, val_loss, bpb);
-  nlohmann::json rec = {{"step", s.step}, {"val_loss", std::stod(f9(val_loss))}, {"val_bpb", std::stod(f9(bpb))}};
+  nlohmann::ordered_json rec = {{"step", s.step}, {"val_loss", std::stod(f9(val_loss))}, {"val_bpb", std::stod(f9(bpb))}};
   s.metrics.write(rec);
   return bpb;
 }
@@ -178,7 +178,7 @@ void Trainer::sample() {
   log::info("[sample] step %lld:\n%s\n", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
 }
 
-void Trainer::save(int64_t step, bool stopped_early, const nlohmann::json& last_metrics) {
+void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics) {
   State& s = *s_;
   const Config& c = s.p.cfg;
   const auto t0 = Clock::now();
@@ -196,7 +196,7 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::json& last_
             {"tokenizer_sha256", s.p.tokenizer->sha256()},
             {"total_steps", s.total},
             {"stopped_early", stopped_early},
-            {"metrics", last_metrics},
+            {"metrics", nlohmann::json::parse(last_metrics.dump())},
             {"created_by", std::string("kiln (LibTorch ") + KILN_TORCH_VERSION + ")"}};
   w.tokenizer_path = s.p.tokenizer_path;
   const std::string dir = save_checkpoint(c.checkpoint.dir, w, c.checkpoint.keep_last);
@@ -220,7 +220,7 @@ int Trainer::run() {
             (long long)s.p.model->num_params(), s.flops_per_token, (long long)s.total, (long long)tokens_per_step,
             (long long)s.accum, (long long)s.step);
 
-  nlohmann::json last_metrics = nlohmann::json::object();
+  nlohmann::ordered_json last_metrics = nlohmann::ordered_json::object();
   double train_seconds = 0;
   int64_t timed_steps = 0;
   for (int64_t step = s.step;; ++step) {
@@ -229,10 +229,12 @@ int Trainer::run() {
     const bool stop = false;  // preemption signals: wired in with dist/signals
 
     // ---- once in a while: validation, samples, checkpoint ----
-    if (s.p.val_loader && c.eval.every > 0 && (step % c.eval.every == 0 || last_step)) evaluate();
-    if (c.eval.sample_every > 0 && step > 0 && (step % c.eval.sample_every == 0 || last_step)) sample();
+    // (At the step a run resumes from, these already ran before that checkpoint was saved.)
+    const bool fresh = step != s.restored_step;
+    if (fresh && s.p.val_loader && c.eval.every > 0 && (step % c.eval.every == 0 || last_step)) evaluate();
+    if (fresh && c.eval.sample_every > 0 && step > 0 && (step % c.eval.sample_every == 0 || last_step)) sample();
     const bool periodic = c.checkpoint.every > 0 && step % c.checkpoint.every == 0 && step > 0;
-    if (step != s.restored_step && (last_step || stop || periodic)) save(step, stop && !last_step, last_metrics);
+    if (fresh && (last_step || stop || periodic)) save(step, stop && !last_step, last_metrics);
     if (stop && !last_step) {
       if (dc.rank == 0) std::ofstream(stopped_marker) << step << "\n";
       log::info("[train] stopped by signal at step %lld after a checkpoint; resume with --resume %s",

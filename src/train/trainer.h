@@ -42,7 +42,7 @@ class Trainer {
   std::unique_ptr<State> s_;
   double evaluate();
   void sample();
-  void save(int64_t step, bool stopped_early, const nlohmann::json& last_metrics);
+  void save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics);
 };
 
 }  // namespace kiln::train
