@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Fetch a public corpus into DIR, using a local copy first (../shared/data, or $KILN_DATA) and the
-# canonical source otherwise. Usage: data_tools/fetch.sh NAME DIR
-#   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval
+# canonical source otherwise; parquet sources are converted to JSONL (data_tools/parquet_to_jsonl.py)
+# because ./tokenizer and ./prepare read text and JSONL. Usage: data_tools/fetch.sh NAME DIR [N]
+#   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
 set -euo pipefail
-name=${1:?usage: data_tools/fetch.sh NAME DIR}; dir=${2:?usage: data_tools/fetch.sh NAME DIR}
+name=${1:?usage: data_tools/fetch.sh NAME DIR [N]}; dir=${2:?usage: data_tools/fetch.sh NAME DIR [N]}
 here=$(cd "$(dirname "$0")/.." && pwd)
 local_root=${KILN_DATA:-$here/../shared/data}
+py=${PYTHON:-python3}
+HF=https://huggingface.co/datasets
 mkdir -p "$dir"
+download() {  # download URL OUT: retries with backoff, .tmp then rename (never a partial final file)
+  local url=$1 out=$2 i
+  for i in 1 2 3 4 5; do
+    curl -fsSL "$url" -o "$out.tmp" && { mv "$out.tmp" "$out"; return 0; }
+    echo "[fetch] attempt $i failed for $url" >&2; sleep $((2 ** i))
+  done
+  rm -f "$out.tmp"; echo "[fetch] giving up on $url" >&2; return 1
+}
 get() {  # get RELATIVE-PATH URL: copy from the local mirror, else download
   local rel=$1 url=$2 out="$dir/$(basename "$1")"
   [ -s "$out" ] && return 0
   if [ -f "$local_root/$rel" ]; then cp "$local_root/$rel" "$out.tmp" && mv "$out.tmp" "$out"; echo "[fetch] $out (local copy)"
-  else curl -fsSL --retry 3 "$url" -o "$out.tmp" && mv "$out.tmp" "$out"; echo "[fetch] $out ($url)"; fi
+  else download "$url" "$out"; echo "[fetch] $out ($url)"; fi
+}
+get_parquet() {  # get_parquet URL OUT.jsonl [COLUMNS...]: download, convert, drop the parquet
+  local url=$1 out=$2; shift 2
+  [ -s "$out" ] && return 0
+  download "$url" "$out.parquet"
+  "$py" "$here/data_tools/parquet_to_jsonl.py" "$out.parquet" "$out" ${1:+--columns "$@"}
+  rm -f "$out.parquet"
 }
 case "$name" in
   tinyshakespeare)
@@ -23,5 +41,29 @@ case "$name" in
   humaneval)
     get humaneval/HumanEval.jsonl.gz https://raw.githubusercontent.com/openai/human-eval/6d43fb980f9fee3c892a914eda09951f772ad10d/data/HumanEval.jsonl.gz
     [ -s "$dir/HumanEval.jsonl" ] || gunzip -c "$dir/HumanEval.jsonl.gz" > "$dir/HumanEval.jsonl" ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, humaneval)" >&2; exit 1 ;;
+  arc)  # local: HF allenai/ai2_arc splits as JSONL; else the same splits from HF parquet
+    for sub in Easy Challenge; do for s in train validation test; do
+      if [ -f "$local_root/arc/ARC-$sub-$s.jsonl" ]; then get arc/ARC-$sub-$s.jsonl unused
+      else get_parquet "$HF/allenai/ai2_arc/resolve/main/ARC-$sub/$s-00000-of-00001.parquet" "$dir/ARC-$sub-$s.jsonl"; fi
+    done; done ;;
+  mmlu)  # local: CSV with header, 0-based answers (see shared/data/README.md); else the original tar
+    if [ -d "$local_root/mmlu" ]; then
+      [ -d "$dir/test" ] || cp -r "$local_root/mmlu/." "$dir/"
+      echo "[fetch] $dir (local copy)"
+    else
+      download https://people.eecs.berkeley.edu/~hendrycks/data.tar "$dir/data.tar"
+      tar -xf "$dir/data.tar" -C "$dir" && rm -f "$dir/data.tar"
+      echo "[fetch] $dir (original hendrycks CSVs: no header, letter answers)"
+    fi ;;
+  fineweb-edu)  # nanochat's shuffled FineWeb-Edu sample-100BT shards; the last one fetched is val
+    n=${3:-2}
+    for ((i = 0; i < n; i++)); do
+      f=$(printf 'shard_%05d' "$i")
+      get_parquet "$HF/karpathy/fineweb-edu-100b-shuffle/resolve/main/$f.parquet" "$dir/$f.jsonl" text
+    done ;;
+  smoltalk)  # nanochat's SFT/midtraining chat set: records with a "messages" list (./prepare --chat)
+    for s in train test; do
+      get_parquet "$HF/HuggingFaceTB/smol-smoltalk/resolve/main/data/$s-00000-of-00001.parquet" "$dir/$s.jsonl" messages
+    done ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, fineweb-edu, smoltalk)" >&2; exit 1 ;;
 esac

@@ -22,7 +22,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv python3-pip
       libyaml-cpp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev
-      libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev)
+      libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libssl-dev)
 if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${pkgs[@]}"; do
@@ -54,9 +54,9 @@ if ! have_torch "$PY"; then
   "$PY" -m pip install -q "torch==$TORCH_VERSION" || die "pip could not install torch==$TORCH_VERSION"
 fi
 # Test and reference-check helpers (PyTorch parity, safetensors, h5py).
-if ! "$PY" -c "import numpy, safetensors, h5py" 2>/dev/null; then
-  say "installing numpy, safetensors, h5py (tests/reference)"
-  "$PY" -m pip install -q numpy safetensors h5py
+if ! "$PY" -c "import numpy, safetensors, h5py, regex" 2>/dev/null; then
+  say "installing numpy, safetensors, h5py, regex (tests/reference)"
+  "$PY" -m pip install -q numpy safetensors h5py regex
 fi
 say "Python: $PY (torch $("$PY" -c 'import torch;print(torch.__version__)'))"
 [ -d /usr/local/cuda ] || say "note: no CUDA toolkit at /usr/local/cuda; torch's CMake needs one for its CUDA build"

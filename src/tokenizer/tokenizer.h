@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kiln::tok {
@@ -19,10 +20,19 @@ inline const std::vector<std::string>& special_tokens() {
   return s;
 }
 
+using Merge = std::pair<uint32_t, uint32_t>;  // merge r joins (first, second) into token 256 + r
+
 class Tokenizer {
  public:
   // Load a tokenizer JSON; throws kiln::Error naming the file on any problem.
   static Tokenizer load(const std::string& json_path);
+  // Build from merges in rank order (what training produces); pattern "" means the GPT-4 one.
+  static Tokenizer from_merges(std::vector<Merge> merges, const std::string& pattern = "");
+  // The JSON document (format "kiln.tokenizer" v1); save() writes it atomically (tmp + rename).
+  std::string to_json() const;
+  void save(const std::string& json_path) const;
+  const std::vector<Merge>& merges() const;
+  const std::string& pattern() const;
 
   // Ordinary text: special-token strings in the text are encoded as plain bytes.
   std::vector<uint32_t> encode(std::string_view text) const;

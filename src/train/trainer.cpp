@@ -14,7 +14,7 @@
 #include "core/log.h"          // log::info
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
 #include "engine/sampler.h"    // generate
-#include "optim/optimizers.h"  // Muon, AdamW, lr_multiplier, muon_momentum
+#include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
 
 namespace kiln::train {
@@ -53,8 +53,7 @@ void sync_device(const torch::Device& d) {
 
 struct Trainer::State {
   TrainerParts p;
-  std::unique_ptr<optim::Muon> muon;
-  std::unique_ptr<optim::AdamW> adamw;
+  std::unique_ptr<optim::Optimizers> opt;
   std::vector<torch::Tensor> params;
   torch::Generator sample_gen;
   torch::Tensor token_bytes;  // (vocab) float on device, for bits-per-byte
@@ -77,16 +76,8 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   s.flops_per_token = s.p.model->estimate_flops();
   s.params = s.p.model->parameters();
 
-  // Optimizers as nanochat: Muon for the block matrices, AdamW for embedding and head with
-  // learning rates scaled by (width/768)^-0.5.
-  const double width = static_cast<double>(s.p.model->config().n_embd);
-  const double scale = optim::adamw_lr_scale(width);
-  s.muon = std::make_unique<optim::Muon>(s.p.model->matrix_params(), c.optim.matrix_lr, c.optim.muon_momentum_end,
-                                         c.optim.ns_steps);
-  s.adamw = std::make_unique<optim::AdamW>(
-      std::vector<optim::AdamW::Group>{{s.p.model->embedding_params(), c.optim.embedding_lr * scale},
-                                       {s.p.model->unembedding_params(), c.optim.unembedding_lr * scale}},
-      c.optim.adam_beta1, c.optim.adam_beta2, c.optim.adam_eps, c.optim.weight_decay);
+  // nanochat's optimizers: Muon for the block matrices, AdamW for embedding and head.
+  s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(*s.p.model, c.optim));
 
   s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
   std::vector<float> tb(s.p.tokenizer->token_bytes().begin(), s.p.tokenizer->token_bytes().end());
@@ -119,8 +110,7 @@ void Trainer::restore(const CheckpointRead& ck) {
       throw Error("checkpoint " + ck.dir + ": tensor '" + kv.key() + "' has the wrong shape");
     kv.value().copy_(it->second);
   }
-  s.muon->load_state(ck.optim);
-  s.adamw->load_state(ck.optim);
+  s.opt->load_state(ck.optim);
   auto rng = ck.optim.find("rng.sample");
   if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
   const auto& c = ck.rank_state.at("cursor");
@@ -185,8 +175,7 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   CheckpointWrite w;
   w.step = step;
   for (const auto& kv : s.p.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
-  w.optim = s.muon->state();
-  for (auto& kv : s.adamw->state()) w.optim.push_back(std::move(kv));
+  w.optim = s.opt->state();
   w.optim.emplace_back("rng.sample", s.sample_gen.get_state());
   const data::Cursor cur = s.p.train_loader->cursor();
   w.rank_state = {{"step", step},
@@ -264,14 +253,11 @@ int Trainer::run() {
                   "lower the learning rates (optim.*) or resume from the last checkpoint with --resume");
     const double grad_norm =
         c.train.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(s.params, c.train.grad_clip) : 0.0;
+    s.opt->set_schedule(step, s.total, c.optim);
     const double lrm = optim::lr_multiplier(step, s.total, c.optim.warmup_ratio, c.optim.warmdown_ratio,
                                             c.optim.final_lr_frac);
-    s.muon->set_lr(c.optim.matrix_lr * lrm);
-    s.muon->set_momentum(optim::muon_momentum(step, c.optim.muon_momentum_start, c.optim.muon_momentum_end,
-                                              c.optim.muon_momentum_warmup));
-    s.adamw->set_lr_multiplier(lrm);
-    s.muon->step();
-    s.adamw->step();
+    s.opt->step();
+    // Zero in place rather than drop: gradient buckets keep param.grad as views into them.
     for (auto& p : s.params)
       if (p.grad().defined()) p.grad().zero_();
     sync_device(s.p.device);

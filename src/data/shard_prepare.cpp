@@ -1,0 +1,224 @@
+// ./prepare (see shard_prepare.h): a reader gathers batches (text blocks or JSONL lines), all
+// cores encode or render them, and one writer appends them in input order, so the output is
+// deterministic whatever the thread count. Shards go through ShardWriter's tmp + rename.
+#include "data/shard_prepare.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "core/error.h"
+#include "data/shard_writer.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/corpus.h"
+#include "tokenizer/parallel.h"
+#include "tokenizer/tokenizer.h"
+
+namespace kiln::data {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Consecutive shards of one split; a new shard starts once the current one is full.
+class ShardSeries {
+ public:
+  ShardSeries(std::string dir, std::string split, ShardMeta meta, uint64_t limit, bool mask)
+      : dir_(std::move(dir)), split_(std::move(split)), meta_(std::move(meta)), limit_(limit), mask_(mask) {}
+  void append(const std::vector<uint32_t>& ids, const std::vector<uint8_t>* mask = nullptr) {
+    if (!w_) {
+      char name[32];
+      snprintf(name, sizeof name, "%s_%04zu.h5", split_.c_str(), paths_.size());
+      cur_ = (fs::path(dir_) / name).string();
+      w_ = std::make_unique<ShardWriter>(cur_, meta_, mask_);
+    }
+    w_->append(ids.data(), ids.size(), mask ? mask->data() : nullptr);
+    tokens_ += ids.size();
+  }
+  void end_document() {
+    if (!w_) return;
+    w_->end_document();
+    ++docs_;
+    if (w_->num_tokens() >= limit_) close();
+  }
+  void close() {
+    if (!w_) return;
+    w_->finish();
+    w_.reset();
+    paths_.push_back(cur_);
+  }
+  const std::vector<std::string>& paths() const { return paths_; }
+  uint64_t tokens() const { return tokens_; }
+  uint64_t docs() const { return docs_; }
+
+ private:
+  std::string dir_, split_, cur_;
+  ShardMeta meta_;
+  uint64_t limit_;
+  bool mask_;
+  std::unique_ptr<ShardWriter> w_;
+  std::vector<std::string> paths_;
+  uint64_t tokens_ = 0, docs_ = 0;
+};
+
+// One progress line on stderr: bytes done of total, speed, tokens.
+class Progress {
+ public:
+  Progress(bool on, uint64_t total) : on_(on), total_(total), tty_(isatty(2)) {}
+  void update(uint64_t done, uint64_t tokens, bool last = false) {
+    if (!on_) return;
+    auto now = std::chrono::steady_clock::now();
+    double since = std::chrono::duration<double>(now - last_).count();
+    if (!last && since < (tty_ ? 0.5 : 10.0)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - t0_).count();
+    fprintf(stderr, "%s[prepare] %5.1f%%  %.1f / %.1f MB  %.1f MB/s  %llu tokens%s", tty_ ? "\r" : "",
+            total_ ? 100.0 * double(done) / double(total_) : 100.0, double(done) / 1e6, double(total_) / 1e6,
+            secs > 0 ? double(done) / 1e6 / secs : 0.0, (unsigned long long)tokens, tty_ && !last ? "" : "\n");
+  }
+
+ private:
+  bool on_;
+  uint64_t total_;
+  bool tty_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(), last_{};
+};
+
+void remove_old_outputs(const std::string& dir) {
+  static const std::regex re(R"((train|val)_\d{4}\.h5(\.tmp)?)");
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (std::regex_match(name, re)) {
+      fs::remove(e.path());
+      fprintf(stderr, "[prepare] removed old %s\n", e.path().c_str());
+    }
+  }
+}
+}  // namespace
+
+uint64_t text_split_point(const std::string& path, double f) {
+  uint64_t size = tok::file_size(path);
+  uint64_t t = uint64_t(std::floor((1.0 - f) * double(size)));
+  if (f <= 0 || t >= size) return size;
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(std::streamoff(t > 0 ? t - 1 : 0));
+  uint64_t pos = t > 0 ? t - 1 : 0;
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof buf);
+    for (std::streamsize i = 0; i < in.gcount(); ++i, ++pos)
+      if (buf[i] == '\n') return pos + 1;
+  }
+  return size;  // no newline after the cut: all of it is train
+}
+
+PrepareResult prepare_shards(const PrepareOptions& opt) {
+  if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
+    throw Error("[prepare] --val-fraction " + std::to_string(opt.val_fraction) + " is out of range",
+                "give a fraction in [0, 1), e.g. 0.1 for the last 10% of a text file");
+  auto tok = tok::Tokenizer::load(opt.tokenizer);
+  auto files = tok::expand_inputs(opt.inputs);
+  fs::create_directories(opt.output);
+  remove_old_outputs(opt.output);
+
+  ShardMeta meta{tok.vocab_size(), tok.bos_id(), tok.sha256(), "", "kiln prepare"};
+  uint64_t total = 0;
+  for (const auto& f : files) {
+    meta.source += (meta.source.empty() ? "" : ", ") + f;
+    total += tok::file_size(f);
+  }
+  ShardSeries train(opt.output, "train", meta, opt.shard_tokens, opt.chat);
+  ShardSeries val(opt.output, "val", meta, opt.shard_tokens, opt.chat);
+  Progress progress(opt.progress, total);
+  const unsigned threads = tok::default_threads();
+  uint64_t done_bytes = 0, record = 0;
+  const double F = opt.val_fraction;
+
+  for (const auto& path : files) {
+    if (!tok::is_jsonl(path)) {
+      if (opt.chat)
+        throw Error("[prepare] --chat needs JSONL conversations, but " + path + " is not a .jsonl file",
+                    "give *.jsonl files with \"messages\" lists or GSM8K question/answer records");
+      // Plain text: one train document and one val document, each encoded block by block.
+      uint64_t size = tok::file_size(path), cut = text_split_point(path, F);
+      for (auto [begin, end, series] : {std::tuple{uint64_t(0), cut, &train}, std::tuple{cut, size, &val}}) {
+        if (begin == end) continue;
+        series->append({tok.bos_id()});
+        tok::TextBlockReader reader(path, begin, end);
+        std::vector<std::string> blocks;
+        std::string b;
+        bool more = true;
+        while (more) {
+          blocks.clear();
+          while (blocks.size() < 4 * threads && (more = reader.next(b))) blocks.push_back(std::move(b));
+          auto ids = tok.encode_batch(blocks);
+          for (size_t i = 0; i < ids.size(); ++i) {
+            series->append(ids[i]);
+            done_bytes += blocks[i].size();
+          }
+          progress.update(done_bytes, train.tokens() + val.tokens());
+        }
+        series->end_document();
+      }
+      continue;
+    }
+    // JSONL: batches of lines, parsed and encoded in parallel, written in order.
+    tok::JsonlReader reader(path);
+    std::vector<std::string> lines;
+    std::vector<size_t> line_nos;
+    std::string line;
+    bool more = true;
+    while (more) {
+      lines.clear();
+      line_nos.clear();
+      size_t bytes = 0;
+      while (lines.size() < 8192 && bytes < (32u << 20) && (more = reader.next_line(line))) {
+        bytes += line.size() + 1;
+        lines.push_back(std::move(line));
+        line_nos.push_back(reader.line_no());
+      }
+      std::vector<tok::Rendered> out(lines.size());
+      tok::parallel_for(lines.size(), [&](size_t i) {
+        std::string where = path + ":" + std::to_string(line_nos[i]);
+        nlohmann::json rec;
+        try {
+          rec = nlohmann::json::parse(lines[i]);
+        } catch (const nlohmann::json::exception& e) {
+          throw Error("[prepare] " + where + ": not valid JSON: " + e.what(), "JSONL files hold one JSON object per line");
+        }
+        if (opt.chat) {
+          try {
+            out[i] = tok::render_conversation(tok, tok::conversation_from_json(rec, where), opt.max_len);
+          } catch (const Error& e) {
+            std::string msg = e.what();
+            throw Error(msg.starts_with("[chat] " + where) ? msg : "[prepare] " + where + ": " + msg);
+          }
+        } else {
+          out[i].ids = tok.encode(tok::text_field(rec, opt.field, path, line_nos[i]));
+          out[i].ids.insert(out[i].ids.begin(), tok.bos_id());
+        }
+      }, threads);
+      for (auto& r : out) {
+        bool to_val = std::floor(double(record + 1) * F) > std::floor(double(record) * F);
+        ++record;
+        ShardSeries& s = to_val ? val : train;
+        s.append(r.ids, opt.chat ? &r.mask : nullptr);
+        s.end_document();
+      }
+      done_bytes += bytes;
+      progress.update(done_bytes, train.tokens() + val.tokens());
+    }
+  }
+  train.close();
+  val.close();
+  progress.update(done_bytes, train.tokens() + val.tokens(), true);
+  return {train.paths(), val.paths(), train.tokens(), val.tokens(), train.docs(), val.docs()};
+}
+
+}  // namespace kiln::data
