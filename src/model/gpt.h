@@ -24,7 +24,8 @@ struct GPTConfig {
 
 class GPTImpl : public torch::nn::Module {
  public:
-  explicit GPTImpl(const GPTConfig& cfg);
+  // `device` = torch::kMeta builds the shapes without memory (parameter counts, FLOPs).
+  explicit GPTImpl(const GPTConfig& cfg, torch::Device device = torch::kCPU);
 
   // nanochat's init: linears N(0, 1/sqrt(fan_in)*min(1, sqrt(fan_out/fan_in))), embedding
   // N(0,1), zeros for the head and both residual projections. Deterministic for a seed.
@@ -47,6 +48,9 @@ class GPTImpl : public torch::nn::Module {
   std::vector<torch::Tensor> unembedding_params();
 
  private:
+  torch::Tensor hidden(const torch::Tensor& idx);
+  torch::Tensor logits_from_hidden(const torch::Tensor& x);
+
   GPTConfig cfg_;
   // (layers and buffers are private to model/)
   struct Layers;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+#include "model/gpt.h"
 #include "model/safetensors.h"
 
 namespace kiln::optim {
@@ -22,8 +24,11 @@ class Muon {
   void set_lr(double lr);
   void set_momentum(double m);
   double lr() const;
+  double momentum() const;
+  int64_t steps() const;  // step() calls so far
   const std::vector<torch::Tensor>& params() const;
-  // State as "<prefix><i>.momentum_buffer" tensors; load restores them exactly.
+  // State as "<prefix><i>.momentum_buffer" tensors plus lr, momentum, steps and num_params
+  // scalars; load restores them exactly.
   kiln::model::NamedTensors state(const std::string& prefix = "muon.") const;
   void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix = "muon.");
 
@@ -45,6 +50,9 @@ class AdamW {
   void zero_grad();
   // Sets every group's lr to base_lr * multiplier.
   void set_lr_multiplier(double m);
+  double lr(size_t group) const;  // the group's current lr
+  // "<prefix><i>.{step,exp_avg,exp_avg_sq}" per parameter (flattened over groups), plus the
+  // multiplier, each group's lr and num_params.
   kiln::model::NamedTensors state(const std::string& prefix = "adamw.") const;
   void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix = "adamw.");
 
@@ -58,5 +66,23 @@ class AdamW {
 double lr_multiplier(int64_t step, int64_t total, double warmup_ratio, double warmdown_ratio, double final_frac);
 // Muon momentum: linear from start to end over `warmup` steps (nanochat: 0.85 -> 0.95 over 300).
 double muon_momentum(int64_t step, double start, double end, int64_t warmup);
+
+// nanochat's width rule for the AdamW lrs: (width / 768)^-0.5 (d20: 0.7746).
+double adamw_lr_scale(int64_t width);
+
+// nanochat's optimizer setup for a GPT: Muon (matrix_lr) on every block matrix; AdamW with two
+// groups, lm_head (unembedding_lr) then wte (embedding_lr), both times adamw_lr_scale(width).
+struct Optimizers {
+  Muon muon;
+  AdamW adamw;
+  // lr multiplier for both and Muon's momentum at `step` of `total`, from the optim config.
+  void set_schedule(int64_t step, int64_t total, const kiln::OptimConfig& o);
+  void step();
+  void zero_grad();
+  // Both states in one map ("muon." and "adamw." prefixes), for one checkpoint file per rank.
+  kiln::model::NamedTensors state() const;
+  void load_state(const std::map<std::string, torch::Tensor>& state);
+};
+Optimizers make_optimizers(kiln::model::GPTImpl& model, const kiln::OptimConfig& o);
 
 }  // namespace kiln::optim

@@ -1,0 +1,239 @@
+// The nanochat V1 GPT in LibTorch. Parameters live in tiny named modules so that
+// named_parameters() spells nanochat's names ("transformer.h.0.attn.c_q.weight"), while forward
+// works on cached tensor handles and calls ATen ops directly: no per-call module dispatch.
+#include "model/gpt.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace kiln::model {
+
+namespace {
+
+// A bias-free linear layer that only holds "weight" (out, in); allocated uninitialised because
+// init_weights() (or a checkpoint) always overwrites it, and so that a d20 on the meta device
+// costs nothing.
+struct WeightOnly : torch::nn::Module {
+  torch::Tensor weight;
+  WeightOnly(int64_t out, int64_t in, const torch::TensorOptions& o) {
+    weight = register_parameter("weight", torch::empty({out, in}, o));
+  }
+};
+
+struct Attn : torch::nn::Module {
+  std::shared_ptr<WeightOnly> c_q, c_k, c_v, c_proj;
+  Attn(const GPTConfig& c, const torch::TensorOptions& o) {
+    c_q = register_module("c_q", std::make_shared<WeightOnly>(c.n_head * c.head_dim, c.n_embd, o));
+    c_k = register_module("c_k", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
+    c_v = register_module("c_v", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
+    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, c.n_head * c.head_dim, o));
+  }
+};
+
+struct Mlp : torch::nn::Module {
+  std::shared_ptr<WeightOnly> c_fc, c_proj;
+  Mlp(const GPTConfig& c, const torch::TensorOptions& o) {
+    c_fc = register_module("c_fc", std::make_shared<WeightOnly>(4 * c.n_embd, c.n_embd, o));
+    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, 4 * c.n_embd, o));
+  }
+};
+
+struct Block : torch::nn::Module {
+  std::shared_ptr<Attn> attn;
+  std::shared_ptr<Mlp> mlp;
+  Block(const GPTConfig& c, const torch::TensorOptions& o) {
+    attn = register_module("attn", std::make_shared<Attn>(c, o));
+    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
+  }
+};
+
+// Weightless RMSNorm over the last dimension; eps = finfo(dtype).eps as F.rms_norm's default.
+inline torch::Tensor rms_norm(const torch::Tensor& x) {
+  return at::rms_norm(x, {x.size(-1)}, std::nullopt, std::nullopt);
+}
+
+}  // namespace
+
+// Cached handles to the parameters and rotary tables. Module::to() swaps tensor data in place
+// (set_data), so these handles stay valid across ->to(device).
+struct GPTImpl::Layers {
+  struct L {
+    torch::Tensor wq, wk, wv, wo, wfc, wproj;
+  };
+  torch::Tensor wte, lm_head;
+  std::vector<L> h;
+  std::shared_ptr<torch::nn::Module> transformer;
+  std::vector<std::shared_ptr<Block>> blocks;
+  // Rotary tables (1, T_max, 1, D): cos repeated over both halves, sin as [sin, -sin], so one
+  // rotation is x*cos + rotate_half(x)*sin with rotate_half(x) = [x2, x1]. See Note [Rotary].
+  torch::Tensor cos, sin;
+};
+
+// Note [Rotary]: nanochat's half-split rotation is y1 = x1*cos + x2*sin, y2 = -x1*sin + x2*cos.
+// With cos_full = [cos, cos], sin_signed = [sin, -sin] and r = [x2, x1] this is
+// y = x*cos_full + r*sin_signed: one cat and two multiplies instead of four slices, four
+// multiplies, two adds and a cat. The products are the same floats; the sums are in the same order.
+
+GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
+  const ModelShape s = derive_shape(m);
+  GPTConfig c;
+  c.n_layer = s.n_layer;
+  c.n_embd = s.width;
+  c.n_head = s.n_head;
+  c.n_kv_head = s.n_kv_head;
+  c.head_dim = s.head_dim;
+  c.seq_len = m.seq_len;
+  if (m.vocab_size > 0 && vocab_size > 0 && m.vocab_size < vocab_size)
+    throw Error("model.vocab_size = " + std::to_string(m.vocab_size) + " is smaller than the tokenizer's " +
+                    std::to_string(vocab_size) + " tokens",
+                "leave model.vocab_size at 0 to take it from the tokenizer");
+  c.vocab_size = m.vocab_size > 0 ? m.vocab_size : vocab_size;
+  if (c.vocab_size <= 0) throw Error("model: vocabulary size unknown (model.vocab_size = 0 and no tokenizer)");
+  c.padded_vocab_size = (c.vocab_size + 63) / 64 * 64;
+  c.softcap = m.softcap;
+  c.rope_base = m.rope_base;
+  return c;
+}
+
+GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers_(std::make_shared<Layers>()) {
+  TORCH_CHECK(cfg.n_layer > 0 && cfg.n_embd > 0 && cfg.n_head > 0 && cfg.head_dim > 0, "GPTConfig: empty shape");
+  TORCH_CHECK(cfg.n_kv_head > 0 && cfg.n_head % cfg.n_kv_head == 0, "GPTConfig: n_kv_head must divide n_head");
+  TORCH_CHECK(cfg.head_dim % 2 == 0, "GPTConfig: rotary needs an even head_dim");
+  TORCH_CHECK(cfg.padded_vocab_size >= cfg.vocab_size && cfg.vocab_size > 0, "GPTConfig: bad vocab sizes");
+  const auto o = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto& L = *layers_;
+  // Registration order = nanochat's (transformer.wte, transformer.h.*, lm_head): init order and
+  // the order of named_parameters() follow it.
+  L.transformer = register_module("transformer", std::make_shared<torch::nn::Module>());
+  auto wte = L.transformer->register_module("wte", std::make_shared<torch::nn::Module>());
+  L.wte = wte->register_parameter("weight", torch::empty({cfg.padded_vocab_size, cfg.n_embd}, o));
+  auto h = L.transformer->register_module("h", std::make_shared<torch::nn::Module>());
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, o));
+    L.blocks.push_back(b);
+    L.h.push_back({b->attn->c_q->weight, b->attn->c_k->weight, b->attn->c_v->weight, b->attn->c_proj->weight,
+                   b->mlp->c_fc->weight, b->mlp->c_proj->weight});
+  }
+  auto head = register_module("lm_head", std::make_shared<torch::nn::Module>());
+  L.lm_head = head->register_parameter("weight", torch::empty({cfg.padded_vocab_size, cfg.n_embd}, o));
+
+  // Rotary tables for 10x the context (as nanochat, so generation may run past seq_len), fp32.
+  const int64_t T = std::max<int64_t>(1, 10 * cfg.seq_len), D = cfg.head_dim;
+  if (device.is_meta()) {
+    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D}, o));
+    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D}, o));
+  } else {
+    auto f = torch::TensorOptions().dtype(torch::kFloat32);
+    auto inv_freq = 1.0 / torch::pow(torch::tensor(cfg.rope_base, f), torch::arange(0, D, 2, f) / double(D));
+    auto freqs = torch::outer(torch::arange(T, f), inv_freq);  // (T, D/2)
+    auto c = freqs.cos(), s = freqs.sin();
+    L.cos = register_buffer("rotary_cos", torch::cat({c, c}, -1).view({1, T, 1, D}).to(device));
+    L.sin = register_buffer("rotary_sin", torch::cat({s, -s}, -1).view({1, T, 1, D}).to(device));
+  }
+}
+
+void GPTImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard ng;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  // Sampled on the CPU in fp32 whatever the device, so a seed gives the same weights everywhere.
+  auto fill_normal = [&](torch::Tensor& w, double std) {
+    auto t = torch::empty(w.sizes(), torch::kFloat32);
+    t.normal_(0.0, std, gen);
+    w.copy_(t);
+  };
+  auto linear = [&](torch::Tensor& w) {
+    const double fan_out = double(w.size(0)), fan_in = double(w.size(1));
+    fill_normal(w, 1.0 / std::sqrt(fan_in) * std::min(1.0, std::sqrt(fan_out / fan_in)));
+  };
+  auto& L = *layers_;
+  fill_normal(L.wte, 1.0);
+  for (auto& l : L.h) {
+    // nanochat draws every linear first (apply order), then zeroes the residual projections;
+    // drawing them too keeps the generator stream identical to that order.
+    for (auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wfc, &l.wproj}) linear(*w);
+    l.wo.zero_();
+    l.wproj.zero_();
+  }
+  L.lm_head.zero_();
+}
+
+// The residual stream after the final norm, (B, T, C).
+torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
+  TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T)");
+  const auto& L = *layers_;
+  const int64_t B = idx.size(0), T = idx.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
+  TORCH_CHECK(T <= L.cos.size(1), "GPT: sequence of ", T, " exceeds the rotary table of ", L.cos.size(1));
+  auto x = rms_norm(at::embedding(L.wte, idx));
+  auto cos = L.cos.narrow(1, 0, T), sin = L.sin.narrow(1, 0, T);
+  const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
+    if (cos.scalar_type() != t.scalar_type()) {        // bf16 under autocast: tables follow
+      cos = cos.to(t.scalar_type());
+      sin = sin.to(t.scalar_type());
+    }
+    auto r = torch::cat({t.narrow(-1, D / 2, D / 2), t.narrow(-1, 0, D / 2)}, -1);
+    return at::addcmul(t * cos, r, sin);
+  };
+  const bool gqa = Hkv != H;
+  for (const auto& l : L.h) {
+    auto xn = rms_norm(x);
+    auto q = at::linear(xn, l.wq).view({B, T, H, D});
+    auto k = at::linear(xn, l.wk).view({B, T, Hkv, D});
+    auto v = at::linear(xn, l.wv).view({B, T, Hkv, D});
+    q = rms_norm(rotary(q));  // QK-norm after rotary, as nanochat
+    k = rms_norm(rotary(k));
+    auto y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0,
+                                              /*is_causal=*/true, std::nullopt, gqa);
+    x = x + at::linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
+    auto u = at::relu(at::linear(rms_norm(x), l.wfc));
+    x = x + at::linear(u.square(), l.wproj);
+  }
+  return rms_norm(x);
+}
+
+// Logits over the real vocabulary in fp32, softcapped: s * tanh(z / s).
+torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
+  auto z = at::linear(x, layers_->lm_head);
+  if (cfg_.padded_vocab_size != cfg_.vocab_size) z = z.narrow(-1, 0, cfg_.vocab_size);
+  z = z.to(torch::kFloat32);
+  const double s = cfg_.softcap;
+  if (s > 0) z = at::tanh(z / s) * s;
+  return z;
+}
+
+torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets) {
+  auto logits = logits_from_hidden(hidden(idx));
+  if (!targets.defined()) return logits;
+  return at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
+                                at::Reduction::Mean, /*ignore_index=*/-1);
+}
+
+torch::Tensor GPTImpl::forward_loss_per_token(const torch::Tensor& idx, const torch::Tensor& targets) {
+  auto logits = logits_from_hidden(hidden(idx));
+  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
+                                     at::Reduction::None, /*ignore_index=*/-1);
+  return loss.view(targets.sizes());
+}
+
+int64_t GPTImpl::num_params() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+double GPTImpl::estimate_flops() const {
+  const double n_emb = double(layers_->wte.numel());
+  return 6.0 * (double(num_params()) - n_emb) +
+         12.0 * double(cfg_.n_layer) * double(cfg_.n_head) * double(cfg_.head_dim) * double(cfg_.seq_len);
+}
+
+std::vector<torch::Tensor> GPTImpl::matrix_params() {
+  std::vector<torch::Tensor> out;
+  for (const auto& l : layers_->h)
+    for (const auto& w : {l.wq, l.wk, l.wv, l.wo, l.wfc, l.wproj}) out.push_back(w);
+  return out;
+}
+std::vector<torch::Tensor> GPTImpl::embedding_params() { return {layers_->wte}; }
+std::vector<torch::Tensor> GPTImpl::unembedding_params() { return {layers_->lm_head}; }
+
+}  // namespace kiln::model

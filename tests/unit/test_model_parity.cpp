@@ -1,0 +1,98 @@
+// Parity of kiln's GPT with an independent plain-PyTorch model (tests/reference/gpt_ref.py): kiln
+// writes weights + inputs with save_safetensors, the script loads them with Python's
+// `safetensors` package (no kiln code), and logits, loss, per-token loss and every gradient must
+// agree in fp32 on the CPU. Needs KILN_PYTHON with torch and safetensors (skips otherwise).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "core/config.h"
+#include "model/gpt.h"
+#include "model/safetensors.h"
+#include "test_util.h"
+
+namespace {
+
+bool python_has_torch() {
+  static const bool ok =
+      std::system(KILN_PYTHON " -c 'import torch, safetensors' > /dev/null 2>&1") == 0;
+  return ok;
+}
+
+// max |a - b| / max |b|: one number per tensor that is scale-free and does not blow up on the
+// near-zero entries an elementwise relative error would divide by.
+double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  auto s = b.to(torch::kDouble).abs().max().item<double>();
+  return s > 0 ? d / s : d;
+}
+
+}  // namespace
+
+TEST(ModelParity, LogitsLossAndGradsMatchPyTorch) {
+  if (!python_has_torch()) GTEST_SKIP() << KILN_PYTHON << " lacks torch/safetensors";
+  // Small but complete: GQA (4 query heads, 2 kv heads), padded vocab (100 -> 128), 3 layers.
+  kiln::ModelConfig m;
+  m.depth = 3;
+  m.width = 64;
+  m.n_head = 4;
+  m.n_kv_head = 2;
+  m.seq_len = 24;
+  const auto cfg = kiln::model::GPTConfig::from(m, 100);
+  kiln::model::GPT model(cfg);
+  model->init_weights(5);
+  {
+    // nanochat's init zeroes the head and residual projections, which would make most gradients
+    // exactly zero; scale everything to random non-zero weights so every path is exercised.
+    torch::NoGradGuard ng;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+    for (auto& p : model->parameters()) p.normal_(0.0, 0.2, gen);
+  }
+  auto idx = torch::randint(cfg.vocab_size, {3, 24}, torch::kLong);
+  auto tgt = torch::randint(cfg.vocab_size, {3, 24}, torch::kLong);
+  tgt.index_put_({1, torch::indexing::Slice(20, 24)}, -1);  // ignored targets
+
+  auto logits = model->forward(idx);
+  auto per_token = model->forward_loss_per_token(idx, tgt);
+  auto loss = model->forward(idx, tgt);
+  loss.backward();
+
+  const auto dir = kiln::test::temp_dir();
+  kiln::model::NamedTensors in{{"idx", idx}, {"targets", tgt}};
+  for (const auto& p : model->named_parameters()) in.emplace_back("param." + p.key(), p.value());
+  std::map<std::string, std::string> meta{
+      {"n_layer", std::to_string(cfg.n_layer)},     {"n_embd", std::to_string(cfg.n_embd)},
+      {"n_head", std::to_string(cfg.n_head)},       {"n_kv_head", std::to_string(cfg.n_kv_head)},
+      {"head_dim", std::to_string(cfg.head_dim)},   {"seq_len", std::to_string(cfg.seq_len)},
+      {"vocab_size", std::to_string(cfg.vocab_size)}, {"padded_vocab_size", std::to_string(cfg.padded_vocab_size)},
+      {"softcap", "15.0"},                          {"rope_base", "10000.0"}};
+  kiln::model::save_safetensors(dir + "/in.safetensors", in, meta);
+  const std::string cmd = std::string(KILN_PYTHON) + " " + kiln::test::source_dir() +
+                          "/tests/reference/gpt_ref.py " + dir + "/in.safetensors " + dir + "/out.safetensors";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto ref = kiln::model::load_safetensors(dir + "/out.safetensors");
+
+  // Tolerances: the issue asks 1e-5 relative for logits and loss in fp32. Both sides run the same
+  // fp32 kernels in a different order (kiln's rotary is one addcmul, the reference four muls), so
+  // the differences are a few float ulps: measured 6e-7 (logits), 8e-8 (loss).
+  std::cerr << "rel. error logits " << rel_err(logits, ref.at("logits")) << ", loss "
+            << rel_err(loss.detach(), ref.at("loss")) << "\n";
+  EXPECT_LT(rel_err(logits, ref.at("logits")), 1e-5);
+  EXPECT_LT(rel_err(loss.detach(), ref.at("loss")), 1e-5);
+  EXPECT_LT(rel_err(per_token, ref.at("per_token")), 1e-5);
+  // Gradients pass through 3 layers of backward with its own reduction orders; 1e-4 relative to
+  // each tensor's largest entry is ~100x the measured worst case (1.1e-6) yet far below what a
+  // wrong formula gives (a missing norm, a swapped rotary sign or a wrong softcap derivative
+  // changes gradients by > 1e-2 relative).
+  double worst = 0;
+  for (const auto& p : model->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    const auto& g = ref.at("grad." + p.key());
+    ASSERT_EQ(g.sizes(), p.value().sizes()) << p.key();
+    EXPECT_GT(g.abs().max().item<double>(), 0.0) << p.key() << ": reference gradient is zero, test is vacuous";
+    const double e = rel_err(p.value().grad(), g);
+    worst = std::max(worst, e);
+    EXPECT_LT(e, 1e-4) << p.key();
+  }
+  std::cerr << "worst gradient rel. error " << worst << "\n";
+}

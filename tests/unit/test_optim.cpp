@@ -1,0 +1,154 @@
+// Unit tests of src/optim: nanochat's LR and momentum schedules, the width rule for AdamW lrs,
+// Muon's update being (nearly) orthogonal, the optimizer groups of make_optimizers, and exact
+// resume: save model + optimizer state, reload into fresh objects, continue -> bit-identical (CPU).
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "model/gpt.h"
+#include "model/safetensors.h"
+#include "optim/optimizers.h"
+#include "test_util.h"
+
+using namespace kiln::optim;
+
+TEST(Optim, LrMultiplierSchedule) {
+  // 100 steps, no warmup, warmdown over the last 20: 1.0 through step 80, then linear to final.
+  EXPECT_DOUBLE_EQ(lr_multiplier(0, 100, 0.0, 0.2, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(80, 100, 0.0, 0.2, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(90, 100, 0.0, 0.2, 0.0), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(100, 100, 0.0, 0.2, 0.0), 0.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(90, 100, 0.0, 0.2, 0.1), 0.55);
+  // Warmup over 10 steps: (step+1)/10.
+  EXPECT_DOUBLE_EQ(lr_multiplier(0, 100, 0.1, 0.2, 0.0), 0.1);
+  EXPECT_DOUBLE_EQ(lr_multiplier(9, 100, 0.1, 0.2, 0.0), 1.0);
+  // Monotone non-increasing after warmup.
+  for (int s = 10; s < 100; ++s) EXPECT_GE(lr_multiplier(s, 100, 0.1, 0.2, 0.0), lr_multiplier(s + 1, 100, 0.1, 0.2, 0.0));
+}
+
+TEST(Optim, MuonMomentumWarmupAndWidthScale) {
+  EXPECT_DOUBLE_EQ(muon_momentum(0, 0.85, 0.95, 300), 0.85);
+  EXPECT_NEAR(muon_momentum(150, 0.85, 0.95, 300), 0.90, 1e-15);
+  EXPECT_DOUBLE_EQ(muon_momentum(300, 0.85, 0.95, 300), 0.95);
+  EXPECT_DOUBLE_EQ(muon_momentum(5000, 0.85, 0.95, 300), 0.95);
+  EXPECT_DOUBLE_EQ(adamw_lr_scale(768), 1.0);
+  EXPECT_NEAR(adamw_lr_scale(1280), 0.7745966692, 1e-9);  // nanochat d20
+}
+
+TEST(Optim, MuonUpdateIsNearlyOrthogonalAndAspectScaled) {
+  // With zero momentum history and momentum 0 the update is NS(grad) * lr * sqrt(max(1, r/c)).
+  // The quintic iteration pushes every singular value into roughly [0.7, 1.2] (it trades exact
+  // orthogonality for speed), so check that band: a raw gradient's spread is far wider.
+  auto p = torch::zeros({128, 32}, torch::requires_grad());
+  auto g = torch::randn({128, 32}) * torch::linspace(1, 10, 32);  // column scales spread 10x
+  p.mutable_grad() = g.clone();
+  Muon muon({p}, /*lr=*/0.5, /*momentum=*/0.0);
+  muon.step();
+  const double scale = 0.5 * 2.0;  // sqrt(128/32) = 2
+  auto sv = torch::linalg_svdvals(-p.detach() / scale);
+  std::cerr << "singular values of the Muon update: " << sv.min().item<double>() << " .. " << sv.max().item<double>() << "\n";
+  EXPECT_GT(sv.min().item<double>(), 0.6);
+  EXPECT_LT(sv.max().item<double>(), 1.25);
+  EXPECT_EQ(muon.steps(), 1);
+}
+
+TEST(Optim, MakeOptimizersGroupsAndLrs) {
+  kiln::ModelConfig m;
+  m.depth = 2;
+  m.width = 192;
+  m.n_head = 2;
+  m.seq_len = 8;
+  kiln::model::GPT model(kiln::model::GPTConfig::from(m, 70));
+  kiln::OptimConfig o;
+  auto opt = make_optimizers(*model, o);
+  EXPECT_EQ(opt.muon.params().size(), 12u);
+  EXPECT_DOUBLE_EQ(opt.adamw.lr(0), 0.004 * 2.0);  // (192/768)^-0.5 = 2, lm_head group first
+  EXPECT_DOUBLE_EQ(opt.adamw.lr(1), 0.2 * 2.0);
+  opt.set_schedule(300, 300, o);  // last step: warmdown to 0, momentum warmup (300) done
+  EXPECT_DOUBLE_EQ(opt.adamw.lr(1), 0.0);
+  EXPECT_DOUBLE_EQ(opt.muon.lr(), 0.0);
+  EXPECT_DOUBLE_EQ(opt.muon.momentum(), 0.95);
+  opt.set_schedule(0, 100, o);
+  EXPECT_DOUBLE_EQ(opt.muon.momentum(), 0.85);
+  EXPECT_DOUBLE_EQ(opt.muon.lr(), 0.02);
+}
+
+namespace {
+
+kiln::model::GPTConfig resume_config() {
+  kiln::ModelConfig m;
+  m.depth = 2;
+  m.width = 64;
+  m.n_head = 2;
+  m.seq_len = 16;
+  return kiln::model::GPTConfig::from(m, 50);
+}
+
+// One training step of the model + both optimizers on the batch of `step`, with the schedule.
+void train_step(kiln::model::GPT& model, Optimizers& opt, int64_t step, const kiln::OptimConfig& o) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + step);
+  auto idx = torch::randint(50, {4, 16}, gen, torch::kLong);
+  auto tgt = torch::randint(50, {4, 16}, gen, torch::kLong);
+  model->forward(idx, tgt).backward();
+  opt.set_schedule(step, 8, o);
+  opt.step();
+  opt.zero_grad();
+}
+
+}  // namespace
+
+TEST(Optim, SaveLoadResumeIsBitIdentical) {
+  kiln::OptimConfig o;
+  o.warmup_ratio = 0.25;  // every schedule phase within 8 steps
+  o.weight_decay = 0.01;
+  o.muon_momentum_warmup = 4;
+  const auto dir = kiln::test::temp_dir();
+  // Uninterrupted run of 8 steps.
+  kiln::model::GPT a(resume_config());
+  a->init_weights(3);
+  auto oa = make_optimizers(*a, o);
+  for (int64_t s = 0; s < 8; ++s) {
+    train_step(a, oa, s, o);
+    if (s == 3) {  // checkpoint after step 3 via files, as the trainer does
+      kiln::model::save_safetensors(dir + "/model.safetensors", kiln::model::named_parameters_of(*a));
+      kiln::model::save_safetensors(dir + "/optim.safetensors", oa.state());
+    }
+  }
+  // Resumed run: fresh objects (different init), load both files, steps 4..7.
+  kiln::model::GPT b(resume_config());
+  b->init_weights(99);
+  auto ob = make_optimizers(*b, o);
+  kiln::model::load_safetensors_into(dir + "/model.safetensors", kiln::model::named_parameters_of(*b));
+  ob.load_state(kiln::model::load_safetensors(dir + "/optim.safetensors"));
+  EXPECT_EQ(ob.muon.steps(), 4);
+  for (int64_t s = 4; s < 8; ++s) train_step(b, ob, s, o);
+  for (const auto& p : a->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()])) << p.key();
+  // The state itself continues identically (step counters, buffers).
+  auto sa = oa.state(), sb = ob.state();
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) {
+    EXPECT_EQ(sa[i].first, sb[i].first);
+    EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+  }
+}
+
+TEST(Optim, LoadStateRejectsAnotherModel) {
+  kiln::OptimConfig o;
+  kiln::model::GPT a(resume_config());
+  a->init_weights(1);
+  auto oa = make_optimizers(*a, o);
+  train_step(a, oa, 0, o);
+  auto st = oa.state();
+  std::map<std::string, torch::Tensor> map(st.begin(), st.end());
+  kiln::ModelConfig m;
+  m.depth = 3;  // one more layer -> more Muon params
+  m.width = 64;
+  m.n_head = 2;
+  m.seq_len = 16;
+  kiln::model::GPT c(kiln::model::GPTConfig::from(m, 50));
+  auto oc = make_optimizers(*c, o);
+  EXPECT_THROW(oc.load_state(map), kiln::Error);
+  map.erase("adamw.0.exp_avg");
+  auto ob = make_optimizers(*a, o);
+  EXPECT_THROW(ob.load_state(map), kiln::Error);
+}
