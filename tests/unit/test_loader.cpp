@@ -5,6 +5,7 @@
 
 #include <numeric>
 
+#include "core/error.h"
 #include "data/pretrain_loader.h"
 
 using kiln::data::Batch;
