@@ -16,7 +16,8 @@ head -c 300000 "$data/tinyshakespeare/input.txt" > "$tmp/input.txt"
 ./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 \
   || fail "prepare"
 args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5"
-      "data.val=$tmp/shards/val_*.h5" train.max_steps=60 checkpoint.every=10 checkpoint.keep_last=0
+      "data.val=$tmp/shards/val_*.h5" train.max_steps=60 train.device_batch_size=8 train.total_batch_size=1024
+      checkpoint.every=10 checkpoint.keep_last=0
       eval.every=20 eval.tokens=8192 eval.sample_every=0 log.every=20)
 
 ./pretrain "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "uninterrupted run"; }
