@@ -118,6 +118,7 @@ class NcclComm : public Comm {
 
   std::shared_ptr<Work> all_reduce(torch::Tensor& t, ReduceOp op, bool async) override {
     check(t, "all_reduce");
+    check_op(t, op);
     return launch("all_reduce", {t}, async, [&](cudaStream_t s) {
       KILN_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()),
                                     nccl_op(op), comm_, s));
@@ -131,6 +132,7 @@ class NcclComm : public Comm {
     TORCH_CHECK(in.scalar_type() == out.scalar_type(), "reduce_scatter: in and out dtypes differ");
     TORCH_CHECK(in.numel() == out.numel() * world_, "reduce_scatter: in has ", in.numel(),
                 " elements; it needs world (", world_, ") x out (", out.numel(), ")");
+    check_op(in, op);
     return launch("reduce_scatter", {in, out}, async, [&](cudaStream_t s) {
       KILN_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(), nccl_type(out.scalar_type()),
                                         nccl_op(op), comm_, s));
@@ -178,6 +180,12 @@ class NcclComm : public Comm {
     TORCH_CHECK(t.is_contiguous(), what, ": the tensor must be contiguous");
   }
 
+  // Same rule as MpiComm, so code tested on CPU behaves alike on GPU.
+  static void check_op(const torch::Tensor& t, ReduceOp op) {
+    if (op == ReduceOp::Avg)
+      TORCH_CHECK(t.is_floating_point(), "ReduceOp::Avg needs a floating-point tensor, got ", t.scalar_type());
+  }
+
   // The ordering recipe: current stream --ready event--> comm stream: collective --done event-->
   // (Work::wait) current stream. recordStream tells the caching allocator that the tensors are
   // in use on the comm stream, so their memory is not reused before the collective finishes.
@@ -204,7 +212,7 @@ class NcclComm : public Comm {
 
   // See Note [NCCL watchdog].
   void watch() {
-    cudaSetDevice(dev_);  // events and the communicator belong to this device
+    KILN_CUDA_CHECK(cudaSetDevice(dev_));  // events and the communicator belong to this device
     std::unique_lock<std::mutex> l(mu_);
     while (!stop_) {
       cv_.wait_for(l, std::chrono::milliseconds(100));
