@@ -9,16 +9,22 @@
 
 namespace kiln::dist {
 
+// Avg is exact averaging: MPI sums then divides by world; NCCL uses ncclAvg. Avg and the
+// half-precision types reduce in fp32 on MPI (MPI has no bf16/fp16 type).
 enum class ReduceOp { Sum, Avg, Max };
 
 // A launched collective; wait() orders the caller after it (CUDA: the current stream waits on an
-// event; CPU: blocks until done).
+// event, the CPU does not block; CPU: blocks until done). Waiting twice is a no-op.
 class Work {
  public:
   virtual ~Work() = default;
   virtual void wait() = 0;
 };
 
+// Tensors must be contiguous and on the backend's device (CPU for mpi, the bound GPU for nccl).
+// Every rank must issue the same collectives in the same order (MPI/NCCL semantics).
+// MpiComm must be called from the thread that initialised MPI (MPI_THREAD_FUNNELED); on CPU,
+// autograd runs backward (and so GradSync's hooks) on the calling thread, which satisfies it.
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -34,10 +40,19 @@ class Comm {
   virtual int rank() const = 0;
   virtual int world() const = 0;
   virtual std::string name() const = 0;  // "mpi" or "nccl"
+  // Lets outstanding async collectives advance without waiting. MPI progresses non-blocking
+  // collectives only inside MPI calls, so GradSync calls this from its hooks during backward;
+  // NCCL progresses on its own (no-op).
+  virtual void progress() {}
 };
 
 // backend: "auto" (nccl for a CUDA device, mpi otherwise), "mpi" or "nccl". Needs dist::init.
-// For CUDA, binds local rank -> device first; too few GPUs is a kiln::Error.
+// For CUDA, binds local rank -> device first; too few GPUs is a kiln::Error. timeout_s (config
+// dist.timeout_s) bounds every NCCL collective: one that has not finished by then aborts the job.
 std::unique_ptr<Comm> make_comm(const std::string& backend, const torch::Device& device, double timeout_s);
+
+// Binds this process to GPU `local_rank` (cudaSetDevice) and returns that device. A kiln::Error
+// with a hint when fewer GPUs are visible than ranks on this node (or no CUDA in this build).
+torch::Device bind_local_device();
 
 }  // namespace kiln::dist

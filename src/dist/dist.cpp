@@ -110,6 +110,13 @@ double all_reduce_sum(double v) {
   return out;
 }
 
+std::vector<int64_t> all_gather(int64_t v) {
+  std::vector<int64_t> out(static_cast<size_t>(g_ctx.world), v);
+  if (g_ctx.world == 1) return out;
+  KILN_MPI_CHECK(MPI_Allgather(&v, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, MPI_COMM_WORLD));
+  return out;
+}
+
 std::string broadcast_string(const std::string& s) {
   if (g_ctx.world == 1) return s;
   int64_t n = static_cast<int64_t>(s.size());

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kiln::dist {
 
@@ -31,6 +32,8 @@ void barrier();
 int64_t all_reduce_max(int64_t v);
 int64_t all_reduce_sum(int64_t v);
 double all_reduce_sum(double v);
+// Every rank's value, indexed by rank.
+std::vector<int64_t> all_gather(int64_t v);
 // Rank 0's string on every rank.
 std::string broadcast_string(const std::string& s);
 

@@ -13,20 +13,42 @@
 
 namespace kiln::dist {
 
+// Usage, one optimizer step with `accum` micro-steps (see Note [GradSync protocol] in the .cpp):
+//   GradSync sync(model->named_parameters(), comm);   // once, after the model is on its device
+//   sync.zero_grad();                                 // instead of optimizer.zero_grad()
+//   for (int m = 0; m < accum; ++m) {
+//     if (m == accum - 1) sync.arm();                 // only the last backward communicates
+//     (loss(m) / accum).backward();                   // grads SUM locally over micro-steps
+//   }
+//   sync.finish();                                    // every param.grad = mean over ranks
+//   clip, optimizer.step();
 class GradSync {
  public:
   // Verifies that all ranks hold the same parameter shapes (error names the rank that differs).
   // overlap=false reduces all buckets after backward instead (for the overlap benchmark).
+  // Parameters with requires_grad=false are skipped. Collective: every rank constructs together.
   GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb = 25.0, bool overlap = true);
+  // The same, with parameter names for the error messages (module->named_parameters()).
+  GradSync(const torch::OrderedDict<std::string, torch::Tensor>& named_params, Comm& comm,
+           double bucket_mb = 25.0, bool overlap = true);
   ~GradSync();  // removes the autograd hooks
+  GradSync(const GradSync&) = delete;
+  GradSync& operator=(const GradSync&) = delete;
 
   // Call before the backward of the last micro-step: its hooks then launch the reductions.
   void arm();
   // Call after that backward: waits for every bucket; afterwards each param.grad is the mean over
   // ranks. A parameter whose hook never fired is an error that names it.
   void finish();
+  // Zeroes the buckets and points every param.grad at its bucket slot. optimizer.zero_grad()
+  // works too: zero_grad(false) zeroes the slots in place; zero_grad() (set_to_none) makes the
+  // first backward allocate fresh grads that the hooks copy back into the buckets (correct, one
+  // extra copy per parameter per step).
+  void zero_grad();
 
   int64_t num_buckets() const;
+  // Parameter names (or "param[i]") in bucket b, in bucket order; for tests and logs.
+  std::vector<std::string> bucket_params(int64_t b) const;
 
  private:
   struct Impl;

@@ -1,0 +1,74 @@
+// make_comm and device binding: picks the backend for a device and binds local rank -> GPU.
+// Kept apart from the backends so that a build without NCCL (or without CUDA) still links and
+// explains itself with a kiln::Error instead of a missing symbol.
+#include "dist/comm.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "dist/check.h"
+#include "dist/comm_backends.h"
+#include "dist/dist.h"
+
+#ifdef KILN_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace kiln::dist {
+
+torch::Device bind_local_device() {
+  const Context& c = ctx();
+#ifdef KILN_WITH_CUDA
+  int count = 0;
+  cudaError_t rc = cudaGetDeviceCount(&count);
+  std::string why;
+  if (rc != cudaSuccess) {
+    why = std::string(" (cudaGetDeviceCount: ") + cudaGetErrorString(rc) + ")";
+    count = 0;
+    (void)cudaGetLastError();  // clear the sticky error so later CUDA calls report their own
+  }
+  if (c.local_rank >= count)
+    throw Error("[dist] rank " + std::to_string(c.rank) + " is local rank " + std::to_string(c.local_rank) +
+                    " of " + std::to_string(c.local_world) + " on host " + c.host + " but only " +
+                    std::to_string(count) + " GPU(s) are visible" + why,
+                "start at most one process per GPU on each node (mpirun -np <GPUs>, srun --ntasks-per-node="
+                "<GPUs>), check CUDA_VISIBLE_DEVICES, or train on CPU with run.device=cpu");
+  KILN_CUDA_CHECK(cudaSetDevice(c.local_rank));
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(c.local_rank));
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(c.local_rank));
+#else
+  throw Error("[dist] rank " + std::to_string(c.rank) + ": this build has no CUDA",
+              "rebuild against a LibTorch with CUDA (launch/setup.sh), or train on CPU with run.device=cpu");
+#endif
+}
+
+std::unique_ptr<Comm> make_comm(const std::string& backend, const torch::Device& device, double timeout_s) {
+  if (backend != "auto" && backend != "mpi" && backend != "nccl")
+    throw Error("[dist] dist.backend: unknown value '" + backend + "'", "use auto, nccl or mpi");
+  if (!ctx().initialized)
+    throw Error("[dist] make_comm called before dist::init", "call dist::init(&argc, &argv) first in main()");
+  if (timeout_s <= 0)
+    throw Error("[dist] dist.timeout_s must be > 0, got " + std::to_string(timeout_s),
+                "use the number of seconds after which a stuck collective aborts the job (default 600)");
+  const bool cuda = device.is_cuda();
+  if (backend == "mpi" || (backend == "auto" && !cuda)) {
+    if (cuda)
+      throw Error("[dist] dist.backend=mpi reduces CPU tensors only, but the run is on " + device.str(),
+                  "use dist.backend=auto or nccl for GPUs, or run.device=cpu for MPI");
+    return make_mpi_comm();
+  }
+  if (!cuda)
+    throw Error("[dist] dist.backend=nccl needs a CUDA device, but the run is on " + device.str(),
+                "use dist.backend=auto or mpi on CPU");
+  torch::Device bound = bind_local_device();
+#ifdef KILN_WITH_NCCL
+  return make_nccl_comm(bound, timeout_s);
+#else
+  (void)bound;
+  throw Error("[dist] this build has CUDA but no NCCL, so CUDA tensors cannot be reduced",
+              "install NCCL (the nvidia-nccl wheel torch depends on provides it) and re-run cmake");
+#endif
+}
+
+}  // namespace kiln::dist
