@@ -16,7 +16,9 @@
 #include "core/log.h"     // log::info
 #include "data/pretrain_loader.h"  // PretrainLoader, shard_stream
 #include "data/shard.h"    // list_shards
+#include "dist/comm.h"     // make_comm, bind_local_device
 #include "dist/dist.h"     // dist::init, ctx, broadcast_string
+#include "dist/signals.h"  // install_stop_handlers
 #include "model/gpt.h"     // GPT, GPTConfig
 #include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint
 #include "train/trainer.h"     // Trainer
@@ -49,17 +51,11 @@ bool resume_override_allowed(const std::string& key) {
   return false;
 }
 
-torch::Device pick_device(const std::string& want, int local_rank) {
+torch::Device pick_device(const std::string& want) {
   const bool cuda = torch::cuda::is_available();
   if (want == "cuda" && !cuda)
     throw Error("run.device = cuda but no CUDA device is visible", "use run.device=cpu (or auto)");
-  if (want == "cuda" || (want == "auto" && cuda)) {
-    const int n = static_cast<int>(torch::cuda::device_count());
-    if (local_rank >= n)
-      throw Error("local rank " + std::to_string(local_rank) + " needs a GPU but this node has " + std::to_string(n),
-                  "launch at most one process per GPU on each node");
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-  }
+  if (want == "cuda" || (want == "auto" && cuda)) return dist::bind_local_device();  // local rank -> GPU
   return torch::kCPU;
 }
 
@@ -120,6 +116,7 @@ int stage_main(Stage stage, int argc, char** argv) {
                                        " --resume DIR; see ./" + name + " --help");
 
   const dist::Context& dc = dist::init(&argc, &argv);
+  dist::install_stop_handlers();
   Config cfg;
   std::string ckpt_dir;
   if (!resume.empty()) {
@@ -162,12 +159,12 @@ int stage_main(Stage stage, int argc, char** argv) {
     log::info("[%s] --check: config and distributed setup are valid", name.c_str());
     return 0;
   }
-  if (dc.world > 1)
-    throw Error("multi-process training is not wired into this build yet (gradient sync is missing)",
-                "run one process: ./" + name + " CONFIG.yaml");
+  if (cfg.dist.zero1)
+    throw Error(cfg.source + ": dist.zero1 = true: sharded optimizer state (ZeRO-1) is not implemented yet",
+                "set dist.zero1=false; gradients are all-reduced and every rank keeps the full optimizer state");
 
   // ---- parts: device, tokenizer, loaders, model ----
-  const torch::Device device = pick_device(cfg.run.device, dc.local_rank);
+  const torch::Device device = pick_device(cfg.run.device);
   if (device.is_cpu()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(std::max(1, hw / dc.local_world));
@@ -201,6 +198,7 @@ int stage_main(Stage stage, int argc, char** argv) {
   parts.model = model::GPT(model::GPTConfig::from(cfg.model, vocab));
   parts.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
   parts.model->to(device);
+  if (dc.world > 1) parts.comm = dist::make_comm(cfg.dist.backend, device, cfg.dist.timeout_s);
 
   train::Trainer trainer(std::move(parts));
   if (!ckpt_dir.empty()) {

@@ -13,6 +13,8 @@
 #include "core/error.h"        // Error
 #include "core/log.h"          // log::info
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
+#include "dist/grad_sync.h"    // GradSync
+#include "dist/signals.h"      // stop_requested
 #include "engine/sampler.h"    // generate
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
@@ -54,6 +56,7 @@ void sync_device(const torch::Device& d) {
 struct Trainer::State {
   TrainerParts p;
   std::unique_ptr<optim::Optimizers> opt;
+  std::unique_ptr<dist::GradSync> sync;  // DDP: bucketed all-reduce overlapped with backward
   std::vector<torch::Tensor> params;
   torch::Generator sample_gen;
   torch::Tensor token_bytes;  // (vocab) float on device, for bits-per-byte
@@ -75,6 +78,14 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   s.autocast = c.train.dtype == "bfloat16" || (c.train.dtype == "auto" && s.p.device.is_cuda());
   s.flops_per_token = s.p.model->estimate_flops();
   s.params = s.p.model->parameters();
+  if (s.p.comm) {
+    // Every rank starts from rank 0's weights (init is seeded, but this makes it a guarantee).
+    torch::NoGradGuard no_grad;
+    for (auto& p : s.params) s.p.comm->broadcast(p, 0);
+    s.sync = std::make_unique<dist::GradSync>(s.p.model->named_parameters(), *s.p.comm, c.dist.bucket_mb);
+    log::info("[dist] %s, %lld gradient buckets of <= %.0f MB, all-reduce overlapped with backward",
+              s.p.comm->name().c_str(), (long long)s.sync->num_buckets(), c.dist.bucket_mb);
+  }
 
   // nanochat's optimizers: Muon for the block matrices, AdamW for embedding and head.
   s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(*s.p.model, c.optim));
@@ -215,7 +226,7 @@ int Trainer::run() {
   for (int64_t step = s.step;; ++step) {
     s.step = step;
     const bool last_step = step == s.total;
-    const bool stop = false;  // preemption signals: wired in with dist/signals
+    const bool stop = dist::stop_requested();  // SIGTERM/SIGUSR1 on any rank, agreed by all
 
     // ---- once in a while: validation, samples, checkpoint ----
     // (At the step a run resumes from, these already ran before that checkpoint was saved.)
@@ -243,8 +254,11 @@ int Trainer::run() {
         loss = s.p.model->forward(b.inputs, b.targets);
       }
       loss_sum += loss.detach();
+      // Only the last micro-step's backward communicates; earlier ones sum gradients locally.
+      if (s.sync && m == s.accum - 1) s.sync->arm();
       (loss / static_cast<double>(s.accum)).backward();
     }
+    if (s.sync) s.sync->finish();  // every grad is now the mean over ranks
     const double loss_local = (loss_sum / static_cast<double>(s.accum)).item<float>();
     const double loss = dist::all_reduce_sum(loss_local) / dc.world;
     if (!std::isfinite(loss))
@@ -257,9 +271,11 @@ int Trainer::run() {
     const double lrm = optim::lr_multiplier(step, s.total, c.optim.warmup_ratio, c.optim.warmdown_ratio,
                                             c.optim.final_lr_frac);
     s.opt->step();
-    // Zero in place rather than drop: gradient buckets keep param.grad as views into them.
-    for (auto& p : s.params)
-      if (p.grad().defined()) p.grad().zero_();
+    if (s.sync) {
+      s.sync->zero_grad();  // param.grad stay views into the buckets
+    } else {
+      s.opt->zero_grad();
+    }
     sync_device(s.p.device);
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
 

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -24,6 +25,7 @@ struct TrainerParts {
   std::unique_ptr<data::Loader> val_loader;  // may be null: no validation
   std::shared_ptr<const tok::Tokenizer> tokenizer;
   std::string tokenizer_path;
+  std::unique_ptr<dist::Comm> comm;  // null in a world of one: no gradient sync
 };
 
 class Trainer {
