@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/softcap_ce.h"
 
 namespace kiln::model {
 
@@ -201,18 +202,30 @@ torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
   return z;
 }
 
+// With targets the softcap and the loss run fused on the raw (padded) head output; see
+// softcap_ce.h for why (memory: no fp32 (N, V) tensors kept for backward).
+torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction) {
+  TORCH_CHECK(targets.sizes() == idx.sizes(), "GPT: targets must have idx's shape");
+  const bool per_token = reduction == LossReduction::kNone;
+  const auto red = per_token ? at::Reduction::None : at::Reduction::Mean;
+  if (cfg_.softcap <= 0) {
+    auto logits = logits_from_hidden(hidden(idx));
+    auto l = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, red, -1);
+    return per_token ? l.view(targets.sizes()) : l;
+  }
+  auto z = at::linear(hidden(idx), layers_->lm_head);
+  auto l = softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.vocab_size, cfg_.softcap,
+                                 reduction);
+  return per_token ? l.view(targets.sizes()) : l;
+}
+
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets) {
-  auto logits = logits_from_hidden(hidden(idx));
-  if (!targets.defined()) return logits;
-  return at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                at::Reduction::Mean, /*ignore_index=*/-1);
+  if (!targets.defined()) return logits_from_hidden(hidden(idx));
+  return loss(idx, targets, LossReduction::kMean);
 }
 
 torch::Tensor GPTImpl::forward_loss_per_token(const torch::Tensor& idx, const torch::Tensor& targets) {
-  auto logits = logits_from_hidden(hidden(idx));
-  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                     at::Reduction::None, /*ignore_index=*/-1);
-  return loss.view(targets.sizes());
+  return loss(idx, targets, LossReduction::kNone);
 }
 
 int64_t GPTImpl::num_params() const {
