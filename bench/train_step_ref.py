@@ -40,14 +40,16 @@ def main():
                               betas=(0.8, 0.95), eps=1e-10, weight_decay=0.0)
     muon = Muon(list(model.transformer.h.parameters()), lr=0.02, momentum=0.95)
     g = torch.Generator().manual_seed(1)
-    times = []
+    times, tf, tb, to = [], 0.0, 0.0, 0.0
     loss = None
     for i in range(warmup + steps):
         idx = torch.randint(V, (B, T), generator=g)
         tgt = torch.randint(V, (B, T), generator=g)
         t0 = time.perf_counter()
         loss = model(idx, tgt)
+        t1 = time.perf_counter()
         loss.backward()
+        t2 = time.perf_counter()
         muon.step()
         adamw.step()
         model.zero_grad(set_to_none=True)
@@ -55,10 +57,12 @@ def main():
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt)
+            tf, tb, to = tf + t1 - t0, tb + t2 - t1, to + t0 + dt - t2
     med = statistics.median_high(times)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"impl=pytorch shape={which} threads={torch.get_num_threads()} params={n_params} "
-          f"tokens_per_step={B * T} median_step_ms={med * 1e3:.2f} tok_per_s={B * T / med:.0f} loss={loss:.4f}")
+          f"tokens_per_step={B * T} median_step_ms={med * 1e3:.2f} tok_per_s={B * T / med:.0f} loss={loss:.4f} "
+          f"fwd_ms={tf / steps * 1e3:.1f} bwd_ms={tb / steps * 1e3:.1f} opt_ms={to / steps * 1e3:.1f}")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ struct GPTImpl::Layers {
   torch::Tensor cos, sin;
 };
 
+// Note [Fused qkv]: c_q, c_k and c_v stay separate parameters (nanochat's names, and Muon
+// orthogonalises each on its own), but forward concatenates them and runs one GEMM: backward
+// then does one GEMM for the input gradient instead of three plus two adds, and the three weight
+// gradients come out as slices of one. The cat copies 3*C^2 floats per layer, which is small
+// beside B*T*C activations. Rotary and QK-norm act per head, so they run once on the q|k heads.
+
 // Note [Rotary]: nanochat's half-split rotation is y1 = x1*cos + x2*sin, y2 = -x1*sin + x2*cos.
 // With cos_full = [cos, cos], sin_signed = [sin, -sin] and r = [x2, x1] this is
 // y = x*cos_full + r*sin_signed: one cat and two multiplies instead of four slices, four
@@ -177,12 +183,11 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   };
   const bool gqa = Hkv != H;
   for (const auto& l : L.h) {
-    auto xn = rms_norm(x);
-    auto q = at::linear(xn, l.wq).view({B, T, H, D});
-    auto k = at::linear(xn, l.wk).view({B, T, Hkv, D});
-    auto v = at::linear(xn, l.wv).view({B, T, Hkv, D});
-    q = rms_norm(rotary(q));  // QK-norm after rotary, as nanochat
-    k = rms_norm(rotary(k));
+    // One GEMM for q, k and v (see Note [Fused qkv]); rotary and QK-norm on q and k together.
+    auto w_qkv = torch::cat({l.wq, l.wk, l.wv}, 0);
+    auto qkv = at::linear(rms_norm(x), w_qkv).view({B, T, H + 2 * Hkv, D});
+    auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)));  // QK-norm after rotary, as nanochat
+    auto q = qk.narrow(2, 0, H), k = qk.narrow(2, H, Hkv), v = qkv.narrow(2, H + Hkv, Hkv);
     auto y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0,
                                               /*is_causal=*/true, std::nullopt, gqa);
     x = x + at::linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
@@ -192,11 +197,13 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   return rms_norm(x);
 }
 
+// The head's rows for the real vocabulary: a contiguous prefix, so the GEMM skips the padding
+// rows at no copy (their gradient is zero, as when nanochat slices the logits).
+torch::Tensor GPTImpl::head_weight() const { return layers_->lm_head.narrow(0, 0, cfg_.vocab_size); }
+
 // Logits over the real vocabulary in fp32, softcapped: s * tanh(z / s).
 torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
-  auto z = at::linear(x, layers_->lm_head);
-  if (cfg_.padded_vocab_size != cfg_.vocab_size) z = z.narrow(-1, 0, cfg_.vocab_size);
-  z = z.to(torch::kFloat32);
+  auto z = at::linear(x, head_weight()).to(torch::kFloat32);
   const double s = cfg_.softcap;
   if (s > 0) z = at::tanh(z / s) * s;
   return z;
@@ -213,7 +220,7 @@ torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targe
     auto l = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, red, -1);
     return per_token ? l.view(targets.sizes()) : l;
   }
-  auto z = at::linear(hidden(idx), layers_->lm_head);
+  auto z = at::linear(hidden(idx), head_weight());
   auto l = softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.vocab_size, cfg_.softcap,
                                  reduction);
   return per_token ? l.view(targets.sizes()) : l;

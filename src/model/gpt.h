@@ -51,6 +51,7 @@ class GPTImpl : public torch::nn::Module {
  private:
   torch::Tensor hidden(const torch::Tensor& idx);
   torch::Tensor logits_from_hidden(const torch::Tensor& x);
+  torch::Tensor head_weight() const;
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction);
 
   GPTConfig cfg_;
