@@ -66,8 +66,7 @@ struct GPTImpl::Layers {
   std::vector<L> h;
   std::shared_ptr<torch::nn::Module> transformer;
   std::vector<std::shared_ptr<Block>> blocks;
-  // Rotary tables (1, T_max, 1, D): cos repeated over both halves, sin as [sin, -sin], so one
-  // rotation is x*cos + rotate_half(x)*sin with rotate_half(x) = [x2, x1]. See Note [Rotary].
+  // Rotary tables (1, T_max, 1, D/2) in fp32. See Note [Rotary].
   torch::Tensor cos, sin;
 };
 
@@ -77,10 +76,10 @@ struct GPTImpl::Layers {
 // gradients come out as slices of one. The cat copies 3*C^2 floats per layer, which is small
 // beside B*T*C activations. Rotary and QK-norm act per head, so they run once on the q|k heads.
 
-// Note [Rotary]: nanochat's half-split rotation is y1 = x1*cos + x2*sin, y2 = -x1*sin + x2*cos.
-// With cos_full = [cos, cos], sin_signed = [sin, -sin] and r = [x2, x1] this is
-// y = x*cos_full + r*sin_signed: one cat and two multiplies instead of four slices, four
-// multiplies, two adds and a cat. The products are the same floats; the sums are in the same order.
+// Note [Rotary]: nanochat's half-split rotation, y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos,
+// written out as nanochat writes it. A one-addcmul form over full-width tables ([cos, cos],
+// [sin, -sin], rotate_half) was tried and measured 25-35% slower forward and backward on the CPU
+// (tiny shape): its broadcast over the strided q|k view is slower than four half-width multiplies.
 
 GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   const ModelShape s = derive_shape(m);
@@ -128,15 +127,14 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers
   // Rotary tables for 10x the context (as nanochat, so generation may run past seq_len), fp32.
   const int64_t T = std::max<int64_t>(1, 10 * cfg.seq_len), D = cfg.head_dim;
   if (device.is_meta()) {
-    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D}, o));
-    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D}, o));
+    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D / 2}, o));
+    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D / 2}, o));
   } else {
     auto f = torch::TensorOptions().dtype(torch::kFloat32);
     auto inv_freq = 1.0 / torch::pow(torch::tensor(cfg.rope_base, f), torch::arange(0, D, 2, f) / double(D));
     auto freqs = torch::outer(torch::arange(T, f), inv_freq);  // (T, D/2)
-    auto c = freqs.cos(), s = freqs.sin();
-    L.cos = register_buffer("rotary_cos", torch::cat({c, c}, -1).view({1, T, 1, D}).to(device));
-    L.sin = register_buffer("rotary_sin", torch::cat({s, -s}, -1).view({1, T, 1, D}).to(device));
+    L.cos = register_buffer("rotary_cos", freqs.cos().view({1, T, 1, D / 2}).to(device));
+    L.sin = register_buffer("rotary_sin", freqs.sin().view({1, T, 1, D / 2}).to(device));
   }
 }
 
@@ -162,6 +160,7 @@ void GPTImpl::init_weights(uint64_t seed) {
     l.wo.zero_();
     l.wproj.zero_();
   }
+  linear(L.lm_head);  // drawn, then zeroed: the same draws in the same order as nanochat's apply()
   L.lm_head.zero_();
 }
 
@@ -173,13 +172,16 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   TORCH_CHECK(T <= L.cos.size(1), "GPT: sequence of ", T, " exceeds the rotary table of ", L.cos.size(1));
   auto x = rms_norm(at::embedding(L.wte, idx));
   auto cos = L.cos.narrow(1, 0, T), sin = L.sin.narrow(1, 0, T);
+  torch::Tensor neg_sin;
+  const int64_t d = D / 2;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
-    if (cos.scalar_type() != t.scalar_type()) {        // bf16 under autocast: tables follow
+    if (!neg_sin.defined() || cos.scalar_type() != t.scalar_type()) {  // bf16 under autocast: tables follow
       cos = cos.to(t.scalar_type());
       sin = sin.to(t.scalar_type());
+      neg_sin = -sin;
     }
-    auto r = torch::cat({t.narrow(-1, D / 2, D / 2), t.narrow(-1, 0, D / 2)}, -1);
-    return at::addcmul(t * cos, r, sin);
+    auto x1 = t.narrow(-1, 0, d), x2 = t.narrow(-1, d, d);
+    return torch::cat({x1 * cos + x2 * sin, x1 * neg_sin + x2 * cos}, -1);
   };
   const bool gqa = Hkv != H;
   for (const auto& l : L.h) {
