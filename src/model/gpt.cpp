@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/softcap_ce.h"
 
 namespace kiln::model {
 
@@ -65,15 +66,20 @@ struct GPTImpl::Layers {
   std::vector<L> h;
   std::shared_ptr<torch::nn::Module> transformer;
   std::vector<std::shared_ptr<Block>> blocks;
-  // Rotary tables (1, T_max, 1, D): cos repeated over both halves, sin as [sin, -sin], so one
-  // rotation is x*cos + rotate_half(x)*sin with rotate_half(x) = [x2, x1]. See Note [Rotary].
+  // Rotary tables (1, T_max, 1, D/2) in fp32. See Note [Rotary].
   torch::Tensor cos, sin;
 };
 
-// Note [Rotary]: nanochat's half-split rotation is y1 = x1*cos + x2*sin, y2 = -x1*sin + x2*cos.
-// With cos_full = [cos, cos], sin_signed = [sin, -sin] and r = [x2, x1] this is
-// y = x*cos_full + r*sin_signed: one cat and two multiplies instead of four slices, four
-// multiplies, two adds and a cat. The products are the same floats; the sums are in the same order.
+// Note [Fused qkv]: c_q, c_k and c_v stay separate parameters (nanochat's names, and Muon
+// orthogonalises each on its own), but forward concatenates them and runs one GEMM: backward
+// then does one GEMM for the input gradient instead of three plus two adds, and the three weight
+// gradients come out as slices of one. The cat copies 3*C^2 floats per layer, which is small
+// beside B*T*C activations. Rotary and QK-norm act per head, so they run once on the q|k heads.
+
+// Note [Rotary]: nanochat's half-split rotation, y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos,
+// written out as nanochat writes it. A one-addcmul form over full-width tables ([cos, cos],
+// [sin, -sin], rotate_half) was tried and measured 25-35% slower forward and backward on the CPU
+// (tiny shape): its broadcast over the strided q|k view is slower than four half-width multiplies.
 
 GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   const ModelShape s = derive_shape(m);
@@ -121,15 +127,14 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers
   // Rotary tables for 10x the context (as nanochat, so generation may run past seq_len), fp32.
   const int64_t T = std::max<int64_t>(1, 10 * cfg.seq_len), D = cfg.head_dim;
   if (device.is_meta()) {
-    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D}, o));
-    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D}, o));
+    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D / 2}, o));
+    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D / 2}, o));
   } else {
     auto f = torch::TensorOptions().dtype(torch::kFloat32);
     auto inv_freq = 1.0 / torch::pow(torch::tensor(cfg.rope_base, f), torch::arange(0, D, 2, f) / double(D));
     auto freqs = torch::outer(torch::arange(T, f), inv_freq);  // (T, D/2)
-    auto c = freqs.cos(), s = freqs.sin();
-    L.cos = register_buffer("rotary_cos", torch::cat({c, c}, -1).view({1, T, 1, D}).to(device));
-    L.sin = register_buffer("rotary_sin", torch::cat({s, -s}, -1).view({1, T, 1, D}).to(device));
+    L.cos = register_buffer("rotary_cos", freqs.cos().view({1, T, 1, D / 2}).to(device));
+    L.sin = register_buffer("rotary_sin", freqs.sin().view({1, T, 1, D / 2}).to(device));
   }
 }
 
@@ -155,6 +160,7 @@ void GPTImpl::init_weights(uint64_t seed) {
     l.wo.zero_();
     l.wproj.zero_();
   }
+  linear(L.lm_head);  // drawn, then zeroed: the same draws in the same order as nanochat's apply()
   L.lm_head.zero_();
 }
 
@@ -166,22 +172,24 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   TORCH_CHECK(T <= L.cos.size(1), "GPT: sequence of ", T, " exceeds the rotary table of ", L.cos.size(1));
   auto x = rms_norm(at::embedding(L.wte, idx));
   auto cos = L.cos.narrow(1, 0, T), sin = L.sin.narrow(1, 0, T);
+  torch::Tensor neg_sin;
+  const int64_t d = D / 2;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
-    if (cos.scalar_type() != t.scalar_type()) {        // bf16 under autocast: tables follow
+    if (!neg_sin.defined() || cos.scalar_type() != t.scalar_type()) {  // bf16 under autocast: tables follow
       cos = cos.to(t.scalar_type());
       sin = sin.to(t.scalar_type());
+      neg_sin = -sin;
     }
-    auto r = torch::cat({t.narrow(-1, D / 2, D / 2), t.narrow(-1, 0, D / 2)}, -1);
-    return at::addcmul(t * cos, r, sin);
+    auto x1 = t.narrow(-1, 0, d), x2 = t.narrow(-1, d, d);
+    return torch::cat({x1 * cos + x2 * sin, x1 * neg_sin + x2 * cos}, -1);
   };
   const bool gqa = Hkv != H;
   for (const auto& l : L.h) {
-    auto xn = rms_norm(x);
-    auto q = at::linear(xn, l.wq).view({B, T, H, D});
-    auto k = at::linear(xn, l.wk).view({B, T, Hkv, D});
-    auto v = at::linear(xn, l.wv).view({B, T, Hkv, D});
-    q = rms_norm(rotary(q));  // QK-norm after rotary, as nanochat
-    k = rms_norm(rotary(k));
+    // One GEMM for q, k and v (see Note [Fused qkv]); rotary and QK-norm on q and k together.
+    auto w_qkv = torch::cat({l.wq, l.wk, l.wv}, 0);
+    auto qkv = at::linear(rms_norm(x), w_qkv).view({B, T, H + 2 * Hkv, D});
+    auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)));  // QK-norm after rotary, as nanochat
+    auto q = qk.narrow(2, 0, H), k = qk.narrow(2, H, Hkv), v = qkv.narrow(2, H + Hkv, Hkv);
     auto y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0,
                                               /*is_causal=*/true, std::nullopt, gqa);
     x = x + at::linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
@@ -191,28 +199,42 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   return rms_norm(x);
 }
 
+// The head's rows for the real vocabulary: a contiguous prefix, so the GEMM skips the padding
+// rows at no copy (their gradient is zero, as when nanochat slices the logits).
+torch::Tensor GPTImpl::head_weight() const { return layers_->lm_head.narrow(0, 0, cfg_.vocab_size); }
+
 // Logits over the real vocabulary in fp32, softcapped: s * tanh(z / s).
 torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
-  auto z = at::linear(x, layers_->lm_head);
-  if (cfg_.padded_vocab_size != cfg_.vocab_size) z = z.narrow(-1, 0, cfg_.vocab_size);
-  z = z.to(torch::kFloat32);
+  auto z = at::linear(x, head_weight()).to(torch::kFloat32);
   const double s = cfg_.softcap;
   if (s > 0) z = at::tanh(z / s) * s;
   return z;
 }
 
+// With targets the softcap and the loss run fused on the raw (padded) head output; see
+// softcap_ce.h for why (memory: no fp32 (N, V) tensors kept for backward).
+torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction) {
+  TORCH_CHECK(targets.sizes() == idx.sizes(), "GPT: targets must have idx's shape");
+  const bool per_token = reduction == LossReduction::kNone;
+  const auto red = per_token ? at::Reduction::None : at::Reduction::Mean;
+  if (cfg_.softcap <= 0) {
+    auto logits = logits_from_hidden(hidden(idx));
+    auto l = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, red, -1);
+    return per_token ? l.view(targets.sizes()) : l;
+  }
+  auto z = at::linear(hidden(idx), head_weight());
+  auto l = softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.vocab_size, cfg_.softcap,
+                                 reduction);
+  return per_token ? l.view(targets.sizes()) : l;
+}
+
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets) {
-  auto logits = logits_from_hidden(hidden(idx));
-  if (!targets.defined()) return logits;
-  return at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                at::Reduction::Mean, /*ignore_index=*/-1);
+  if (!targets.defined()) return logits_from_hidden(hidden(idx));
+  return loss(idx, targets, LossReduction::kMean);
 }
 
 torch::Tensor GPTImpl::forward_loss_per_token(const torch::Tensor& idx, const torch::Tensor& targets) {
-  auto logits = logits_from_hidden(hidden(idx));
-  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                     at::Reduction::None, /*ignore_index=*/-1);
-  return loss.view(targets.sizes());
+  return loss(idx, targets, LossReduction::kNone);
 }
 
 int64_t GPTImpl::num_params() const {

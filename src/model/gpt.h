@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "model/softcap_ce.h"
 
 namespace kiln::model {
 
@@ -50,6 +51,8 @@ class GPTImpl : public torch::nn::Module {
  private:
   torch::Tensor hidden(const torch::Tensor& idx);
   torch::Tensor logits_from_hidden(const torch::Tensor& x);
+  torch::Tensor head_weight() const;
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction);
 
   GPTConfig cfg_;
   // (layers and buffers are private to model/)

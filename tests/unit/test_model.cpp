@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "model/gpt.h"
+#include "model/softcap_ce.h"
 
 using kiln::model::GPT;
 using kiln::model::GPTConfig;
@@ -118,6 +119,42 @@ TEST(Model, LossAtInitIsLogVocabAndIgnoreIndexWorks) {
               (per.sum() / mask.sum()).item<double>(), 1e-5);
   // The softcap bounds every logit by 15.
   EXPECT_LE(model->forward(idx).abs().max().item<float>(), 15.f);
+}
+
+// The fused softcap + CE against the eager composition it replaces (fp32: same values and
+// gradients to float rounding; measured ~1e-7), with padding columns, ignored rows, both
+// reductions, a non-trivial upstream gradient and several chunks (4000 rows x 300 > 2^18).
+TEST(Model, FusedSoftcapCrossEntropyMatchesEager) {
+  const int64_t N = 4000, Vp = 320, V = 300;
+  auto logits = (torch::randn({N, Vp}) * 20).requires_grad_();
+  auto tgt = torch::randint(V, {N}, torch::kLong);
+  tgt.index_put_({torch::indexing::Slice(0, N, 7)}, -1);
+  auto eager = [&](at::Reduction::Reduction r) {
+    auto z = logits.narrow(1, 0, V);
+    return at::cross_entropy_loss(at::tanh(z / 15.0) * 15.0, tgt, {}, r, -1);
+  };
+  auto rel = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).abs().max() / b.abs().max()).item<double>();
+  };
+  for (auto red : {kiln::model::LossReduction::kMean, kiln::model::LossReduction::kNone}) {
+    const bool mean = red == kiln::model::LossReduction::kMean;
+    auto w = mean ? torch::tensor(1.7f) : torch::rand({N});  // upstream gradient
+    auto f = kiln::model::softcap_cross_entropy(logits, tgt, V, 15.0, red);
+    auto gf = torch::autograd::grad({f}, {logits}, {w})[0];
+    auto e = eager(mean ? at::Reduction::Mean : at::Reduction::None);
+    auto ge = torch::autograd::grad({e}, {logits}, {w})[0];
+    EXPECT_LT(rel(f, e), 1e-6);
+    EXPECT_LT(rel(gf, ge), 1e-5);
+    EXPECT_EQ(gf.narrow(1, V, Vp - V).abs().max().item<float>(), 0.f);  // padding gets nothing
+    EXPECT_EQ(gf.index({torch::indexing::Slice(0, N, 7)}).abs().max().item<float>(), 0.f);  // ignored rows
+  }
+  // bf16 logits (the CUDA autocast case): fp32 math inside, gradient returned as bf16.
+  auto lb = logits.detach().to(torch::kBFloat16).requires_grad_();
+  auto fb = kiln::model::softcap_cross_entropy(lb, tgt, V, 15.0, kiln::model::LossReduction::kMean);
+  EXPECT_EQ(fb.scalar_type(), torch::kFloat32);
+  fb.backward();
+  EXPECT_EQ(lb.grad().scalar_type(), torch::kBFloat16);
+  EXPECT_NEAR(fb.item<double>(), eager(at::Reduction::Mean).item<double>(), 1e-2);
 }
 
 TEST(Model, IsCausal) {
