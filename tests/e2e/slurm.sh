@@ -59,6 +59,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/builtin
+SchedulerParameters=sched_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 MpiDefault=none
@@ -131,7 +132,8 @@ preempt() {
     sleep 0.2
   done
   if [ "$2" = warn ]; then scancel --batch --signal=USR1 "$id"; else scancel --batch --signal=TERM "$id"; fi
-  # A requeued job waits cred_expire (here 5 s, default 120 s) before it may start again.
+  # A requeued job waits cred_expire (here 5 s, default 120 s) before it may start again, and
+  # is then picked up by the next scheduling pass (sched_interval=1 s here, default 60 s).
   st=$(wait_job "$id" 120)
   cat "$log"
   restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
