@@ -9,8 +9,8 @@
 
 namespace kiln::dist {
 
-// Avg is exact averaging: MPI sums then divides by world; NCCL uses ncclAvg. Avg and the
-// half-precision types reduce in fp32 on MPI (MPI has no bf16/fp16 type).
+// Avg is exact averaging: MPI sums then divides by world; NCCL uses ncclAvg. Avg needs a
+// floating-point tensor. On MPI, bf16/fp16 reduce through an fp32 copy (MPI has no such type).
 enum class ReduceOp { Sum, Avg, Max };
 
 // A launched collective; wait() orders the caller after it (CUDA: the current stream waits on an
