@@ -44,9 +44,10 @@ const char* stage_blurb(Stage s) {
   return "";
 }
 
-// Keys that a resumed run may change: they do not change the math of the run.
+// Keys that a resumed run may change: where outputs go and how often, never the math of the run.
 bool resume_override_allowed(const std::string& key) {
-  for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "run.device"})
+  for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "run.device",
+                             "run.dir", "run.name"})
     if (key.rfind(prefix, 0) == 0) return true;
   return false;
 }
@@ -139,8 +140,8 @@ int stage_main(Stage stage, int argc, char** argv) {
       const std::string key = o.substr(0, o.find('='));
       if (!resume_override_allowed(key))
         throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
-                    "on resume only checkpoint.*, eval.*, log.*, dist.timeout_s, dist.backend and run.device "
-                    "may change; start a new run to change anything else");
+                    "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device, dist.timeout_s "
+                    "and dist.backend may change; start a new run to change anything else");
     }
     apply_overrides(cfg, overrides);
   } else {
