@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   const double verify_s = since(t0);
   t0 = Clock::now();
   auto ck = kiln::train::load_checkpoint(found, 0, 1);
+  const double read_s = since(t0);
   {
     torch::NoGradGuard ng;
     for (auto& kv : model->named_parameters()) kv.value().copy_(ck.model.at(kv.key()));
@@ -70,7 +71,8 @@ int main(int argc, char** argv) {
   printf("checkpoint d%lld: %.2f GB in %s\n", (long long)depth, bytes / 1e9, step_dir.c_str());
   printf("  save (write + fsync + CRC-32 + rename): %.2f s (%.2f GB/s)\n", save_s, bytes / 1e9 / save_s);
   printf("  find + verify CRC-32:                   %.2f s\n", verify_s);
-  printf("  load into model + optimizers:           %.2f s (%.2f GB/s)\n", load_s, bytes / 1e9 / load_s);
+  printf("  load into model + optimizers:           %.2f s (%.2f GB/s; reading the files: %.2f s)\n", load_s,
+         bytes / 1e9 / load_s, read_s);
   fs::remove_all(dir);
   return 0;
 }
