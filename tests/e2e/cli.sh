@@ -29,6 +29,10 @@ err=$(./pretrain "$tmp/typo.yaml" 2>&1 >/dev/null); rc=$?
 [ $rc != 0 ] && grep -q "typo.yaml:2:3: unknown key 'model.detph'.*did you mean 'model.depth'" <<<"$err"
 check "unknown key: $err" $?
 
+err=$(./pretrain configs/tiny.yaml 'data.train=data/nowhere/train_*.h5' 2>&1 >/dev/null); rc=$?
+[ $rc != 0 ] && grep -q 'no token shards there' <<<"$err" && grep -q './prepare --tokenizer' <<<"$err"
+check "missing shards name the command that makes them" $?
+
 out=$(./pretrain configs/tiny.yaml --check 2>&1); rc=$?
 [ $rc = 0 ] && grep -q 'world 1' <<<"$out" && grep -q 'depth: 4' <<<"$out"; check "pretrain --check (1 rank)" $?
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# NaN/Inf stop, end to end: a checkpoint whose embedding holds a NaN (checksums rewritten so it
+# loads) is resumed; the first step's loss is NaN, so ./pretrain must exit non-zero with a message
+# naming the step, write no new checkpoint, and leave the last good one in place. Also: --resume
+# refuses an override that changes the math. Needs ../shared/data and python3 with torch +
+# safetensors (installed by launch/setup.sh); skips (77) without them.
+set -uo pipefail
+cd "${1:-.}"
+data=${KILN_DATA:-$(pwd)/../shared/data}
+[ -f "$data/tinyshakespeare/input.txt" ] || { echo "skipped: $data/tinyshakespeare/input.txt not found"; exit 77; }
+py=${KILN_PYTHON:-python3}
+"$py" -c "import torch, safetensors" 2>/dev/null || { echo "skipped: $py lacks torch/safetensors"; exit 77; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+head -c 100000 "$data/tinyshakespeare/input.txt" > "$tmp/input.txt"
+./tokenizer train --vocab-size 265 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "tokenizer train"
+./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 \
+  || fail "prepare"
+./pretrain configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5" \
+  "data.val=$tmp/shards/val_*.h5" train.max_steps=10 checkpoint.every=5 eval.every=0 run.dir="$tmp/run" \
+  >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "first run"; }
+good="$tmp/run/ckpt/step_00000010"
+[ -f "$good/DONE" ] || fail "no step 10 checkpoint"
+
+# Refused: an override that changes the math of the resumed run.
+err=$(./pretrain --resume "$tmp/run/ckpt" optim.matrix_lr=0.5 2>&1 >/dev/null); rc=$?
+[ $rc != 0 ] && grep -q "would change the math" <<<"$err" || fail "math-changing override on resume (rc=$rc): $err"
+
+# Poison the embedding of the step-5 checkpoint with NaN, keeping it loadable (CRC-32 rewritten).
+poison="$tmp/run/ckpt/step_00000005"
+"$py" - "$poison" <<'PY' || fail "could not poison the checkpoint"
+import json, sys, zlib, torch
+from safetensors.torch import load_file, save_file
+d = sys.argv[1]
+w = load_file(f"{d}/model.safetensors")
+w["transformer.wte.weight"][:, 0] = float("nan")  # every token, so the first batch hits it
+save_file(w, f"{d}/model.safetensors", metadata={"format": "kiln.model"})
+meta = json.load(open(f"{d}/meta.json"))
+meta["crc32"]["model.safetensors"] = zlib.crc32(open(f"{d}/model.safetensors", "rb").read())
+json.dump(meta, open(f"{d}/meta.json", "w"), indent=2)
+PY
+rm -rf "$good"   # so that --resume picks the poisoned step 5
+before=$(ls "$tmp/run/ckpt")
+err=$(./pretrain --resume "$tmp/run/ckpt" 2>&1 >/dev/null); rc=$?
+echo "$err" | tail -2
+[ $rc != 0 ] || fail "a NaN loss did not stop the run"
+grep -q "step 6: the training loss is nan" <<<"$err" || fail "the message does not name step 6 and the NaN: $err"
+[ "$(ls "$tmp/run/ckpt")" = "$before" ] || fail "a checkpoint was written or removed after the NaN: $(ls "$tmp/run/ckpt")"
+echo "ok: NaN at step 6 stopped the run with a message; checkpoints untouched; math-changing resume override refused"
