@@ -6,16 +6,10 @@
 #include "core/error.h"
 #include "dist/comm.h"
 #include "dist/dist.h"
+#include "test_util.h"
 
 namespace {
 
-void init_world() {
-  int argc = 1;
-  char arg0[] = "kiln_tests";
-  char* argvv[] = {arg0, nullptr};
-  char** argv = argvv;
-  kiln::dist::init(&argc, &argv);
-}
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -27,7 +21,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 TEST(Comm, AutoOnCpuIsMpiAndIdentityOnOneRank) {
-  init_world();
+  kiln::test::init_world();
   auto c = kiln::dist::make_comm("auto", torch::kCPU, 10);
   EXPECT_EQ(c->name(), "mpi");
   EXPECT_EQ(c->world(), 1);
@@ -43,7 +37,7 @@ TEST(Comm, AutoOnCpuIsMpiAndIdentityOnOneRank) {
 }
 
 TEST(Comm, BadBackendSettingsAreUserErrors) {
-  init_world();
+  kiln::test::init_world();
   EXPECT_NE(error_of([] { kiln::dist::make_comm("gloo", torch::kCPU, 10); }).find("use auto, nccl or mpi"),
             std::string::npos);
   EXPECT_NE(error_of([] { kiln::dist::make_comm("nccl", torch::kCPU, 10); }).find("needs a CUDA device"),
@@ -54,7 +48,7 @@ TEST(Comm, BadBackendSettingsAreUserErrors) {
 }
 
 TEST(Comm, TooFewGpusIsAClearError) {
-  init_world();
+  kiln::test::init_world();
   if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a GPU";
   std::string e = error_of([] { kiln::dist::make_comm("auto", torch::Device("cuda:0"), 10); });
   EXPECT_NE(e.find("local rank 0 of 1"), std::string::npos) << e;

@@ -3,6 +3,15 @@
 #include <gtest/gtest.h>
 
 #include "dist/dist.h"
+#include "test_util.h"
+
+void kiln::test::init_world() {
+  int argc = 1;
+  char arg0[] = "kiln_tests";
+  char* argvv[] = {arg0, nullptr};
+  char** argv = argvv;
+  kiln::dist::init(&argc, &argv);
+}
 
 TEST(DistSingleton, InitGivesWorldOfOne) {
   int argc = 1;

@@ -12,24 +12,8 @@
 
 using namespace kiln::optim;
 
-namespace {
-
-bool python_has_torch() {
-  static const bool ok =
-      std::system(KILN_PYTHON " -c 'import torch, safetensors' > /dev/null 2>&1") == 0;
-  return ok;
-}
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  auto d = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-  auto s = b.to(torch::kDouble).abs().max().item<double>();
-  return s > 0 ? d / s : d;
-}
-
-}  // namespace
-
 TEST(OptimParity, MuonAndAdamWMatchPyTorchReference) {
-  if (!python_has_torch()) GTEST_SKIP() << KILN_PYTHON << " lacks torch/safetensors";
+  if (!kiln::test::python_has_torch()) GTEST_SKIP() << KILN_PYTHON << " lacks torch/safetensors";
   // Square, wide and tall matrices (Muon transposes tall ones and scales by sqrt(rows/cols)).
   const std::vector<std::vector<int64_t>> shapes{{48, 48}, {32, 96}, {96, 32}, {64, 16}};
   const int64_t n = int64_t(shapes.size()), steps = 3;
@@ -91,16 +75,16 @@ TEST(OptimParity, MuonAndAdamWMatchPyTorchReference) {
     const auto k = std::to_string(i);
     // AdamW: same single-tensor formula, same fp32 kernels and double scalars as torch -> the
     // measured difference is 0; 1e-6 of the step allows a libm pow() that rounds differently.
-    EXPECT_LT(rel_err(pa[i].detach() - p0[i], ref.at("adamw.p" + k) - p0[i]), 1e-6) << "adamw p" << k;
-    EXPECT_LT(rel_err(amap.at("adamw." + k + ".exp_avg"), ref.at("adamw.exp_avg" + k)), 1e-6) << k;
+    EXPECT_LT(kiln::test::rel_err(pa[i].detach() - p0[i], ref.at("adamw.p" + k) - p0[i]), 1e-6) << "adamw p" << k;
+    EXPECT_LT(kiln::test::rel_err(amap.at("adamw." + k + ".exp_avg"), ref.at("adamw.exp_avg" + k)), 1e-6) << k;
     // Muon: momentum buffers are the same lerps (exact); the update goes through 5 Newton-Schulz
     // iterations of fp32 matmuls, where kiln fuses b*A + c*A@A into one addmm, so rounding
     // differs; measured 1.3e-6 .. 2.8e-6 of the update, 1e-4 leaves room for other BLAS blockings while a
     // wrong coefficient, transpose or scale shows up at > 1e-2.
-    EXPECT_LT(rel_err(mmap.at("muon." + k + ".momentum_buffer"), ref.at("muon.buf" + k)), 1e-6) << k;
-    EXPECT_LT(rel_err(pm[i].detach() - p0[i], ref.at("muon.p" + k) - p0[i]), 1e-4) << "muon p" << k;
+    EXPECT_LT(kiln::test::rel_err(mmap.at("muon." + k + ".momentum_buffer"), ref.at("muon.buf" + k)), 1e-6) << k;
+    EXPECT_LT(kiln::test::rel_err(pm[i].detach() - p0[i], ref.at("muon.p" + k) - p0[i]), 1e-4) << "muon p" << k;
     std::cerr << "p" << k << " rel. error of the update: AdamW "
-              << rel_err(pa[i].detach() - p0[i], ref.at("adamw.p" + k) - p0[i]) << ", Muon "
-              << rel_err(pm[i].detach() - p0[i], ref.at("muon.p" + k) - p0[i]) << "\n";
+              << kiln::test::rel_err(pa[i].detach() - p0[i], ref.at("adamw.p" + k) - p0[i]) << ", Muon "
+              << kiln::test::rel_err(pm[i].detach() - p0[i], ref.at("muon.p" + k) - p0[i]) << "\n";
   }
 }

@@ -10,20 +10,14 @@
 #include <cstdio>
 
 #include "dist/dist.h"
+#include "test_util.h"
 #include "dist/signals.h"
 
 namespace {
 
-void init_world() {
-  int argc = 1;
-  char arg0[] = "kiln_tests";
-  char* argvv[] = {arg0, nullptr};
-  char** argv = argvv;
-  kiln::dist::init(&argc, &argv);
-}
 
 TEST(Signals, FirstSignalOnlySetsTheFlag) {
-  init_world();
+  kiln::test::init_world();
   kiln::dist::install_stop_handlers();
   kiln::dist::clear_stop_signal();
   EXPECT_FALSE(kiln::dist::stop_requested());

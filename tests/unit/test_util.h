@@ -1,7 +1,9 @@
 // Helpers shared by the unit tests: where the shared datasets are (KILN_DATA, else
-// ../shared/data beside the checkout), the repository root, and a fresh temporary directory.
+// ../shared/data beside the checkout), the repository root, a fresh temporary directory, the
+// Python reference's availability, a scale-free tensor error, and a world-of-one MPI init.
 #pragma once
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -30,5 +32,22 @@ inline std::string temp_dir() {
   std::filesystem::create_directories(p);
   return p.string();
 }
+
+// True when KILN_PYTHON has torch and safetensors (the parity references need both).
+inline bool python_has_torch() {
+  static const bool ok = std::system(KILN_PYTHON " -c 'import torch, safetensors' > /dev/null 2>&1") == 0;
+  return ok;
+}
+
+// max |a - b| / max |b|: one number per tensor that is scale-free and does not blow up on the
+// near-zero entries an elementwise relative error would divide by.
+inline double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  auto s = b.to(torch::kDouble).abs().max().item<double>();
+  return s > 0 ? d / s : d;
+}
+
+// dist::init as a singleton world (no mpirun), for tests of code that needs MPI initialised.
+void init_world();
 
 }  // namespace kiln::test
