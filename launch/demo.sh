@@ -20,7 +20,10 @@ say "training a byte-level tokenizer (256 bytes + 9 special tokens)"
 step ./tokenizer train --vocab-size 265 --output "$D/tokenizer.json" "$D/input.txt"
 say "writing token shards (last 10% of the text is validation)"
 step ./prepare --tokenizer "$D/tokenizer.json" --output "$D" --val-fraction 0.1 "$D/input.txt"
-say "pretraining configs/tiny.yaml on CPU"
+say "pretraining configs/tiny.yaml on CPU (a fresh run: runs/tiny from an earlier demo is removed)"
+rm -rf runs/tiny
+start=$(date +%s)
 step ./pretrain configs/tiny.yaml
+say "pretraining took $(( $(date +%s) - start )) s"
 say "sampling"
 step ./sample --ckpt runs/tiny/ckpt --start "ROMEO:" --num-samples 2 --max-new-tokens 300 --temperature 0.8

@@ -136,6 +136,11 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
   return final_dir.string();
 }
 
+std::string newest_complete_step(const std::string& dir) {
+  auto steps = complete_steps(dir);
+  return steps.empty() ? "" : steps.back().second.string();
+}
+
 std::string verify_checkpoint(const std::string& step_dir) {
   const fs::path d(step_dir);
   nlohmann::json meta;

@@ -31,6 +31,9 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
 // kiln::Error when none is usable.
 std::string find_latest_checkpoint(const std::string& path);
 
+// The newest step directory with DONE under a checkpoint directory, or "" (no checksum check).
+std::string newest_complete_step(const std::string& dir);
+
 // Check every file of a step directory against meta.json; returns "" or what is wrong.
 std::string verify_checkpoint(const std::string& step_dir);
 

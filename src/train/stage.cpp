@@ -160,6 +160,14 @@ int stage_main(Stage stage, int argc, char** argv) {
     log::info("[%s] --check: config and distributed setup are valid", name.c_str());
     return 0;
   }
+  if (ckpt_dir.empty()) {
+    // A fresh run must not prune (checkpoint.keep_last) or mix with another run's checkpoints.
+    const std::string existing = train::newest_complete_step(cfg.checkpoint.dir);
+    if (!existing.empty())
+      throw Error(cfg.checkpoint.dir + " already holds checkpoints of a run (newest: " + existing + ")",
+                  "continue it with ./" + name + " --resume " + cfg.checkpoint.dir +
+                      ", or start afresh elsewhere with run.dir=... (or delete that directory)");
+  }
   if (cfg.dist.zero1)
     throw Error(cfg.source + ": dist.zero1 = true: sharded optimizer state (ZeRO-1) is not implemented yet",
                 "set dist.zero1=false; gradients are all-reduced and every rank keeps the full optimizer state");
