@@ -29,11 +29,11 @@ err=$(./pretrain "$tmp/typo.yaml" 2>&1 >/dev/null); rc=$?
 [ $rc != 0 ] && grep -q "typo.yaml:2:3: unknown key 'model.detph'.*did you mean 'model.depth'" <<<"$err"
 check "unknown key: $err" $?
 
-err=$(./pretrain configs/tiny.yaml data.tokenizer=data/nowhere/tok.json 2>&1 >/dev/null); rc=$?
+err=$(./pretrain configs/tiny.yaml data.tokenizer=data/nowhere/tok.json run.dir="$tmp/r1" 2>&1 >/dev/null); rc=$?
 [ $rc != 0 ] && grep -q 'does not exist' <<<"$err" && grep -q './tokenizer train' <<<"$err"
 check "a missing tokenizer names the command that makes it" $?
 ./tokenizer train --vocab-size 265 --output "$tmp/tok.json" README.md >/dev/null 2>&1
-err=$(./pretrain configs/tiny.yaml "data.tokenizer=$tmp/tok.json" 'data.train=data/nowhere/train_*.h5' 2>&1 >/dev/null); rc=$?
+err=$(./pretrain configs/tiny.yaml "data.tokenizer=$tmp/tok.json" 'data.train=data/nowhere/train_*.h5' run.dir="$tmp/r2" 2>&1 >/dev/null); rc=$?
 [ $rc != 0 ] && grep -q 'no token shards there' <<<"$err" && grep -q './prepare --tokenizer' <<<"$err"
 check "missing shards name the command that makes them" $?
 
