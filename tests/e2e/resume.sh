@@ -22,6 +22,10 @@ args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/t
 
 ./pretrain "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "uninterrupted run"; }
 
+# Starting afresh over a finished run's checkpoints is refused (keep_last would prune them).
+err=$(./pretrain "${args[@]}" run.dir="$tmp/a" 2>&1 >/dev/null) && fail "a fresh run over existing checkpoints started"
+grep -q "already holds checkpoints" <<<"$err" || fail "unexpected message: $err"
+
 ./pretrain "${args[@]}" run.dir="$tmp/b" >"$tmp/b.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 6000); do
