@@ -136,9 +136,15 @@ int stage_main(Stage stage, int argc, char** argv) {
     std::ifstream in(ckpt_dir + "/meta.json");
     const auto meta = nlohmann::json::parse(in);
     cfg = load_config_text(meta.at("config").get<std::string>(), ckpt_dir + "/meta.json");
+    // An override that restates the checkpoint's value is fine (a requeued Slurm job repeats its
+    // command line, overrides included); one that changes the math of the run is refused.
+    const std::string saved = to_yaml(cfg);
     for (const auto& o : overrides) {
       const std::string key = o.substr(0, o.find('='));
-      if (!resume_override_allowed(key))
+      if (resume_override_allowed(key)) continue;
+      Config probe = cfg;
+      apply_overrides(probe, {o});
+      if (to_yaml(probe) != saved)
         throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
                     "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device, dist.timeout_s "
                     "and dist.backend may change; start a new run to change anything else");

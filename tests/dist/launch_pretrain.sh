@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# launch/pretrain.sh: runs NGPU ranks of the command in KILN_PRETRAIN (here the stand-in trainer)
-# with the config and overrides passed through, and rejects a bad NGPU with usage (exit 2).
+# launch/pretrain.sh: runs NGPU ranks of the real ./pretrain (its default command) with the config
+# and overrides passed through; the run must report a world of 2 and log every step once. A bad
+# NGPU is rejected with usage (exit 2). Needs mpirun and KILN_DATA; bounded by a 120 s timeout.
 source "$(dirname "$0")/lib.sh"
-fake=$1
 set +e; "$root/launch/pretrain.sh" 0 "$root/configs/tiny.yaml" 2>"$tmp/err"; rc=$?; set -e
 [ "$rc" = 2 ] && grep -q "NGPU must be a positive integer" "$tmp/err" || fail "NGPU=0 gave rc $rc: $(cat "$tmp/err")"
-KILN_PRETRAIN="$fake" KILN_MPIRUN_ARGS="--oversubscribe" timeout --signal=KILL 120 "$root/launch/pretrain.sh" 2 \
-  "$root/configs/tiny.yaml" run.dir="$tmp/run" train.max_steps=6 probe.step_ms=1 || fail "launch failed"
-diff <(seq 0 5 | sed 's/.*/step & world 2/') "$tmp/run/steps.txt" || fail "expected 6 steps on 2 ranks"
-echo "PASS: launch/pretrain.sh 2 ran 6 steps on a world of 2"
+tiny_data "$tmp/data"
+KILN_MPIRUN_ARGS="--oversubscribe" timeout --signal=KILL 120 "$root/launch/pretrain.sh" 2 "${TINY_ARGS[@]}" \
+  run.dir="$tmp/run" train.max_steps=6 train.device_batch_size=8 train.total_batch_size=1024 eval.every=0 \
+  >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "launch failed"; }
+grep -q "world 2 " "$tmp/out" || { cat "$tmp/out"; fail "the run did not report a world of 2"; }
+diff <(seq 1 6) <(grep -o '"step":[0-9]*,"loss"' "$tmp/run/metrics.jsonl" | grep -o '[0-9]*') \
+  || fail "expected one loss record for each of steps 1..6"
+[ -e "$tmp/run/ckpt/step_00000006/DONE" ] || fail "no final checkpoint"
+echo "PASS: launch/pretrain.sh 2 ran ./pretrain for 6 steps on a world of 2"

@@ -1,5 +1,5 @@
-# Helpers for the shell-driven 2-rank tests (sourced): a temp dir removed on exit, waiting for
-# a file with a deadline, and failing with a message. Every wait is bounded; nothing may hang CI.
+# Helpers for the shell-driven 2-rank tests of the real ./pretrain (sourced): a temp dir removed on
+# exit, bounded waits for a file or a logged step, a rank's pid, and the tiny prepared dataset.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 tmp=$(mktemp -d /tmp/kiln_dist_XXXXXX)
@@ -20,11 +20,23 @@ if [ "$(id -u)" = 0 ] && [ "${CI:-}" != true ] && [ "${KILN_TEST_ALLOW_ROOT:-}" 
   echo "skipped: mpirun refuses to run as root; set CI=true or KILN_TEST_ALLOW_ROOT=1" >&2
   exit 77
 fi
-# wait_steps RUN_DIR N SECONDS: until the stand-in trainer has logged N steps.
+source "$root/tests/e2e/tiny_data.sh"  # tiny_data, TINY_ARGS, strip_timing
+# last_step RUN_DIR: the last optimizer step ./pretrain logged in metrics.jsonl (0 if none).
+last_step() { grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*' || echo 0; }
+# wait_steps RUN_DIR N SECONDS: until ./pretrain has logged step N.
 wait_steps() {
   local deadline=$(( $(date +%s) + $3 ))
-  until [ "$(cat "$1/steps.txt" 2>/dev/null | wc -l)" -ge "$2" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for $2 steps in $1"
-    sleep 0.05
+  until [ "$(last_step "$1")" -ge "$2" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for step $2 in $1"
+    sleep 0.02
   done
+}
+# rank_pid RUN_DIR RANK: the pid of that rank's ./pretrain (run.dir=RUN_DIR on its command line,
+# OMPI_COMM_WORLD_RANK=RANK in its environment; mpirun and timeout have no rank).
+rank_pid() {
+  local p
+  for p in $(pgrep -f "run.dir=$1( |$)"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return 0; }
+  done
+  return 1
 }

@@ -3,7 +3,8 @@
 # Run A trains 60 steps uninterrupted. Run B is SIGKILLed once it has logged step 33 (its last
 # checkpoint is step 30), then resumed with --resume: every loss from step 31 on, and the
 # validation losses, must equal run A's bit for bit (metrics.jsonl prints float32 losses with 9
-# significant digits, which round-trip exactly). Needs ../shared/data (else skips, exit 77).
+# significant digits, which round-trip exactly). The resume restates two overrides unchanged (allowed);
+# a changing one is refused. Needs ../shared/data (else skips, exit 77).
 set -uo pipefail
 cd "${1:-.}"
 data=${KILN_DATA:-$(pwd)/../shared/data}
@@ -40,7 +41,12 @@ echo "killed run B with SIGKILL after $last"
 [ -d "$tmp/b/ckpt/step_00000030" ] || fail "no step 30 checkpoint in run B"
 [ -d "$tmp/b/ckpt/step_00000060" ] && fail "run B reached step 60 before the kill"
 
-./pretrain --resume "$tmp/b/ckpt" >"$tmp/b2.log" 2>&1 || { cat "$tmp/b2.log"; fail "resumed run"; }
+# An override that would change the math is refused; restating the run's own values is accepted
+# (a requeued Slurm job repeats its command line).
+./pretrain --resume "$tmp/b/ckpt" train.max_steps=61 >"$tmp/bad.log" 2>&1 && fail "--resume accepted train.max_steps=61"
+grep -q "would change the math" "$tmp/bad.log" || { cat "$tmp/bad.log"; fail "no clear message for a math override"; }
+./pretrain --resume "$tmp/b/ckpt" train.max_steps=60 train.device_batch_size=8 >"$tmp/b2.log" 2>&1 \
+  || { cat "$tmp/b2.log"; fail "resumed run"; }
 grep -q "resumed from .*step_00000030" "$tmp/b2.log" || { cat "$tmp/b2.log"; fail "did not resume from step 30"; }
 
 # Compare every loss and validation record, timing fields removed.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The slurm/ scripts under a real single-node Slurm started here: munged + slurmctld + slurmd
-# (Debian's slurm-wlm, as root) on localhost with a generated slurm.conf in a temp dir, then
-#  1. slurm/pretrain.sbatch runs 2 ranks of the stand-in trainer to the end (exit 0);
-#  2. slurm/pretrain_preemptible.sbatch gets the pre-kill USR1, checkpoints, requeues itself and
-#     resumes with --resume: every step runs exactly once over two starts.
-# Skips (77) when Slurm is not installed or we are not root. Usage: slurm.sh FAKE_PRETRAIN
+# (Debian's slurm-wlm, as root) on localhost with a generated slurm.conf in a temp dir, then, with
+# the real ./pretrain on 2 CPU ranks and a tiny prepared tinyshakespeare dataset:
+#  1. slurm/pretrain.sbatch runs to the end (exit 0, job COMPLETED, every step logged once);
+#  2. slurm/pretrain_preemptible.sbatch gets the pre-kill USR1 (or TERM), checkpoints, requeues
+#     itself and resumes with --resume: its losses equal the uninterrupted run's of 1. bit for bit.
+# Skips (77) when Slurm or the data is missing or we are not root. Usage: slurm.sh [REPO_ROOT]
 set -euo pipefail
-fake=$1
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 skip() { echo "skipped: $*" >&2; exit 77; }
 fail() { echo "FAIL: $*" >&2; for f in "$tmp"/log/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
 for b in slurmctld slurmd munged sbatch scontrol; do
@@ -18,6 +18,7 @@ done
 tmp=$(mktemp -d /tmp/kiln_slurm_XXXXXX)
 chmod 755 "$tmp"
 mkdir -p "$tmp"/{munge,state,spool,log,run}
+source "$root/tests/e2e/tiny_data.sh"  # tiny_data, TINY_ARGS, strip_timing
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -27,6 +28,12 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+tiny_data "$tmp/data"
+# Every job trains the same 20 steps (2 ranks x 8 seqs x 64 tokens, one micro-step), so every
+# run's losses must equal the first uninterrupted run's, whichever launcher and however stopped.
+STEPS=20
+targs=("${TINY_ARGS[@]}" train.max_steps=$STEPS train.device_batch_size=8 train.total_batch_size=1024
+       checkpoint.every=5 checkpoint.keep_last=0 eval.every=10)
 
 # ---- munge with its own key and socket (never the system's) -----------------------------------
 dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
@@ -85,8 +92,10 @@ done
 sinfo -h -o %t | grep -qx idle || fail "the node never became idle: $(sinfo 2>&1)"
 echo "[slurm-test] Slurm $(sinfo -V) up on $host (port $port); srun --mpi: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
 
-# Both scripts on 2 CPU ranks instead of 8 GPUs; everything else is the scripts' own.
-export KILN_PRETRAIN=$fake KILN_ROOT=$root
+# Both scripts on 2 CPU ranks instead of 8 GPUs; everything else is the scripts' own (their
+# default command is $KILN_ROOT/pretrain, the real trainer).
+unset KILN_PRETRAIN
+export KILN_ROOT=$root
 export KILN_LAUNCH_ARGS="--oversubscribe"
 res=(--ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 --chdir="$root")
 
@@ -101,49 +110,67 @@ wait_job() {
   done
 }
 
+# steps_once RUN: metrics.jsonl has exactly one loss record for each step 1..STEPS.
+steps_once() {
+  diff <(seq 1 $STEPS) <(grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" | grep -o '[0-9]*') >/dev/null
+}
+# same_losses RUN: its metrics equal the reference run's bit for bit (timing fields removed).
+ref=""
+same_losses() {
+  if [ -z "$ref" ]; then ref=$1; return 0; fi
+  diff <(strip_timing "$ref/metrics.jsonl") <(strip_timing "$1/metrics.jsonl") | head -6
+  diff -q <(strip_timing "$ref/metrics.jsonl") <(strip_timing "$1/metrics.jsonl") >/dev/null
+}
+
 # single LAUNCHER [SCRIPT [sbatch flags]]: the script (slurm/pretrain.sbatch) runs to the end.
 single() {
   local l=$1 script=${2:-pretrain.sbatch}; shift $(( $# < 2 ? $# : 2 ))
   local run=$tmp/run/single-$l-$script log=$tmp/log/single-$l-$script.log id st
   id=$(KILN_LAUNCHER=$l KILN_RUN_DIR=$run sbatch --parsable "${res[@]}" "$@" --output="$log" \
-    "$root/slurm/$script" "$root/configs/tiny.yaml" train.max_steps=8 probe.step_ms=1) || fail "sbatch failed"
+    "$root/slurm/$script" "${targs[@]}") || fail "sbatch failed"
   st=$(wait_job "$id" 120)
-  cat "$log"
+  tail -3 "$log"
   [ "$st" = COMPLETED ] || fail "job $id (slurm/$script, $l) ended $st"
-  diff <(seq 0 7 | sed 's/.*/step & world 2/') "$run/steps.txt" || fail "slurm/$script did not run 8 steps on 2 ranks"
+  grep -q "world 2 " "$log" || fail "slurm/$script did not run on a world of 2"
+  steps_once "$run" || fail "slurm/$script did not log steps 1..$STEPS once each"
   grep -q "finished" "$log" || fail "no 'finished' line"
-  echo "[slurm-test] PASS single/$l: slurm/$script ran 8 steps on 2 ranks, job COMPLETED"
+  same_losses "$run" || fail "slurm/$script ($l): losses differ from the first run's ($ref)"
+  echo "[slurm-test] PASS single/$l: slurm/$script ran ./pretrain $STEPS steps on 2 ranks, job COMPLETED"
 }
 
-# preempt LAUNCHER HOW: slurm/pretrain_preemptible.sbatch is told to stop after 8 steps by a
+# preempt LAUNCHER HOW: slurm/pretrain_preemptible.sbatch is told to stop after step 4 by a
 # signal to its batch shell: USR1 (HOW=warn: what --signal=B:USR1@120 sends) or TERM (HOW=term:
 # the shell's share of a preemption; the script forwards it as USR1). It must checkpoint, requeue
-# itself and resume with --resume; every step must run exactly once over both starts.
+# itself and resume with --resume; the losses must equal the uninterrupted run's bit for bit.
 # (scancel --signal=TERM without --batch cancels the step in Slurm 22.05, so a TERM to every task
-# at once is not emulated here; the rank-side duplicate handling is tests/unit/test_signals.cpp.)
+# at once is not emulated here; the rank-side duplicate handling is tests/unit/test_signals.cpp,
+# and a TERM to one rank is tests/dist/signal_stop.sh.)
 preempt() {
-  local run=$tmp/run/preempt-$1-$2 log=$tmp/log/preempt-$1-$2.log id st restarts deadline
+  local run=$tmp/run/preempt-$1-$2 log=$tmp/log/preempt-$1-$2.log id st restarts deadline stopped
   id=$(KILN_LAUNCHER=$1 KILN_RUN_DIR=$run sbatch --parsable "${res[@]}" --output="$log" \
-    "$root/slurm/pretrain_preemptible.sbatch" "$root/configs/tiny.yaml" train.max_steps=40 \
-    checkpoint.every=5 probe.step_ms=100) || fail "sbatch failed"
+    "$root/slurm/pretrain_preemptible.sbatch" "${targs[@]}") || fail "sbatch failed"
   deadline=$(( $(date +%s) + 90 ))
-  until [ "$(cat "$run/steps.txt" 2>/dev/null | wc -l)" -ge 8 ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "preemptible job $id never ran 8 steps"
-    sleep 0.2
+  until grep -q '"step":4,"loss"' "$run/metrics.jsonl" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "preemptible job $id never ran 4 steps"
+    sleep 0.05
   done
   if [ "$2" = warn ]; then scancel --batch --signal=USR1 "$id"; else scancel --batch --signal=TERM "$id"; fi
   # A requeued job waits cred_expire (here 5 s, default 120 s) before it may start again, and
   # is then picked up by the next scheduling pass (sched_interval=1 s here, default 60 s).
   st=$(wait_job "$id" 120)
-  cat "$log"
+  grep -E "^\[slurm\]|resumed from|stopped by signal" "$log"
   restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
   [ "$st" = COMPLETED ] || fail "preemptible job $id ($1, $2) ended $st"
   [ "${restarts:-0}" -ge 1 ] || fail "the job was not requeued (Restarts=$restarts)"
+  stopped=$(grep -o 'stopped by signal at step [0-9]*' "$log" | grep -o '[0-9]*$') || fail "no 'stopped by signal' line"
+  [ "$stopped" -lt $STEPS ] || fail "stopped at step $stopped, not before the end"
   grep -q "requeueing job $id" "$log" || fail "no requeue line in the log"
   grep -q -- "--resume $run/ckpt" "$log" || fail "the second start did not --resume"
+  grep -q "resumed from $run/ckpt/$(printf 'step_%08d' "$stopped")" "$log" || fail "did not resume from step $stopped"
   [ ! -e "$run/STOPPED_EARLY" ] || fail "STOPPED_EARLY left after the final run"
-  diff <(seq 0 39 | sed 's/.*/step & world 2/') "$run/steps.txt" || fail "steps not run exactly once across the requeue"
-  echo "[slurm-test] PASS preempt/$1/$2: stopped, requeued (Restarts=$restarts), resumed, all 40 steps once"
+  steps_once "$run" || fail "steps not logged exactly once across the requeue"
+  same_losses "$run" || fail "preempt ($1, $2): losses differ from the uninterrupted run's ($ref)"
+  echo "[slurm-test] PASS preempt/$1/$2: stopped at step $stopped, requeued (Restarts=$restarts), resumed, losses equal the uninterrupted run's"
 }
 
 # srun --mpi=pmix is what the scripts pick when Slurm has PMIx (it has here); mpirun is the

@@ -1,0 +1,21 @@
+# Sourced by the tests that run the real ./pretrain: tiny_data DIR trains the byte-level
+# tokenizer on the first 200 kB of tinyshakespeare and writes train/val shards into DIR, then
+# sets TINY_ARGS (configs/tiny.yaml + data overrides). Needs the binaries symlinked into the repo
+# root (ROOT) and ${KILN_DATA:-ROOT/../shared/data}/tinyshakespeare; skips (exit 77) without data.
+tiny_data() {
+  local dir=$1 root=${KILN_ROOT_DIR:-$root}
+  local data=${KILN_DATA:-$root/../shared/data}
+  [ -f "$data/tinyshakespeare/input.txt" ] || { echo "skipped: $data/tinyshakespeare/input.txt not found" >&2; exit 77; }
+  [ -x "$root/pretrain" ] || { echo "FAIL: $root/pretrain not built" >&2; exit 1; }
+  mkdir -p "$dir"
+  head -c 200000 "$data/tinyshakespeare/input.txt" >"$dir/input.txt"
+  "$root/tokenizer" train --vocab-size 265 --output "$dir/tok.json" "$dir/input.txt" >/dev/null \
+    || { echo "FAIL: tokenizer train" >&2; exit 1; }
+  "$root/prepare" --tokenizer "$dir/tok.json" --output "$dir/shards" --val-fraction 0.1 "$dir/input.txt" \
+    >/dev/null 2>&1 || { echo "FAIL: prepare" >&2; exit 1; }
+  TINY_ARGS=("$root/configs/tiny.yaml" "data.tokenizer=$dir/tok.json" "data.train=$dir/shards/train_*.h5"
+             "data.val=$dir/shards/val_*.h5" eval.tokens=4096 eval.sample_every=0 log.every=10)
+}
+
+# strip_timing METRICS.JSONL: the records without wall-clock fields (what must match exactly).
+strip_timing() { sed -E 's/,"(dt_ms|tok_per_s|mfu)":[^,}]*//g' "$1"; }
