@@ -6,19 +6,15 @@
 # safetensors (installed by launch/setup.sh); skips (77) without them.
 set -uo pipefail
 cd "${1:-.}"
-data=${KILN_DATA:-$(pwd)/../shared/data}
-[ -f "$data/tinyshakespeare/input.txt" ] || { echo "skipped: $data/tinyshakespeare/input.txt not found"; exit 77; }
+root=$(pwd)
+source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
 py=${KILN_PYTHON:-python3}
 "$py" -c "import torch, safetensors" 2>/dev/null || { echo "skipped: $py lacks torch/safetensors"; exit 77; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-head -c 100000 "$data/tinyshakespeare/input.txt" > "$tmp/input.txt"
-./tokenizer train --vocab-size 265 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "tokenizer train"
-./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 \
-  || fail "prepare"
-./pretrain configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5" \
-  "data.val=$tmp/shards/val_*.h5" train.max_steps=10 checkpoint.every=5 eval.every=0 run.dir="$tmp/run" \
+tiny_data "$tmp"
+./pretrain "${TINY_ARGS[@]}" train.max_steps=10 checkpoint.every=5 eval.every=0 run.dir="$tmp/run" \
   >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "first run"; }
 good="$tmp/run/ckpt/step_00000010"
 [ -f "$good/DONE" ] || fail "no step 10 checkpoint"

@@ -7,19 +7,15 @@
 # a changing one is refused. Needs ../shared/data (else skips, exit 77).
 set -uo pipefail
 cd "${1:-.}"
-data=${KILN_DATA:-$(pwd)/../shared/data}
-[ -f "$data/tinyshakespeare/input.txt" ] || { echo "skipped: $data/tinyshakespeare/input.txt not found"; exit 77; }
+root=$(pwd)
+source tests/e2e/tiny_data.sh  # tiny_data, strip_timing
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-head -c 300000 "$data/tinyshakespeare/input.txt" > "$tmp/input.txt"
-./tokenizer train --vocab-size 265 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "tokenizer train"
-./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 \
-  || fail "prepare"
-args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5"
-      "data.val=$tmp/shards/val_*.h5" train.max_steps=60 train.device_batch_size=8 train.total_batch_size=1024
+tiny_data "$tmp"
+args=("${TINY_ARGS[@]}" train.max_steps=60 train.device_batch_size=8 train.total_batch_size=1024
       checkpoint.every=10 checkpoint.keep_last=0
-      eval.every=20 eval.tokens=8192 eval.sample_every=0 log.every=20)
+      eval.every=20 eval.tokens=8192 log.every=20)
 
 ./pretrain "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "uninterrupted run"; }
 
@@ -50,8 +46,7 @@ grep -q "would change the math" "$tmp/bad.log" || { cat "$tmp/bad.log"; fail "no
 grep -q "resumed from .*step_00000030" "$tmp/b2.log" || { cat "$tmp/b2.log"; fail "did not resume from step 30"; }
 
 # Compare every loss and validation record, timing fields removed.
-strip() { sed -E 's/,"(dt_ms|tok_per_s|mfu)":[^,}]*//g' "$1"; }
-diff <(strip "$tmp/a/metrics.jsonl") <(strip "$tmp/b/metrics.jsonl") > "$tmp/diff" \
+diff <(strip_timing "$tmp/a/metrics.jsonl") <(strip_timing "$tmp/b/metrics.jsonl") > "$tmp/diff" \
   || { head -20 "$tmp/diff"; fail "losses differ between the uninterrupted and the resumed run"; }
 n=$(grep -c '"loss"' "$tmp/b/metrics.jsonl")
 [ "$n" = 60 ] || fail "expected 60 loss records after resume, found $n"
