@@ -17,6 +17,13 @@
 
 namespace kiln::dist {
 
+void check_scatter_gather_sizes(const char* what, const torch::Tensor& per_rank, const torch::Tensor& whole,
+                                int world) {
+  TORCH_CHECK(per_rank.scalar_type() == whole.scalar_type(), what, ": in and out dtypes differ");
+  TORCH_CHECK(whole.numel() == per_rank.numel() * world, what, ": the full tensor has ", whole.numel(),
+              " elements; it needs world (", world, ") x the per-rank tensor (", per_rank.numel(), ")");
+}
+
 torch::Device bind_local_device() {
   const Context& c = ctx();
 #ifdef KILN_WITH_CUDA

@@ -111,9 +111,7 @@ class MpiComm : public Comm {
                                        bool async) override {
     check_cpu(in, "reduce_scatter");
     check_cpu(out, "reduce_scatter");
-    TORCH_CHECK(in.scalar_type() == out.scalar_type(), "reduce_scatter: in and out dtypes differ");
-    TORCH_CHECK(in.numel() == out.numel() * world_, "reduce_scatter: in has ", in.numel(),
-                " elements; it needs world (", world_, ") x out (", out.numel(), ")");
+    check_scatter_gather_sizes("reduce_scatter", out, in, world_);
     TORCH_CHECK(out.numel() <= INT_MAX, "reduce_scatter: more than INT_MAX elements per rank");
     auto w = std::make_shared<MpiWork>();
     torch::Tensor src = staged(in, op);
@@ -129,9 +127,7 @@ class MpiComm : public Comm {
   std::shared_ptr<Work> all_gather(const torch::Tensor& in, torch::Tensor& out, bool async) override {
     check_cpu(in, "all_gather");
     check_cpu(out, "all_gather");
-    TORCH_CHECK(in.scalar_type() == out.scalar_type(), "all_gather: in and out dtypes differ");
-    TORCH_CHECK(out.numel() == in.numel() * world_, "all_gather: out has ", out.numel(),
-                " elements; it needs world (", world_, ") x in (", in.numel(), ")");
+    check_scatter_gather_sizes("all_gather", in, out, world_);
     const int64_t bytes = in.numel() * in.element_size();
     TORCH_CHECK(bytes <= INT_MAX, "all_gather: more than INT_MAX bytes per rank");
     auto w = std::make_shared<MpiWork>();

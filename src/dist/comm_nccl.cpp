@@ -129,9 +129,7 @@ class NcclComm : public Comm {
                                        bool async) override {
     check(in, "reduce_scatter");
     check(out, "reduce_scatter");
-    TORCH_CHECK(in.scalar_type() == out.scalar_type(), "reduce_scatter: in and out dtypes differ");
-    TORCH_CHECK(in.numel() == out.numel() * world_, "reduce_scatter: in has ", in.numel(),
-                " elements; it needs world (", world_, ") x out (", out.numel(), ")");
+    check_scatter_gather_sizes("reduce_scatter", out, in, world_);
     check_op(in, op);
     return launch("reduce_scatter", {in, out}, async, [&](cudaStream_t s) {
       KILN_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(), nccl_type(out.scalar_type()),
@@ -142,9 +140,7 @@ class NcclComm : public Comm {
   std::shared_ptr<Work> all_gather(const torch::Tensor& in, torch::Tensor& out, bool async) override {
     check(in, "all_gather");
     check(out, "all_gather");
-    TORCH_CHECK(in.scalar_type() == out.scalar_type(), "all_gather: in and out dtypes differ");
-    TORCH_CHECK(out.numel() == in.numel() * world_, "all_gather: out has ", out.numel(),
-                " elements; it needs world (", world_, ") x in (", in.numel(), ")");
+    check_scatter_gather_sizes("all_gather", in, out, world_);
     return launch("all_gather", {in, out}, async, [&](cudaStream_t s) {
       KILN_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(), nccl_type(in.scalar_type()),
                                     comm_, s));

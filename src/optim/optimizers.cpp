@@ -38,6 +38,16 @@ const torch::Tensor& need(const std::map<std::string, torch::Tensor>& s, const s
   return it->second;
 }
 
+// The state must have been saved for an optimizer over the same number of parameters.
+void check_num_params(const std::map<std::string, torch::Tensor>& s, const std::string& prefix, const char* what,
+                      size_t have) {
+  const int64_t n = need(s, prefix + "num_params").item<int64_t>();
+  if (n != int64_t(have))
+    throw Error(std::string(what) + " state holds " + std::to_string(n) + " parameters but the optimizer has " +
+                    std::to_string(have),
+                "the state was saved for another model");
+}
+
 // Restores a buffer for `param` from the state map (copy to param's device/dtype), checking shape.
 torch::Tensor load_buffer(const std::map<std::string, torch::Tensor>& s, const std::string& key,
                           const torch::Tensor& param) {
@@ -112,11 +122,7 @@ kiln::model::NamedTensors Muon::state(const std::string& prefix) const {
 
 void Muon::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
   auto& s = *impl_;
-  const int64_t n = need(state, prefix + "num_params").item<int64_t>();
-  if (n != int64_t(s.params.size()))
-    throw Error("Muon state holds " + std::to_string(n) + " parameters but the optimizer has " +
-                    std::to_string(s.params.size()),
-                "the state was saved for another model");
+  check_num_params(state, prefix, "Muon", s.params.size());
   s.lr = need(state, prefix + "lr").item<double>();
   s.momentum = need(state, prefix + "momentum").item<double>();
   s.steps = need(state, prefix + "steps").item<int64_t>();
@@ -216,11 +222,7 @@ kiln::model::NamedTensors AdamW::state(const std::string& prefix) const {
 
 void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
   auto& s = *impl_;
-  const int64_t n = need(state, prefix + "num_params").item<int64_t>();
-  if (n != int64_t(s.step.size()))
-    throw Error("AdamW state holds " + std::to_string(n) + " parameters but the optimizer has " +
-                    std::to_string(s.step.size()),
-                "the state was saved for another model");
+  check_num_params(state, prefix, "AdamW", s.step.size());
   s.multiplier = need(state, prefix + "lr_multiplier").item<double>();
   for (size_t g = 0; g < s.groups.size(); ++g)
     s.groups[g].lr = need(state, prefix + "group" + std::to_string(g) + ".lr").item<double>();
