@@ -1,6 +1,8 @@
 // Tokenizer bench (kiln side): training time and encode throughput on one core and on all cores,
 // for bench/tokenizer_bench.sh, which prints these beside tiktoken's and rustbpe's on the same
-// text. Documents are the text's blank-line-separated paragraphs, as in the Python side.
+// text. Documents are the text's blank-line-separated paragraphs, as in the Python side. Then one
+// unbroken run of letters (the text's letters, spaces and the rest dropped) of 0.25, 1 and 4 MB:
+// BPE merge cost on one huge chunk, with the previous quadratic scan on 0.25 MB beside it.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/parallel.h"
 #include "tokenizer/train.h"
 
@@ -57,5 +60,26 @@ int main(int argc, char** argv) {
   printf("kiln  train %.2f s (count %.2f s, %zu merges %.2f s) | encode 1 core %.2f MB/s | %u cores %.2f MB/s | %.3f bytes/token\n",
          train_s, st.count_seconds, t.merges().size(), st.merge_seconds, mb / one_s, tok::default_threads(), mb / all_s,
          double(text.size()) / double(n1));
+  // One unbroken run of letters, repeated to 4 MB (the same bytes tokenizer_bench.py uses).
+  std::string letters;
+  for (char c : text)
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letters += c;
+  if (letters.empty()) return 0;
+  while (letters.size() < (4u << 20)) letters += letters;
+  for (size_t kb : {256, 1024, 4096}) {
+    std::string_view run(letters.data(), kb << 10);
+    t0 = clk::now();
+    size_t n = t.encode(run).size();
+    printf("kiln  one run of letters %5.2f MB: encode %.3f s (%zu tokens)\n", double(kb) / 1024, secs(t0), n);
+  }
+  // The previous algorithm (a full scan per merge) on 0.25 MB, for the before/after figure.
+  tok::PairMap ranks;
+  ranks.reserve(t.merges().size());
+  for (size_t r = 0; r < t.merges().size(); ++r) ranks.insert(tok::pair_key(t.merges()[r].first, t.merges()[r].second), uint32_t(r));
+  std::vector<uint32_t> ids(letters.begin(), letters.begin() + (256 << 10));
+  for (auto& id : ids) id &= 0xff;
+  t0 = clk::now();
+  size_t n = tok::bpe_merge_scan(ids, ids.size(), ranks);
+  printf("kiln  one run of letters  0.25 MB with the previous scan merge: %.3f s (%zu tokens)\n", secs(t0), n);
   return 0;
 }

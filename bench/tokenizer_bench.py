@@ -1,6 +1,7 @@
 """Tokenizer bench (reference side): rustbpe training time, then tiktoken encode throughput on one
 thread and on all cores, on the same text and documents as bench/tokenizer_bench.cpp. Also says
-whether rustbpe learned the same merges as kiln (kiln's tokenizer JSON is passed in).
+whether rustbpe learned the same merges as kiln (kiln's tokenizer JSON is passed in), and tiktoken's
+time on one unbroken run of letters of 0.25, 1 and 4 MB (the same bytes as the C++ side).
 Usage: python3 tokenizer_bench.py TEXT VOCAB KILN_TOKENIZER_JSON   (needs tiktoken, rustbpe)
 """
 import json
@@ -48,6 +49,13 @@ def main():
     print(f"rustbpe train {train_s:.2f} s | tiktoken encode 1 thread {mb / one_s:.2f} MB/s | "
           f"{cores} threads {mb / all_s:.2f} MB/s | {len(raw) / n1:.3f} bytes/token | "
           f"same merges as kiln: {'yes' if same else 'no'}")
+    letters = "".join(c for c in text if ("a" <= c <= "z") or ("A" <= c <= "Z"))
+    while letters and len(letters) < (4 << 20):
+        letters += letters
+    for kb in (256, 1024, 4096) if letters else ():
+        t0 = time.perf_counter()
+        n = len(enc.encode_ordinary(letters[: kb << 10]))
+        print(f"tiktoken one run of letters {kb / 1024:5.2f} MB: encode {time.perf_counter() - t0:.3f} s ({n} tokens)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   } catch (const kiln::Error& e) {
     fprintf(stderr, "%s\n", e.what());
     return 1;
+  } catch (const std::exception& e) {  // filesystem, I/O, memory: still a message, never a crash
+    fprintf(stderr, "[prepare] %s\n  hint: check the paths given, their permissions and free disk space\n", e.what());
+    return 1;
   }
   return 0;
 }

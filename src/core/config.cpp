@@ -205,7 +205,7 @@ void apply_yaml(Config& cfg, const YAML::Node& root, const std::string& source) 
     if (std::find(kSections.begin(), kSections.end(), name) == kSections.end())
       throw Error(where(source, sec->first.Mark()) + ": unknown section '" + name +
                   "' — did you mean '" + nearest(name, kSections) + "'?");
-    const YAML::Node& body = sec->second;
+    const YAML::Node body = sec->second;  // a copy: sec->second is a temporary (use-after-scope found by tests/fuzz)
     if (body.IsNull()) continue;
     if (!body.IsMap())
       throw Error(where(source, body.Mark()) + ": section '" + name + "' must be a mapping of keys");
@@ -274,6 +274,10 @@ ModelShape derive_shape(const ModelConfig& m) {
     throw Error("model.width = " + std::to_string(s.width) + " is not divisible by model.n_head = " +
                 std::to_string(s.n_head) + "; choose a width that the heads divide");
   s.head_dim = s.width / s.n_head;
+  if (s.head_dim % 2 != 0)  // rotary embeddings rotate pairs of channels
+    throw Error("model.width / model.n_head = " + std::to_string(s.width) + " / " + std::to_string(s.n_head) +
+                    " gives head_dim " + std::to_string(s.head_dim) + ", which is odd",
+                "rotary embeddings need an even head_dim: change model.width or model.n_head (e.g. width = 64*depth)");
   s.n_kv_head = m.n_kv_head > 0 ? m.n_kv_head : s.n_head;
   if (s.n_head % s.n_kv_head != 0)
     throw Error("model.n_kv_head = " + std::to_string(s.n_kv_head) + " does not divide model.n_head = " +
@@ -311,7 +315,11 @@ Config load_config_text(const std::string& yaml, const std::string& source,
   } catch (const YAML::ParserException& e) {
     throw Error(where(source, e.mark) + ": invalid YAML: " + e.msg);
   }
-  apply_yaml(cfg, root, source);
+  try {
+    apply_yaml(cfg, root, source);
+  } catch (const YAML::Exception& e) {  // e.g. a key that is a list, not a name
+    throw Error(where(source, e.mark) + ": " + e.msg, "sections and keys are plain names (see --help-config)");
+  }
   apply_overrides(cfg, overrides);
   resolve_and_validate(cfg);
   return cfg;

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
+#include "data/shard_dataset.h"
 #include "data/shard_h5.h"
 #include "data/shard_writer.h"
 
@@ -78,6 +80,9 @@ ShardReader::ShardReader(const std::string& path, const std::string& expect_sha,
   }
   for (const char* s : {"tokenizer_sha256", "source", "created_by"})
     if (!h5::read_attr_str(f, s)) m.bad(std::string("attribute '") + s + "' is missing");
+  if (v[0] == 0 || v[0] > UINT32_MAX || v[1] >= v[0])
+    m.bad("attributes vocab_size " + std::to_string(v[0]) + " / bos_id " + std::to_string(v[1]) +
+          " are out of range (need 0 < bos_id + 1 <= vocab_size < 2^32)");
   m.info.vocab_size = uint32_t(v[0]);
   m.info.bos_id = uint32_t(v[1]);
   m.info.num_tokens = v[2];
@@ -95,7 +100,7 @@ ShardReader::ShardReader(const std::string& path, const std::string& expect_sha,
   if (length_of(m.tokens.get()) != m.info.num_tokens)
     m.bad("/tokens has " + std::to_string(length_of(m.tokens.get())) + " elements, attribute num_tokens says " +
           std::to_string(m.info.num_tokens));
-  if (length_of(offs.get()) != m.info.num_docs + 1) m.bad("/doc_offsets length is not num_docs + 1");
+  if (m.info.num_docs == UINT64_MAX || length_of(offs.get()) != m.info.num_docs + 1) m.bad("/doc_offsets length is not num_docs + 1");
   if (H5Lexists(f, "loss_mask", H5P_DEFAULT) > 0) {
     m.mask = Hid(H5Dopen2(f, "loss_mask", H5P_DEFAULT), H5Dclose);
     if (!m.mask.ok() || length_of(m.mask.get()) != m.info.num_tokens) m.bad("/loss_mask length is not num_tokens");
@@ -130,6 +135,17 @@ const ShardInfo& ShardReader::info() const { return impl_->info; }
 
 void ShardReader::read_tokens(uint64_t start, uint64_t count, uint32_t* out) const {
   impl_->read_1d(impl_->tokens.get(), H5T_NATIVE_UINT32, start, count, out, "tokens");
+  // Every id must index the embedding: checked here, per chunk as read (one max over the chunk),
+  // so a corrupt shard names its file and offset instead of a device assert deep in the model.
+  uint32_t mx = 0;
+  for (uint64_t i = 0; i < count; ++i) mx = std::max(mx, out[i]);
+  if (count > 0 && mx >= impl_->info.vocab_size) {
+    uint64_t at = 0;
+    while (out[at] < impl_->info.vocab_size) ++at;
+    impl_->bad("token id " + std::to_string(out[at]) + " at offset " + std::to_string(start + at) +
+               " of /tokens is not below vocab_size " + std::to_string(impl_->info.vocab_size),
+               "the shard is corrupt or was written for another tokenizer: re-run ./prepare");
+  }
 }
 
 void ShardReader::read_loss_mask(uint64_t start, uint64_t count, uint8_t* out) const {
@@ -143,6 +159,14 @@ std::vector<uint64_t> ShardReader::doc_offsets() const {
   Hid ds(H5Dopen2(impl_->file.get(), "doc_offsets", H5P_DEFAULT), H5Dclose);
   if (!ds.ok() || H5Dread(ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
     impl_->bad("reading /doc_offsets failed (truncated or corrupt file)");
+  // Readers index /tokens with these: they must run from 0 to num_tokens without going back.
+  for (size_t i = 0; i < out.size(); ++i)
+    if ((i == 0 && out[0] != 0) || (i > 0 && out[i] < out[i - 1]) || out[i] > impl_->info.num_tokens)
+      impl_->bad("/doc_offsets[" + std::to_string(i) + "] = " + std::to_string(out[i]) +
+                 " is out of order or past num_tokens " + std::to_string(impl_->info.num_tokens));
+  if (out.back() != impl_->info.num_tokens)
+    impl_->bad("/doc_offsets ends at " + std::to_string(out.back()) + ", not at num_tokens " +
+               std::to_string(impl_->info.num_tokens));
   return out;
 }
 
@@ -156,6 +180,9 @@ std::vector<std::string> list_shards(const std::string& dir_or_glob) {
   std::sort(out.begin(), out.end());
   if (out.empty())
     throw Error("[data] no shards match " + pattern, "write them with ./prepare, or fix the path (e.g. data/name/train_*.h5)");
+  std::map<std::string, std::vector<std::string>> by_dir;  // a glob may span folders
+  for (const auto& p : out) by_dir[std::filesystem::path(p).parent_path().string()].push_back(p);
+  for (const auto& [dir, shards] : by_dir) check_dataset_complete(dir.empty() ? "." : dir, shards);
   return out;
 }
 

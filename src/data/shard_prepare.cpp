@@ -1,6 +1,7 @@
 // ./prepare (see shard_prepare.h): a reader gathers batches (text blocks or JSONL lines), all
 // cores encode or render them, and one writer appends them in input order, so the output is
-// deterministic whatever the thread count. Shards go through ShardWriter's tmp + rename.
+// deterministic whatever the thread count. Shards are written aside and swapped in at the end
+// (shard_dataset.h), so a failed run leaves the previous dataset as it was.
 #include "data/shard_prepare.h"
 
 #include <unistd.h>
@@ -12,9 +13,9 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "core/error.h"
+#include "data/shard_dataset.h"
 #include "data/shard_writer.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/corpus.h"
@@ -90,16 +91,6 @@ class Progress {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(), last_{};
 };
 
-void remove_old_outputs(const std::string& dir) {
-  static const std::regex re(R"((train|val)_\d{4}\.h5(\.tmp)?)");
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (std::regex_match(name, re)) {
-      fs::remove(e.path());
-      fprintf(stderr, "[prepare] removed old %s\n", e.path().c_str());
-    }
-  }
-}
 }  // namespace
 
 uint64_t text_split_point(const std::string& path, double f) {
@@ -124,8 +115,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
                 "give a fraction in [0, 1), e.g. 0.1 for the last 10% of a text file");
   auto tok = tok::Tokenizer::load(opt.tokenizer);
   auto files = tok::expand_inputs(opt.inputs);
-  fs::create_directories(opt.output);
-  remove_old_outputs(opt.output);
+  DatasetStaging staging(opt.output);  // the old shards stay until every new one is written
 
   ShardMeta meta{tok.vocab_size(), tok.bos_id(), tok.sha256(), "", "kiln prepare"};
   uint64_t total = 0;
@@ -133,8 +123,8 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
     meta.source += (meta.source.empty() ? "" : ", ") + f;
     total += tok::file_size(f);
   }
-  ShardSeries train(opt.output, "train", meta, opt.shard_tokens, opt.chat);
-  ShardSeries val(opt.output, "val", meta, opt.shard_tokens, opt.chat);
+  ShardSeries train(staging.dir(), "train", meta, opt.shard_tokens, opt.chat);
+  ShardSeries val(staging.dir(), "val", meta, opt.shard_tokens, opt.chat);
   Progress progress(opt.progress, total);
   const unsigned threads = tok::default_threads();
   uint64_t done_bytes = 0, record = 0;
@@ -218,7 +208,12 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
   train.close();
   val.close();
   progress.update(done_bytes, train.tokens() + val.tokens(), true);
-  return {train.paths(), val.paths(), train.tokens(), val.tokens(), train.docs(), val.docs()};
+  std::vector<std::string> staged = train.paths();
+  staged.insert(staged.end(), val.paths().begin(), val.paths().end());
+  auto final_paths = staging.commit(staged, tok.sha256());
+  const auto split = final_paths.begin() + std::ptrdiff_t(train.paths().size());
+  return {{final_paths.begin(), split}, {split, final_paths.end()}, train.tokens(), val.tokens(), train.docs(),
+          val.docs()};
 }
 
 }  // namespace kiln::data

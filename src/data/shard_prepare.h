@@ -28,7 +28,8 @@ struct PrepareResult {
 // Split rules. A plain-text file: its first (1 - F) bytes, cut after a newline, are one train
 // document and the rest one val document (nanoGPT's split). JSONL: record i (counted over all
 // inputs) goes to val when floor((i+1)F) > floor(iF), an even spread that needs no record count.
-// Every document starts with <|bos|>. Existing {train,val}_NNNN.h5 in the output are replaced.
+// Every document starts with <|bos|>. Existing {train,val}_NNNN.h5 in the output are replaced only
+// once all new shards are written; the output then holds kiln_dataset.json (complete).
 PrepareResult prepare_shards(const PrepareOptions& opt);
 
 // The byte offset where the train part of a plain-text file of this content ends.

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "model/safetensors_header.h"
 
 namespace kiln::model {
 
@@ -70,63 +71,25 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 
 std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
                                                       std::map<std::string, std::string>* metadata) {
+  // The whole header is validated first (safetensors_header.cpp): nothing below allocates from
+  // an unchecked number.
+  const SafetensorsHeader h = read_safetensors_header(path);
+  if (metadata)
+    for (const auto& [k, v] : h.metadata) (*metadata)[k] = v;
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot open safetensors file '" + path + "'", "check the path");
-  std::error_code ec;
-  const uint64_t fsize = std::filesystem::file_size(path, ec);
-  auto bad = [&](const std::string& what) {
-    return Error("safetensors file '" + path + "': " + what, "the file is truncated or not a safetensors file");
-  };
-  uint64_t hlen = 0;
-  if (ec || fsize < 8 || !f.read(reinterpret_cast<char*>(&hlen), 8)) throw bad("shorter than its 8-byte header length");
-  if (hlen > fsize - 8 || hlen > (uint64_t(100) << 20)) throw bad("header length " + std::to_string(hlen) + " is invalid");
-  std::string h(hlen, '\0');
-  if (!f.read(h.data(), std::streamsize(hlen))) throw bad("header is truncated");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(h);
-  } catch (const std::exception& e) {
-    throw bad(std::string("header is not JSON (") + e.what() + ")");
-  }
-  if (!header.is_object()) throw bad("header is not a JSON object");
-  const uint64_t data_start = 8 + hlen, data_size = fsize - data_start;
   std::map<std::string, torch::Tensor> out;
-  for (const auto& [name, e] : header.items()) {
-    if (name == "__metadata__") {
-      if (metadata && e.is_object())
-        for (const auto& [k, v] : e.items()) (*metadata)[k] = v.is_string() ? v.get<std::string>() : v.dump();
-      continue;
-    }
-    auto bad_t = [&](const std::string& what) { return bad("tensor '" + name + "': " + what); };
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-      throw bad_t("entry lacks dtype, shape or data_offsets");
-    std::optional<torch::ScalarType> type;
-    const std::string dn = e["dtype"].is_string() ? e["dtype"].get<std::string>() : "?";
+  for (const auto& e : h.entries) {
+    torch::ScalarType type = torch::kFloat32;
     for (const auto& d : kDtypes)
-      if (dn == d.name) type = d.type;
-    if (!type) throw bad_t("unsupported dtype '" + dn + "'");
-    std::vector<int64_t> shape;
-    uint64_t numel = 1;
-    for (const auto& s : e["shape"]) {
-      if (!s.is_number_integer() || s.get<int64_t>() < 0) throw bad_t("bad shape " + e["shape"].dump());
-      shape.push_back(s.get<int64_t>());
-      numel *= uint64_t(shape.back());
-    }
-    const auto& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      throw bad_t("bad data_offsets " + off.dump());
-    const uint64_t b = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(*type));
-    const uint64_t nbytes = numel * t.element_size();
-    if (end < b || end - b != nbytes)
-      throw bad_t("data_offsets [" + std::to_string(b) + ", " + std::to_string(end) + ") do not hold shape " +
-                  e["shape"].dump() + " of " + dn);
-    if (end > data_size)
-      throw bad_t("data ends at byte " + std::to_string(end) + " but the file holds only " +
-                  std::to_string(data_size) + " data bytes");
-    f.seekg(std::streamoff(data_start + b));
-    if (nbytes > 0 && !f.read(static_cast<char*>(t.data_ptr()), std::streamsize(nbytes))) throw bad_t("read failed");
-    out.emplace(name, std::move(t));
+      if (e.dtype == d.name) type = d.type;
+    auto t = torch::empty(e.shape, torch::TensorOptions().dtype(type));
+    const uint64_t nbytes = e.end - e.begin;
+    f.seekg(std::streamoff(h.data_start + e.begin));
+    if (nbytes > 0 && !f.read(static_cast<char*>(t.data_ptr()), std::streamsize(nbytes)))
+      throw Error("safetensors file '" + path + "': tensor '" + e.name + "': read failed",
+                  "the file is truncated or not a safetensors file");
+    out.emplace(e.name, std::move(t));
   }
   return out;
 }

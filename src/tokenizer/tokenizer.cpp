@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/pair_map.h"
 #include "tokenizer/parallel.h"
 #include "tokenizer/sha256.h"
@@ -60,29 +61,14 @@ struct Tokenizer::Impl {
     for (uint32_t i = 0; i < n_ordinary; ++i) whole.emplace(token_str[i], i);
   }
 
-  // Merges one chunk by rank: ranks[i] holds the rank of pair (ids[i], ids[i+1]); each step
-  // merges the lowest-ranked pair (leftmost on ties) and refreshes only its two neighbours.
+  // One chunk: a whole-token lookup first (most chunks), else BPE merges by rank (bpe_merge.h).
   void encode_chunk(std::string_view chunk, std::vector<uint32_t>& out) const {
     if (chunk.size() == 1) { out.push_back(uint8_t(chunk[0])); return; }
     if (auto it = whole.find(chunk); it != whole.end()) { out.push_back(it->second); return; }
-    thread_local std::vector<uint32_t> ids, rk;
-    size_t n = chunk.size();
-    ids.resize(n);
-    rk.resize(n);
-    for (size_t i = 0; i < n; ++i) ids[i] = uint8_t(chunk[i]);
-    for (size_t i = 0; i + 1 < n; ++i) rk[i] = ranks.find(pair_key(ids[i], ids[i + 1]));
-    while (n > 1) {
-      uint32_t best = PairMap::kMissing;
-      size_t at = 0;
-      for (size_t i = 0; i + 1 < n; ++i)
-        if (rk[i] < best) { best = rk[i]; at = i; }
-      if (best == PairMap::kMissing) break;
-      ids[at] = 256 + best;
-      for (size_t i = at + 1; i + 1 < n; ++i) { ids[i] = ids[i + 1]; rk[i] = rk[i + 1]; }
-      --n;
-      if (at + 1 < n) rk[at] = ranks.find(pair_key(ids[at], ids[at + 1]));
-      if (at > 0) rk[at - 1] = ranks.find(pair_key(ids[at - 1], ids[at]));
-    }
+    thread_local std::vector<uint32_t> ids;
+    ids.resize(chunk.size());
+    for (size_t i = 0; i < chunk.size(); ++i) ids[i] = uint8_t(chunk[i]);
+    size_t n = bpe_merge(ids, chunk.size(), ranks);
     out.insert(out.end(), ids.begin(), ids.begin() + n);
   }
 

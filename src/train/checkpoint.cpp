@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/log.h"
 #include "dist/dist.h"
 
@@ -149,11 +150,11 @@ std::string verify_checkpoint(const std::string& step_dir) {
   } catch (const std::exception& e) {
     return (d / "meta.json").string() + " is unreadable (" + e.what() + ")";
   }
-  if (meta.value("format", "") != "kiln.checkpoint") return (d / "meta.json").string() + " is not a kiln checkpoint";
+  if (!meta.is_object() || meta.value("format", "") != "kiln.checkpoint" || !meta["crc32"].is_object()) return (d / "meta.json").string() + " is not a kiln checkpoint with checksums (crc32)";
   for (const auto& [name, crc] : meta["crc32"].items()) {
     const fs::path f = d / name;
     if (!fs::exists(f)) return f.string() + " is missing";
-    if (crc32_file(f) != crc.get<uint32_t>()) return f.string() + " is corrupted (CRC-32 mismatch)";
+    if (!crc.is_number_unsigned() || crc32_file(f) != crc.get<uint32_t>()) return f.string() + " is corrupted (CRC-32 mismatch)";
   }
   return "";
 }
@@ -183,17 +184,18 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   const fs::path d(step_dir);
   CheckpointRead r;
   r.dir = step_dir;
-  r.meta = nlohmann::json::parse(read_text(d / "meta.json"));
-  r.step = r.meta.at("step").get<int64_t>();
+  const std::string meta_path = (d / "meta.json").string();
+  r.meta = read_json_file(meta_path);
+  r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
   if (load_rank_files) {
-    const int saved = r.meta.at("world_size").get<int>();
+    const int saved = json_get<int>(r.meta, "world_size", meta_path);
     if (saved != world)
       throw Error("checkpoint " + step_dir + " was written by " + std::to_string(saved) + " ranks; this job has " +
                       std::to_string(world),
                   "resume with the same number of processes (mpirun -np " + std::to_string(saved) +
                       "), or start a new run initialised from these weights");
-    r.rank_state = nlohmann::json::parse(read_text(d / rank_file("state", rank, "json")));
+    r.rank_state = read_json_file((d / rank_file("state", rank, "json")).string());
     r.optim = model::load_safetensors((d / rank_file("optim", rank, "safetensors")).string());
   }
   return r;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "train/checkpoint.h"
 
 namespace kiln::train {
@@ -14,7 +15,7 @@ LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device
   m.dir = find_latest_checkpoint(ckpt_path);
   CheckpointRead ck = load_checkpoint(m.dir, 0, 1, /*load_rank_files=*/false);
   m.step = ck.step;
-  m.cfg = load_config_text(ck.meta.at("config").get<std::string>(), m.dir + "/meta.json");
+  m.cfg = load_config_text(json_get<std::string>(ck.meta, "config", m.dir + "/meta.json"), m.dir + "/meta.json");
   const std::string tok_path = m.dir + "/tokenizer.json";
   if (!std::filesystem::exists(tok_path)) throw Error("checkpoint " + m.dir + " has no tokenizer.json");
   m.tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(tok_path));

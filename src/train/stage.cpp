@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "core/config.h"  // load_config, to_yaml, derive_shape, grad_accum_steps
-#include "core/error.h"   // Error
+#include "core/error.h"
+#include "core/json_file.h"   // Error
 #include "core/log.h"     // log::info
 #include "data/pretrain_loader.h"  // PretrainLoader, shard_stream
 #include "data/shard.h"    // list_shards
@@ -133,9 +134,8 @@ int stage_main(Stage stage, int argc, char** argv) {
     err = dist::broadcast_string(err);
     if (!err.empty()) throw Error(err);
     ckpt_dir = dist::broadcast_string(found);
-    std::ifstream in(ckpt_dir + "/meta.json");
-    const auto meta = nlohmann::json::parse(in);
-    cfg = load_config_text(meta.at("config").get<std::string>(), ckpt_dir + "/meta.json");
+    const auto meta = read_json_file(ckpt_dir + "/meta.json");
+    cfg = load_config_text(json_get<std::string>(meta, "config", ckpt_dir + "/meta.json"), ckpt_dir + "/meta.json");
     // An override that restates the checkpoint's value is fine (a requeued Slurm job repeats its
     // command line, overrides included); one that changes the math of the run is refused.
     const std::string saved = to_yaml(cfg);

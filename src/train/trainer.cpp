@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/error.h"        // Error
+#include "core/json_file.h"    // json_get
 #include "core/log.h"          // log::info
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
 #include "dist/grad_sync.h"    // GradSync
@@ -124,9 +125,10 @@ void Trainer::restore(const CheckpointRead& ck) {
   s.opt->load_state(ck.optim);
   auto rng = ck.optim.find("rng.sample");
   if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
-  const auto& c = ck.rank_state.at("cursor");
-  s.p.train_loader->restore({c.at("batches").get<int64_t>(), c.at("epoch").get<int64_t>(),
-                             c.at("position").get<int64_t>()});
+  const std::string state_file = ck.dir + " (rank state)";
+  const auto c = json_get<nlohmann::json>(ck.rank_state, "cursor", state_file);
+  s.p.train_loader->restore({json_get<int64_t>(c, "batches", state_file), json_get<int64_t>(c, "epoch", state_file),
+                             json_get<int64_t>(c, "position", state_file)});
   s.step = s.restored_step = ck.step;
 }
 

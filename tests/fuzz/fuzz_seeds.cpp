@@ -1,0 +1,71 @@
+// Valid inputs to start mutating from: the repository's configs, a small real tokenizer file, a
+// safetensors file with three tensors, a checkpoint meta.json and chat records. The HDF5 target
+// reads its input as choices, so any bytes are a seed there.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fuzz.h"
+#include "tokenizer/tokenizer.h"
+
+namespace kiln::fuzz {
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+std::string safetensors_file() {
+  nlohmann::ordered_json h = {{"__metadata__", {{"format", "pt"}}},
+                              {"a", {{"dtype", "F32"}, {"shape", {2, 3}}, {"data_offsets", {0, 24}}}},
+                              {"b", {{"dtype", "BF16"}, {"shape", {4}}, {"data_offsets", {24, 32}}}},
+                              {"c", {{"dtype", "I64"}, {"shape", nlohmann::json::array()}, {"data_offsets", {32, 40}}}}};
+  std::string s = h.dump();
+  uint64_t n = s.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  return out + s + std::string(40, '\x01');
+}
+}  // namespace
+
+std::vector<std::string> seeds(const std::string& target, const std::string& source_dir) {
+  std::vector<std::string> out;
+  std::string tiny;
+  if (std::filesystem::exists(source_dir + "/configs"))
+    for (const auto& e : std::filesystem::directory_iterator(source_dir + "/configs"))
+      if (e.path().extension() == ".yaml") {
+        out.push_back(slurp(e.path()));
+        if (e.path().filename() == "tiny.yaml") tiny = out.back();
+      }
+  if (target == "yaml_config") {
+    out.push_back("run:\n  name: x\nmodel:\n  depth: 2\n  width: 64\n");
+    return out;
+  }
+  out.clear();
+  if (target == "tokenizer_json") {
+    out.push_back(tok::Tokenizer::from_merges({{'a', 'b'}, {256, 'c'}, {' ', 't'}, {'h', 'e'}}).to_json());
+  } else if (target == "safetensors") {
+    out.push_back(safetensors_file());
+  } else if (target == "checkpoint_meta") {
+    nlohmann::json m = {{"format", "kiln.checkpoint"}, {"format_version", 1}, {"step", 12}, {"world_size", 1},
+                        {"config", tiny.empty() ? "model:\n  depth: 2\n" : tiny},
+                        {"crc32", {{"model.safetensors", 12345}}}};
+    out.push_back(m.dump(2));
+  } else if (target == "chat_jsonl") {
+    out.push_back(R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "abcd"}]})");
+    out.push_back(R"({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, )"
+                  R"({"role": "assistant", "content": [{"type": "text", "text": "x"}, {"type": "python", "text": "1+1"}, )"
+                  R"({"type": "python_output", "text": "2"}]}]})");
+    out.push_back(R"({"question": "2+2?", "answer": "It is <<2+2=4>>4.\n#### 4"})");
+  } else {  // hdf5_shard: choices; a valid shard is mostly "default" choices
+    out.push_back(std::string(200, char(23)));
+    out.push_back(std::string(300, char(29)));
+  }
+  return out;
+}
+
+}  // namespace kiln::fuzz

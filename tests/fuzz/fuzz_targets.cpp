@@ -1,0 +1,171 @@
+// One fuzz target per parser of a file a user hands kiln: YAML config, tokenizer JSON, HDF5 shard
+// (attributes, dataset types and values), safetensors header, checkpoint meta.json, chat JSONL.
+// Each takes arbitrary bytes; the only allowed failure is kiln::Error (the driver checks that).
+#include "fuzz.h"
+
+#include <hdf5.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+#include "core/json_file.h"
+#include "data/shard.h"
+#include "data/shard_h5.h"
+#include "model/safetensors_header.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace kiln::fuzz {
+namespace {
+
+std::string scratch(const char* name) {
+  static const std::string dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("kiln_fuzz_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    return d.string();
+  }();
+  return dir + "/" + name;
+}
+
+void write_file(const std::string& path, std::string_view bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+void config(std::string_view in) { load_config_text(std::string(in), "fuzz.yaml"); }
+
+void tokenizer(std::string_view in) {
+  const std::string p = scratch("tok.json");
+  write_file(p, in);
+  auto t = tok::Tokenizer::load(p);
+  t.decode(t.encode("hello world, 12345 fuzz"));  // a loaded tokenizer must also work
+}
+
+void safetensors(std::string_view in) {
+  const std::string p = scratch("x.safetensors");
+  write_file(p, in);
+  model::read_safetensors_header(p);
+}
+
+// What checkpoint readers take from meta.json: step, world size and the embedded config.
+void meta_json(std::string_view in) {
+  const std::string p = scratch("meta.json");
+  write_file(p, in);
+  auto m = read_json_file(p);
+  json_get<int64_t>(m, "step", p);
+  json_get<int>(m, "world_size", p);
+  json_get<nlohmann::json>(m, "crc32", p);
+  load_config_text(json_get<std::string>(m, "config", p), p + " (config)");
+}
+
+void chat_jsonl(std::string_view in) {
+  static const tok::Tokenizer t = tok::Tokenizer::from_merges({{'a', 'b'}, {'c', 'd'}, {256, 257}});
+  size_t line = 0, pos = 0;
+  while (pos < in.size()) {
+    size_t e = in.find('\n', pos);
+    if (e == std::string_view::npos) e = in.size();
+    std::string_view l = in.substr(pos, e - pos);
+    pos = e + 1;
+    ++line;
+    nlohmann::json rec;
+    try {
+      rec = nlohmann::json::parse(l);
+    } catch (const nlohmann::json::exception& ex) {  // ./prepare's own wrapping of parse errors
+      throw Error(std::string("line ") + std::to_string(line) + ": not JSON: " + ex.what());
+    }
+    tok::render_conversation(t, tok::conversation_from_json(rec, "fuzz.jsonl:" + std::to_string(line)), 64);
+  }
+}
+
+// HDF5 shards: the bytes choose what a (possibly hostile) tool writes, attribute by attribute,
+// through the HDF5 library; then ShardReader opens it and reads everything a loader reads.
+struct Bytes {
+  std::string_view s;
+  size_t i = 0;
+  uint64_t next(int n = 1) {
+    uint64_t v = 0;
+    for (int k = 0; k < n; ++k) v = (v << 8) | (i < s.size() ? uint8_t(s[i++]) : 0);
+    return v;
+  }
+};
+
+void shard(std::string_view in) {
+  const std::string p = scratch("shard.h5");
+  Bytes b{in};
+  const uint64_t n_tokens = b.next() % 40, n_docs = b.next() % 6;
+  {
+    std::lock_guard<std::mutex> g(data::hdf5_mutex());
+    data::h5::quiet();
+    data::h5::Hid f(H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    auto u64 = [&](const char* name, uint64_t dflt) {
+      switch (b.next() % 6) {
+        case 0: return;                                                   // missing
+        case 1: data::h5::write_attr_str(f.get(), name, "12"); return;    // wrong kind
+        case 2: data::h5::write_attr_u64(f.get(), name, b.next(8)); return;  // any value
+        case 3: data::h5::write_attr_u64(f.get(), name, dflt + 1); return;  // off by one
+        default: data::h5::write_attr_u64(f.get(), name, dflt);
+      }
+    };
+    auto str = [&](const char* name, const std::string& dflt) {
+      switch (b.next() % 5) {
+        case 0: return;
+        case 1: data::h5::write_attr_u64(f.get(), name, 7); return;
+        case 2: data::h5::write_attr_str(f.get(), name, std::string(b.next() % 300, 'x')); return;
+        default: data::h5::write_attr_str(f.get(), name, dflt);
+      }
+    };
+    const uint64_t vocab = 1 + b.next() % 300;
+    str("format", "kiln.tokens");
+    u64("format_version", 1);
+    u64("vocab_size", vocab);
+    u64("bos_id", vocab - 1);
+    u64("num_tokens", n_tokens);
+    u64("num_docs", n_docs);
+    str("tokenizer_sha256", "abc");
+    str("source", "fuzz");
+    str("created_by", "fuzz");
+    const hid_t types[] = {H5T_STD_U16LE, H5T_STD_U32LE, H5T_STD_I32LE, H5T_IEEE_F32LE, H5T_STD_U8LE, H5T_STD_U64LE};
+    auto dataset = [&](const char* name, hid_t type, hsize_t n, const std::vector<uint64_t>& v) {
+      if (b.next() % 8 == 0) return;  // missing
+      hsize_t len = b.next() % 8 == 0 ? n + b.next() % 3 : n;
+      data::h5::Hid sp(H5Screate_simple(1, &len, nullptr), H5Sclose);
+      data::h5::Hid ds(H5Dcreate2(f.get(), name, type, sp.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+      std::vector<uint64_t> w(len);
+      for (size_t i = 0; i < len; ++i) w[i] = i < v.size() ? v[i] : b.next(4);
+      if (len) H5Dwrite(ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w.data());
+    };
+    std::vector<uint64_t> toks(n_tokens), offs(n_docs + 1), mask(n_tokens);
+    for (auto& t : toks) t = b.next() % 8 == 0 ? b.next(4) : b.next() % vocab;
+    for (size_t i = 0; i <= n_docs; ++i) offs[i] = i == n_docs ? n_tokens : (b.next() % 4 == 0 ? b.next(2) : i);
+    for (auto& m : mask) m = b.next() % 2;
+    dataset("tokens", b.next() % 4 == 0 ? types[b.next() % 6] : H5T_STD_U16LE, n_tokens, toks);
+    dataset("doc_offsets", b.next() % 4 == 0 ? types[b.next() % 6] : H5T_STD_U64LE, n_docs + 1, offs);
+    if (b.next() % 2) dataset("loss_mask", H5T_STD_U8LE, n_tokens, mask);
+  }
+  data::ShardReader r(p, b.next() % 4 == 0 ? "abc" : "", b.next() % 4 == 0 ? int64_t(b.next() % 300) : -1);
+  const auto& info = r.info();
+  std::vector<uint32_t> buf(16);
+  for (uint64_t at = 0; at < info.num_tokens; at += 16) {
+    const uint64_t n = std::min<uint64_t>(16, info.num_tokens - at);
+    r.read_tokens(at, n, buf.data());
+    if (info.has_loss_mask) {
+      std::vector<uint8_t> m(n);
+      r.read_loss_mask(at, n, m.data());
+    }
+  }
+  r.doc_offsets();
+}
+
+}  // namespace
+
+const std::vector<Target>& targets() {
+  static const std::vector<Target> t = {{"yaml_config", config},     {"tokenizer_json", tokenizer},
+                                        {"hdf5_shard", shard},       {"safetensors", safetensors},
+                                        {"checkpoint_meta", meta_json}, {"chat_jsonl", chat_jsonl}};
+  return t;
+}
+
+}  // namespace kiln::fuzz
