@@ -12,7 +12,7 @@ HF=https://huggingface.co/datasets
 mkdir -p "$dir"
 download() {  # download URL OUT: retries with backoff, .tmp then rename (never a partial final file)
   local url=$1 out=$2 i
-  for i in 1 2 3 4 5; do
+  for i in $(seq "${KILN_FETCH_TRIES:-5}"); do
     curl -fsSL "$url" -o "$out.tmp" && { mv "$out.tmp" "$out"; return 0; }
     echo "[fetch] attempt $i failed for $url" >&2; sleep $((2 ** i))
   done

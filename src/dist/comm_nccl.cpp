@@ -13,9 +13,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <deque>
 #include <mutex>
 #include <string>
+#include <exception>
 #include <thread>
 
 #include "dist/check.h"
@@ -112,8 +114,31 @@ class NcclComm : public Comm {
     cv_.notify_all();
     if (watchdog_.joinable()) watchdog_.join();
     c10::cuda::CUDAGuard g(dev_);
-    cudaStreamSynchronize(stream_.stream());  // teardown: best effort, no abort from a destructor
+    // Note [NCCL teardown]: ncclCommDestroy (and a stream sync before it) wait for every
+    // collective in flight, and one whose peer died never finishes: a failing rank would hang
+    // here instead of exiting. As c10d's ProcessGroupNCCL does, abort the communicator first
+    // (ncclCommAbort returns without waiting and makes stuck kernels return) whenever teardown
+    // is not clean: an async NCCL error, a collective not yet complete, or an exception unwinding
+    // through us. Only a clean communicator is synchronised and destroyed. Unverified without a
+    // GPU: correct by construction against NCCL's documented semantics.
+    if (!clean_for_destroy()) {
+      ncclCommAbort(comm_);
+      return;
+    }
+    cudaStreamSynchronize(stream_.stream());
     ncclCommDestroy(comm_);
+  }
+
+  // True when nothing can block destroy: no async error, every collective complete, and no
+  // exception in flight (the error path of a failing rank).
+  bool clean_for_destroy() {
+    if (std::uncaught_exceptions() > 0) return false;
+    ncclResult_t async_err = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &async_err) != ncclSuccess || async_err != ncclSuccess) return false;
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& p : in_flight_)
+      if (cudaEventQuery(p.done->e) != cudaSuccess) return false;
+    return true;
   }
 
   std::shared_ptr<Work> all_reduce(torch::Tensor& t, ReduceOp op, bool async) override {

@@ -1,6 +1,9 @@
-// BPE merge of one chunk (see bpe_merge.h). The heap holds (rank, position) keys and is never
-// updated in place: an entry whose pair has since changed is recognised on pop and dropped, so
-// both algorithms pick the same pair at every step and give identical output.
+// BPE merge of one chunk (see bpe_merge.h). The long-chunk path keeps, per merge rank, the left
+// positions of pairs with that rank, and a min-heap of the ranks present. Merging with rank r only
+// creates pairs of rank > r (a merge uses earlier tokens only), so a rank's bucket is final when
+// its turn comes: sorted, it is merged leftmost first, exactly as the scan would. Entries whose
+// pair changed since are recognised and dropped. The heap holds ranks, not positions, so it stays
+// in cache however long the chunk.
 #include "tokenizer/bpe_merge.h"
 
 #include <algorithm>
@@ -32,43 +35,48 @@ size_t bpe_merge_scan(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks
 
 size_t bpe_merge_heap(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks, uint64_t* ops) {
   constexpr uint32_t kNone = 0xffffffffu;
-  thread_local std::vector<uint32_t> prev, next;
-  thread_local std::vector<uint64_t> heap;  // (rank << 32) | left position; min-heap
+  thread_local std::vector<uint32_t> prev, next, cur;
+  thread_local std::vector<std::vector<uint32_t>> bucket;  // rank -> left positions of pairs
+  thread_local std::vector<uint32_t> live;                 // min-heap of ranks with a bucket
   prev.resize(n);
   next.resize(n);
-  heap.clear();
+  live.clear();
   for (size_t i = 0; i < n; ++i) {
     prev[i] = i == 0 ? kNone : uint32_t(i - 1);
     next[i] = i + 1 == n ? kNone : uint32_t(i + 1);
   }
-  auto push = [&](uint32_t left) {
-    uint32_t r = ranks.find(pair_key(ids[left], ids[next[left]]));
+  auto add = [&](uint32_t left) {
+    const uint32_t r = ranks.find(pair_key(ids[left], ids[next[left]]));
     if (r == PairMap::kMissing) return;
-    heap.push_back((uint64_t(r) << 32) | left);
-    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    if (r >= bucket.size()) bucket.resize(size_t(r) + 1);
+    if (bucket[r].empty()) {
+      live.push_back(r);
+      std::push_heap(live.begin(), live.end(), std::greater<>());
+    }
+    bucket[r].push_back(left);
   };
-  for (size_t i = 0; i + 1 < n; ++i) {
-    uint32_t r = ranks.find(pair_key(ids[i], ids[i + 1]));
-    if (r != PairMap::kMissing) heap.push_back((uint64_t(r) << 32) | i);
-  }
-  std::make_heap(heap.begin(), heap.end(), std::greater<>());
+  for (size_t i = 0; i + 1 < n; ++i) add(uint32_t(i));
   uint64_t steps = 0;
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-    const uint64_t top = heap.back();
-    heap.pop_back();
-    ++steps;
-    const uint32_t r = uint32_t(top >> 32), at = uint32_t(top);
-    // Stale when `at` was absorbed into its left neighbour or its pair is no longer rank r.
-    if (ids[at] == kNone || next[at] == kNone) continue;
-    const uint32_t right = next[at];
-    if (ranks.find(pair_key(ids[at], ids[right])) != r) continue;
-    ids[at] = 256 + r;
-    ids[right] = kNone;
-    next[at] = next[right];
-    if (next[at] != kNone) prev[next[at]] = at;
-    if (prev[at] != kNone) push(prev[at]);
-    if (next[at] != kNone) push(at);
+  while (!live.empty()) {
+    std::pop_heap(live.begin(), live.end(), std::greater<>());
+    const uint32_t r = live.back();
+    live.pop_back();
+    cur.swap(bucket[r]);  // merging adds only ranks > r, so this bucket is final now
+    std::sort(cur.begin(), cur.end());  // leftmost first, as the scan
+    for (const uint32_t at : cur) {
+      ++steps;
+      // Stale when `at` was absorbed into its left neighbour or its pair is no longer rank r.
+      if (ids[at] == kNone || next[at] == kNone) continue;
+      const uint32_t right = next[at];
+      if (ranks.find(pair_key(ids[at], ids[right])) != r) continue;
+      ids[at] = 256 + r;
+      ids[right] = kNone;
+      next[at] = next[right];
+      if (next[at] != kNone) prev[next[at]] = at;
+      if (prev[at] != kNone) add(prev[at]);
+      if (next[at] != kNone) add(at);
+    }
+    cur.clear();
   }
   size_t m = 0;
   for (uint32_t i = 0; i != kNone; i = next[i]) ids[m++] = ids[i];

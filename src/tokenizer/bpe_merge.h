@@ -1,6 +1,7 @@
 // Applies BPE merges to one chunk's token ids: the lowest-ranked adjacent pair first, leftmost on
-// ties. Short chunks (nearly all) use a plain scan; long ones a min-heap over a linked list, so one
-// unbroken megabyte of letters costs O(n log n), not O(n^2) (tiktoken/rustbpe do the same).
+// ties. Short chunks (nearly all) use a plain scan; long ones a linked list with a min-heap of
+// merge ranks (each with its pair positions), so one unbroken megabyte of letters costs about
+// O(n log n), not O(n^2) (tiktoken/rustbpe also use a heap + linked list).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +15,7 @@ namespace kiln::tok {
 inline constexpr size_t kHeapMergeMin = 256;
 
 // Merges ids[0, n) in place; returns the new length. `ops`, when given, is increased by the
-// elementary steps taken (pairs scanned or heap entries popped): a time-independent cost measure.
+// elementary steps taken (pairs scanned, or pair entries taken from the queue): a time-independent cost measure.
 size_t bpe_merge(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks, uint64_t* ops = nullptr);
 // The two algorithms behind it, for tests that compare them.
 size_t bpe_merge_scan(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks, uint64_t* ops = nullptr);

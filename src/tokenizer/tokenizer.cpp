@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "tokenizer/bpe_merge.h"
 #include "tokenizer/pair_map.h"
 #include "tokenizer/parallel.h"
@@ -114,12 +115,19 @@ Tokenizer Tokenizer::load(const std::string& path) {
   };
   Tokenizer t;
   try {
-    if (need("format").get<std::string>() != "kiln.tokenizer" || need("format_version").get<int>() != 1)
+    need("format_version");
+    if (need("format").get<std::string>() != "kiln.tokenizer" || json_get<int64_t>(j, "format_version", path) != 1)
       throw Error("[tokenizer] " + path + ": format is " + j["format"].dump() + " version " +
                       j["format_version"].dump() + ", expected \"kiln.tokenizer\" version 1",
                   "retrain with this build's ./tokenizer train");
     t.impl_->pattern = need("pattern").get<std::string>();
-    for (const auto& m : need("merges")) t.impl_->merges.emplace_back(m.at(0).get<uint32_t>(), m.at(1).get<uint32_t>());
+    auto id = [&](const nlohmann::json& v) {  // checked first: get<uint32_t>() of 1e30 is undefined
+      if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX)
+        throw Error("[tokenizer] " + path + ": merge entry " + v.dump().substr(0, 40) + " is not a token id",
+                    "the file is corrupt; retrain with ./tokenizer train");
+      return uint32_t(v.get<uint64_t>());
+    };
+    for (const auto& m : need("merges")) t.impl_->merges.emplace_back(id(m.at(0)), id(m.at(1)));
   } catch (const nlohmann::json::exception& e) {
     throw Error("[tokenizer] " + path + ": wrong type or shape: " + e.what(), "retrain with ./tokenizer train");
   }

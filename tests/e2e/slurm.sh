@@ -8,7 +8,7 @@
 # Skips (77) when Slurm or the data is missing or we are not root. Usage: slurm.sh [REPO_ROOT]
 set -euo pipefail
 root=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
-skip() { echo "skipped: $*" >&2; exit 77; }
+source "$root/tests/e2e/skip.sh"  # skip: exit 77, a failure under CI=true
 fail() { echo "FAIL: $*" >&2; for f in "$tmp"/log/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
 for b in slurmctld slurmd munged sbatch scontrol; do
   command -v $b >/dev/null 2>&1 || skip "$b not found: apt-get install slurm-wlm munge (launch/setup.sh does with KILN_SLURM=1)"

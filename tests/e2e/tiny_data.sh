@@ -1,14 +1,15 @@
 # Sourced by the tests that run the real ./pretrain: tiny_data DIR trains the byte-level
 # tokenizer on the first 200 kB of tinyshakespeare and writes train/val shards into DIR, then
 # sets TINY_ARGS (configs/tiny.yaml + data overrides). Needs the binaries symlinked into the repo
-# root (ROOT) and ${KILN_DATA:-ROOT/../shared/data}/tinyshakespeare; skips (exit 77) without data.
+# root (ROOT) and tinyshakespeare: ${KILN_DATA:-ROOT/../shared/data}, else fetched (skip.sh's
+# data_file); skips (exit 77; a failure under CI=true) only when it cannot be had.
+source "$(dirname "${BASH_SOURCE[0]}")/skip.sh"  # skip, data_file
 tiny_data() {
-  local dir=$1 root=${KILN_ROOT_DIR:-$root}
-  local data=${KILN_DATA:-$root/../shared/data}
-  [ -f "$data/tinyshakespeare/input.txt" ] || { echo "skipped: $data/tinyshakespeare/input.txt not found" >&2; exit 77; }
+  local dir=$1 root=${KILN_ROOT_DIR:-$root} input
+  input=$(data_file tinyshakespeare/input.txt) || exit $?
   [ -x "$root/pretrain" ] || { echo "FAIL: $root/pretrain not built" >&2; exit 1; }
   mkdir -p "$dir"
-  head -c 200000 "$data/tinyshakespeare/input.txt" >"$dir/input.txt"
+  head -c 200000 "$input" >"$dir/input.txt"
   "$root/tokenizer" train --vocab-size 265 --output "$dir/tok.json" "$dir/input.txt" >/dev/null \
     || { echo "FAIL: tokenizer train" >&2; exit 1; }
   "$root/prepare" --tokenizer "$dir/tok.json" --output "$dir/shards" --val-fraction 0.1 "$dir/input.txt" \

@@ -5,7 +5,10 @@
 set -uo pipefail
 cd "${1:-.}"
 data=${KILN_DATA:-$(pwd)/../shared/data}
-[ -f "$data/tinyshakespeare/input.txt" ] || { echo "skip: no shared data at $data"; exit 77; }
+source tests/e2e/skip.sh  # skip, data_file
+for f in tinyshakespeare/input.txt prose/pg11.txt prose/pg74.txt humaneval/HumanEval.jsonl.gz; do
+  [ -f "$data/$f" ] || skip "needs $data/$f (../shared/data or KILN_DATA)"
+done
 fail=0
 check() { if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -13,6 +13,7 @@ namespace kiln::fuzz {
 struct Target {
   const char* name;
   void (*run)(std::string_view input);  // may throw kiln::Error, nothing else
+  uint64_t ci_count;                     // inputs per CI run (sized for ~30 s in all under ASan)
 };
 const std::vector<Target>& targets();
 

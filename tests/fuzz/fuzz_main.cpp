@@ -1,11 +1,12 @@
-// Driver of the fuzz test. `kiln_fuzz COUNT SOURCE_DIR [TARGET]` runs COUNT mutated inputs per
-// target from a fixed seed (the same inputs every run, so CI is reproducible) and prints the count
+// Driver of the fuzz test. `kiln_fuzz SOURCE_DIR [TARGET=COUNT ...]` runs each target's CI count
+// (or COUNT) of mutated inputs from a fixed seed (the same inputs every run, so CI is reproducible) and prints the count
 // per target; any exception other than kiln::Error saves the input and fails. Built with ASan and
 // UBSan, a memory error or undefined behaviour aborts the run. With -DKILN_LIBFUZZER it is instead
 // a libFuzzer target for the parser named by $KILN_FUZZ_TARGET (for long local runs).
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "core/error.h"
@@ -82,15 +83,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 #else
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: kiln_fuzz COUNT SOURCE_DIR [TARGET]\n");
+  if (argc < 2) {
+    fprintf(stderr, "usage: kiln_fuzz SOURCE_DIR [TARGET=COUNT ...]   (no TARGET: every target, CI counts)\n");
     return 2;
   }
-  const uint64_t count = std::strtoull(argv[1], nullptr, 10);
-  const std::string source = argv[2], only = argc > 3 ? argv[3] : "";
+  const std::string source = argv[1];
+  std::map<std::string, uint64_t> only;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    size_t eq = a.find('=');
+    only[a.substr(0, eq)] = eq == std::string::npos ? 0 : std::strtoull(a.c_str() + eq + 1, nullptr, 10);
+  }
   uint64_t total = 0;
   for (const auto& t : targets()) {
-    if (!only.empty() && only != t.name) continue;
+    if (!only.empty() && !only.count(t.name)) continue;
+    const uint64_t count = only.count(t.name) && only[t.name] ? only[t.name] : t.ci_count;
     auto pool = seeds(t.name, source);
     std::mt19937_64 rng(0x6b696c6eULL);  // fixed: the same inputs every run
     for (const auto& s : pool) try {

@@ -162,9 +162,9 @@ void shard(std::string_view in) {
 }  // namespace
 
 const std::vector<Target>& targets() {
-  static const std::vector<Target> t = {{"yaml_config", config},     {"tokenizer_json", tokenizer},
-                                        {"hdf5_shard", shard},       {"safetensors", safetensors},
-                                        {"checkpoint_meta", meta_json}, {"chat_jsonl", chat_jsonl}};
+  static const std::vector<Target> t = {{"yaml_config", config, 5000},         {"tokenizer_json", tokenizer, 2000},
+                                        {"hdf5_shard", shard, 600},            {"safetensors", safetensors, 3000},
+                                        {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000}};
   return t;
 }
 

@@ -15,11 +15,20 @@ namespace kiln::test {
 
 inline std::string source_dir() { return KILN_SOURCE_DIR; }
 
-// The shared data folder, or "" when it is absent (callers GTEST_SKIP then).
+// Under CI=true nothing may skip for want of data or tools (only for want of a GPU).
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// The shared data folder, or "" when it is absent (callers GTEST_SKIP then; under CI=true the
+// test fails first).
 inline std::string data_dir() {
   const char* env = std::getenv("KILN_DATA");
   std::string d = env && *env ? env : source_dir() + "/../shared/data";
-  return std::filesystem::exists(d + "/tinyshakespeare/input.txt") ? d : "";
+  if (std::filesystem::exists(d + "/tinyshakespeare/input.txt")) return d;
+  if (in_ci()) ADD_FAILURE() << "CI=true but the test data is missing at " << d << " (set KILN_DATA)";
+  return "";
 }
 
 // A new empty directory under the system temp dir, named after the running test.
@@ -36,6 +45,7 @@ inline std::string temp_dir() {
 // True when KILN_PYTHON has torch and safetensors (the parity references need both).
 inline bool python_has_torch() {
   static const bool ok = std::system(KILN_PYTHON " -c 'import torch, safetensors' > /dev/null 2>&1") == 0;
+  if (!ok && in_ci()) ADD_FAILURE() << "CI=true but " << KILN_PYTHON << " lacks torch/safetensors";
   return ok;
 }
 
