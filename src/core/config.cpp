@@ -62,6 +62,7 @@ const std::vector<Field>& fields() {
       KILN_F(train, grad_clip, 0, 1e9, "clip the global gradient norm to this (0: off)"),
       KILN_S(train, dtype, (std::vector<std::string>{"auto", "float32", "bfloat16"}),
              "compute dtype (auto: bf16 autocast on CUDA, fp32 on CPU)"),
+      KILN_F(train, skip_nonfinite, 0, 1, "on a NaN/Inf loss or gradient: false stops (default), true skips the step"),
       KILN_F(optim, matrix_lr, 0, 1e3, "Muon learning rate for the block matrices"),
       KILN_F(optim, embedding_lr, 0, 1e3, "AdamW learning rate for the embedding"),
       KILN_F(optim, unembedding_lr, 0, 1e3, "AdamW learning rate for the head"),

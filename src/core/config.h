@@ -42,6 +42,7 @@ struct TrainConfig {
   int64_t total_batch_size = 524288;  // tokens per optimizer step, all ranks
   double grad_clip = 1.0;             // 0 disables
   std::string dtype = "auto";         // auto (bf16 autocast on CUDA, fp32 on CPU) | float32 | bfloat16
+  bool skip_nonfinite = false;        // NaN/Inf loss or gradients: false stops the run, true skips the step
   bool operator==(const TrainConfig&) const = default;
 };
 

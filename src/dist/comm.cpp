@@ -35,15 +35,18 @@ torch::Device bind_local_device() {
     count = 0;
     (void)cudaGetLastError();  // clear the sticky error so later CUDA calls report their own
   }
-  if (c.local_rank >= count)
+  // Slurm --gpus-per-task=1 (or a per-rank CUDA_VISIBLE_DEVICES) shows each rank exactly one
+  // GPU, always device 0, whatever its local rank.
+  const int index = count == 1 ? 0 : c.local_rank;
+  if (index >= count)
     throw Error("[dist] rank " + std::to_string(c.rank) + " is local rank " + std::to_string(c.local_rank) +
                     " of " + std::to_string(c.local_world) + " on host " + c.host + " but only " +
                     std::to_string(count) + " GPU(s) are visible" + why,
                 "start at most one process per GPU on each node (mpirun -np <GPUs>, srun --ntasks-per-node="
                 "<GPUs>), check CUDA_VISIBLE_DEVICES, or train on CPU with run.device=cpu");
-  KILN_CUDA_CHECK(cudaSetDevice(c.local_rank));
-  c10::cuda::set_device(static_cast<c10::DeviceIndex>(c.local_rank));
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(c.local_rank));
+  KILN_CUDA_CHECK(cudaSetDevice(index));
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 #else
   throw Error("[dist] rank " + std::to_string(c.rank) + ": this build has no CUDA",
               "rebuild against a LibTorch with CUDA (launch/setup.sh), or train on CPU with run.device=cpu");

@@ -19,6 +19,7 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "train/test_hooks.h"  // hooks::fault_point (KILN_FAULT)
 
 namespace fs = std::filesystem;
 
@@ -70,19 +71,28 @@ uint32_t crc32_file(const fs::path& p) {
   return static_cast<uint32_t>(crc);
 }
 
-std::vector<std::pair<int64_t, fs::path>> complete_steps(const fs::path& dir) {
+constexpr int kFormatVersion = 1;  // meta.json "format_version" this kiln writes and reads
+
+// Step directories named step_NNNNNNNN (complete or not), with their step.
+std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
   std::error_code ec;
   static const std::regex re("step_([0-9]{8})");
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, re)) {
-      if (fs::exists(e.path() / "DONE")) out.emplace_back(std::stoll(m[1].str()), e.path());
-      else log::warn("[ckpt] skipping %s: no DONE marker (an interrupted save)", e.path().c_str());
-    }
+    if (e.is_directory() && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1].str()), e.path());
   }
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::pair<int64_t, fs::path>> complete_steps(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  for (auto& [step, path] : step_dirs(dir)) {
+    if (fs::exists(path / "DONE")) out.emplace_back(step, path);
+    else log::warn("[ckpt] skipping %s: no DONE marker (an interrupted save)", path.c_str());
+  }
   return out;
 }
 
@@ -93,6 +103,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
   const fs::path root(dir), final_dir = root / step_name(w.step), tmp = root / ("." + step_name(w.step) + ".tmp");
   if (dc.rank == 0) {
     fs::create_directories(root);
+    recover_checkpoint_dir(root.string());  // a crash mid-save must not block this save
     fs::remove_all(tmp);  // leftovers of a save that crashed
     fs::create_directories(tmp);
   }
@@ -102,17 +113,19 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
   write_text(tmp / rank_file("state", dc.rank, "json"), w.rank_state.dump(2) + "\n");
   if (dc.rank == 0) {
     model::save_safetensors((tmp / "model.safetensors").string(), w.model, {{"format", "kiln.model"}});
+    hooks::fault_point("before_fsync", w.step);
     fsync_path(tmp / "model.safetensors");
     if (!w.tokenizer_path.empty()) {
       fs::copy_file(w.tokenizer_path, tmp / "tokenizer.json", fs::copy_options::overwrite_existing);
       fsync_path(tmp / "tokenizer.json");
     }
   }
+  hooks::fault_point("after_tensors", w.step);
   dist::barrier();  // every rank's files are on disk
   if (dc.rank == 0) {
     nlohmann::json meta = w.meta;
     meta["format"] = "kiln.checkpoint";
-    meta["format_version"] = 1;
+    meta["format_version"] = kFormatVersion;
     meta["step"] = w.step;
     meta["world_size"] = dc.world;
     nlohmann::json sums = nlohmann::json::object();
@@ -120,17 +133,30 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
       sums[e.path().filename().string()] = crc32_file(e.path());
     meta["crc32"] = sums;
     write_text(tmp / "meta.json", meta.dump(2) + "\n");
+    hooks::fault_point("before_done", w.step);
     write_text(tmp / "DONE", "");
     fsync_path(tmp);
-    // A checkpoint of the same step (saved again after a resume) is replaced only now.
+    hooks::fault_point("before_rename", w.step);
+    // A checkpoint of the same step (saved again after a resume) is replaced only now; a crash
+    // between the two renames is repaired by recover_checkpoint_dir.
     const fs::path old = root / ("." + step_name(w.step) + ".old");
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    if (fs::exists(final_dir)) {
+      fs::rename(final_dir, old);
+      hooks::fault_point("between_renames", w.step);
+    }
     fs::rename(tmp, final_dir);
     fsync_path(root);
     fs::remove_all(old);
     if (keep_last > 0) {
+      // Rename first (atomic), then delete: a crash mid-delete leaves a .prune directory that
+      // nothing reads, never a half-deleted step_N that still looks complete.
       auto steps = complete_steps(root);
-      for (size_t i = 0; i + static_cast<size_t>(keep_last) < steps.size(); ++i) fs::remove_all(steps[i].second);
+      for (size_t i = 0; i + static_cast<size_t>(keep_last) < steps.size(); ++i) {
+        const fs::path doomed = root / ("." + steps[i].second.filename().string() + ".prune");
+        fs::rename(steps[i].second, doomed);
+        hooks::fault_point("during_pruning", w.step);
+        fs::remove_all(doomed);
+      }
     }
   }
   dist::barrier();
@@ -150,11 +176,18 @@ std::string verify_checkpoint(const std::string& step_dir) {
   } catch (const std::exception& e) {
     return (d / "meta.json").string() + " is unreadable (" + e.what() + ")";
   }
-  if (!meta.is_object() || meta.value("format", "") != "kiln.checkpoint" || !meta["crc32"].is_object()) return (d / "meta.json").string() + " is not a kiln checkpoint with checksums (crc32)";
+  if (!meta.is_object() || meta.value("format", "") != "kiln.checkpoint")
+    return (d / "meta.json").string() + " is not a kiln checkpoint";
+  const std::string bad_format = check_format_version(meta, (d / "meta.json").string());
+  if (!bad_format.empty()) return bad_format;
+  // Without checksums there is nothing to verify: refuse rather than pass vacuously.
+  if (!meta.contains("crc32") || !meta["crc32"].is_object() || !meta["crc32"].contains("model.safetensors"))
+    return (d / "meta.json").string() + " has no crc32 checksums (at least model.safetensors'), so it cannot be verified";
   for (const auto& [name, crc] : meta["crc32"].items()) {
+    if (!crc.is_number_unsigned()) return (d / "meta.json").string() + ": crc32 of " + name + " is not a number";
     const fs::path f = d / name;
     if (!fs::exists(f)) return f.string() + " is missing";
-    if (!crc.is_number_unsigned() || crc32_file(f) != crc.get<uint32_t>()) return f.string() + " is corrupted (CRC-32 mismatch)";
+    if (crc32_file(f) != crc.get<uint32_t>()) return f.string() + " is corrupted (CRC-32 mismatch)";
   }
   return "";
 }
@@ -162,6 +195,10 @@ std::string verify_checkpoint(const std::string& step_dir) {
 std::string find_latest_checkpoint(const std::string& path) {
   fs::path p(path);
   if (!fs::exists(p)) throw Error("--resume " + path + ": no such directory");
+  if (fs::is_directory(p)) {
+    recover_checkpoint_dir(p.string());
+    if (fs::exists(p / "ckpt")) recover_checkpoint_dir((p / "ckpt").string());
+  }
   if (fs::exists(p / "meta.json") || fs::exists(p / "DONE")) {  // a step directory itself
     if (!fs::exists(p / "DONE")) throw Error(path + " has no DONE marker: the save was interrupted");
     std::string bad = verify_checkpoint(p.string());
@@ -186,6 +223,8 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   r.dir = step_dir;
   const std::string meta_path = (d / "meta.json").string();
   r.meta = read_json_file(meta_path);
+  const std::string bad_format = check_format_version(r.meta, meta_path);
+  if (!bad_format.empty()) throw Error(bad_format, "use a kiln that matches the checkpoint's format");
   r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
   if (load_rank_files) {
@@ -199,6 +238,65 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
     r.optim = model::load_safetensors((d / rank_file("optim", rank, "safetensors")).string());
   }
   return r;
+}
+
+std::string check_format_version(const nlohmann::json& meta, const std::string& where) {
+  if (!meta.is_object() || !meta.contains("format_version") || !meta["format_version"].is_number_integer())
+    return where + " has no format_version: an old kiln checkpoint this kiln cannot verify (re-save it with the "
+                   "kiln that wrote it, or start a new run)";
+  const int64_t v = meta["format_version"].get<int64_t>();
+  if (v > kFormatVersion)
+    return where + ": format_version " + std::to_string(v) + " is newer than this kiln reads (" +
+           std::to_string(kFormatVersion) + "): update kiln";
+  if (v < kFormatVersion)
+    return where + ": format_version " + std::to_string(v) + " is older than this kiln reads (" +
+           std::to_string(kFormatVersion) + ")";
+  return "";
+}
+
+void recover_checkpoint_dir(const std::string& dir) {
+  static const std::regex re("\\.(step_[0-9]{8})\\.(old|prune)");
+  std::error_code ec;
+  std::vector<fs::path> leftovers;
+  for (const auto& e : fs::directory_iterator(dir, ec)) leftovers.push_back(e.path());
+  for (const auto& path : leftovers) {
+    std::smatch m;
+    const std::string name = path.filename().string();
+    if (!std::regex_match(name, m, re)) continue;
+    if (m[2] == "prune") {  // a crash while pruning: finish the delete
+      fs::remove_all(path);
+      continue;
+    }
+    // A crash between the two renames of a re-save: keep the new one if it is complete.
+    const fs::path root(dir), final_dir = root / m[1].str(), tmp = root / ("." + m[1].str() + ".tmp");
+    if (fs::exists(final_dir)) {
+      fs::remove_all(path);
+    } else if (fs::exists(tmp / "DONE") && verify_checkpoint(tmp.string()).empty()) {
+      fs::rename(tmp, final_dir);
+      fs::remove_all(path);
+      log::warn("[ckpt] recovered %s from an interrupted save (the new copy was complete)", final_dir.c_str());
+    } else {
+      fs::rename(path, final_dir);
+      log::warn("[ckpt] recovered %s from an interrupted save (restored the previous copy)", final_dir.c_str());
+    }
+    fsync_path(root);
+  }
+}
+
+std::string set_aside_newer_steps(const std::string& dir, int64_t step) {
+  std::vector<fs::path> newer;
+  for (const auto& [s, path] : step_dirs(dir))
+    if (s > step) newer.push_back(path);
+  if (newer.empty()) return "";
+  fs::path branch;
+  for (int k = 1;; ++k) {
+    branch = fs::path(dir) / ("abandoned_after_" + step_name(step) + (k > 1 ? "_" + std::to_string(k) : ""));
+    if (!fs::exists(branch)) break;
+  }
+  fs::create_directories(branch);
+  for (const auto& p : newer) fs::rename(p, branch / p.filename());
+  fsync_path(dir);
+  return branch.string();
 }
 
 }  // namespace kiln::train

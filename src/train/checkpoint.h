@@ -37,6 +37,20 @@ std::string newest_complete_step(const std::string& dir);
 // Check every file of a step directory against meta.json; returns "" or what is wrong.
 std::string verify_checkpoint(const std::string& step_dir);
 
+// "" when meta.json's format_version is the one this kiln reads, else what is wrong (a missing,
+// older or newer version), naming `where`.
+std::string check_format_version(const nlohmann::json& meta, const std::string& where);
+
+// Rank 0, before listing or saving: repair what a crash inside save_checkpoint left behind: a
+// .step_N.old from between the two renames (the complete new copy wins, else the old one comes
+// back) and .step_N.prune directories from an interrupted prune (deleted).
+void recover_checkpoint_dir(const std::string& dir);
+
+// Resuming step `step` while newer step directories exist forks the timeline: move the newer
+// ones into <dir>/abandoned_after_step_NNNNNNNN[_k]/ so that saves, keep_last pruning and a later
+// --resume DIR never mix them with the resumed run. Returns that directory, or "" if none moved.
+std::string set_aside_newer_steps(const std::string& dir, int64_t step);
+
 struct CheckpointRead {
   std::string dir;
   int64_t step = 0;

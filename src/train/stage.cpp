@@ -21,7 +21,8 @@
 #include "dist/dist.h"     // dist::init, ctx, broadcast_string
 #include "dist/signals.h"  // install_stop_handlers
 #include "model/gpt.h"     // GPT, GPTConfig
-#include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint
+#include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
+#include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device
 #include "train/trainer.h"     // Trainer
 
 namespace kiln::train {
@@ -48,6 +49,7 @@ const char* stage_blurb(Stage s) {
 // Keys that a resumed run may change: where outputs go and how often, never the math of the run.
 bool resume_override_allowed(const std::string& key) {
   for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "run.device",
+                             "train.skip_nonfinite",
                              "run.dir", "run.name"})
     if (key.rfind(prefix, 0) == 0) return true;
   return false;
@@ -110,6 +112,11 @@ int stage_main(Stage stage, int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   for (const auto& a : args) {
+    if (!resume.empty() && a.find('=') == std::string::npos)
+      throw Error("./" + name + " " + a + " --resume " + resume + ": --resume takes the config from the checkpoint, so " +
+                      a + " would be ignored",
+                  "continue the run with ./" + name + " --resume " + resume + " [section.key=value ...], or start a "
+                  "new run from " + a + " without --resume");
     if (config_path.empty() && a.find('=') == std::string::npos && resume.empty()) config_path = a;
     else overrides.push_back(a);
   }
@@ -121,6 +128,8 @@ int stage_main(Stage stage, int argc, char** argv) {
   dist::install_stop_handlers();
   Config cfg;
   std::string ckpt_dir;
+  nlohmann::json resume_meta;
+  std::string saved_device;
   if (!resume.empty()) {
     // Rank 0 finds and verifies the checkpoint once; every rank then loads the same one.
     std::string found, err;
@@ -135,7 +144,9 @@ int stage_main(Stage stage, int argc, char** argv) {
     if (!err.empty()) throw Error(err);
     ckpt_dir = dist::broadcast_string(found);
     const auto meta = read_json_file(ckpt_dir + "/meta.json");
+    resume_meta = meta;
     cfg = load_config_text(json_get<std::string>(meta, "config", ckpt_dir + "/meta.json"), ckpt_dir + "/meta.json");
+    saved_device = cfg.run.device;
     // An override that restates the checkpoint's value is fine (a requeued Slurm job repeats its
     // command line, overrides included); one that changes the math of the run is refused.
     const std::string saved = to_yaml(cfg);
@@ -146,7 +157,8 @@ int stage_main(Stage stage, int argc, char** argv) {
       apply_overrides(probe, {o});
       if (to_yaml(probe) != saved)
         throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
-                    "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device, dist.timeout_s "
+                    "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device (same device type), train.skip_nonfinite, "
+                    "dist.timeout_s "
                     "and dist.backend may change; start a new run to change anything else");
     }
     apply_overrides(cfg, overrides);
@@ -166,6 +178,13 @@ int stage_main(Stage stage, int argc, char** argv) {
     log::info("[%s] --check: config and distributed setup are valid", name.c_str());
     return 0;
   }
+  train::check_shared_checkpoint_dir(cfg.checkpoint.dir);  // refuses node-local checkpoint dirs
+  if (!ckpt_dir.empty() && dc.rank == 0) {
+    // Resuming an older step forks the timeline: newer steps leave the checkpoint directory.
+    const std::string aside = train::set_aside_newer_steps(cfg.checkpoint.dir, resume_meta.at("step").get<int64_t>());
+    if (!aside.empty())
+      log::warn("[ckpt] resuming %s while newer checkpoints existed: moved them to %s", ckpt_dir.c_str(), aside.c_str());
+  }
   if (ckpt_dir.empty()) {
     // A fresh run must not prune (checkpoint.keep_last) or mix with another run's checkpoints.
     const std::string existing = train::newest_complete_step(cfg.checkpoint.dir);
@@ -180,6 +199,7 @@ int stage_main(Stage stage, int argc, char** argv) {
 
   // ---- parts: device, tokenizer, loaders, model ----
   const torch::Device device = pick_device(cfg.run.device);
+  if (!ckpt_dir.empty()) train::check_resume_device(resume_meta, saved_device, device.is_cuda() ? "cuda" : "cpu", ckpt_dir);
   if (device.is_cpu()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(std::max(1, hw / dc.local_world));
@@ -192,6 +212,7 @@ int stage_main(Stage stage, int argc, char** argv) {
                     " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does it)");
   auto tok = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(cfg.data.tokenizer));
   const int64_t vocab = tok->vocab_size();
+  train::check_ranks_agree(to_yaml(cfg), tok->sha256());  // every rank: same config, same tokenizer
   if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != vocab)
     throw Error(cfg.source + ": model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " but " +
                     cfg.data.tokenizer + " has " + std::to_string(vocab) + " tokens",

@@ -19,7 +19,9 @@
 #include "engine/generator.h"  // Generator
 #include "engine/sampler.h"    // draw_seed
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
+#include "train/grad_check.h"  // grad_norm_and_clip, nonfinite_message
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
+#include "train/test_hooks.h"  // hooks::maybe_poison_grads
 
 namespace kiln::train {
 namespace {
@@ -200,6 +202,7 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
             {"tokenizer_sha256", s.p.tokenizer->sha256()},
             {"total_steps", s.total},
             {"stopped_early", stopped_early},
+            {"device", s.p.device.is_cuda() ? "cuda" : "cpu"},  // resume refuses a change (startup_checks)
             {"metrics", nlohmann::json::parse(last_metrics.dump())},
             {"created_by", std::string("kiln (LibTorch ") + KILN_TORCH_VERSION + ")"}};
   w.tokenizer_path = s.p.tokenizer_path;
@@ -263,18 +266,23 @@ int Trainer::run() {
       (loss / static_cast<double>(s.accum)).backward();
     }
     if (s.sync) s.sync->finish();  // every grad is now the mean over ranks
+    hooks::maybe_poison_grads(step + 1, s.params);
     const double loss_local = (loss_sum / static_cast<double>(s.accum)).item<float>();
     const double loss = dist::all_reduce_sum(loss_local) / dc.world;
-    if (!std::isfinite(loss))
-      throw Error("step " + std::to_string(step + 1) + ": the training loss is " + f9(loss) +
-                      "; stopped without saving, the last good checkpoint in " + c.checkpoint.dir + " is kept",
-                  "lower the learning rates (optim.*) or resume from the last checkpoint with --resume");
-    const double grad_norm =
-        c.train.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(s.params, c.train.grad_clip) : 0.0;
+    // NaN/Inf loss or gradients never reach the weights (grads are identical on every rank here).
+    const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip);
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (!finite && !c.train.skip_nonfinite)
+      throw Error(nonfinite_message(step + 1, loss, grad_norm) + "; stopped without saving, the last good checkpoint in " +
+                      c.checkpoint.dir + " is kept",
+                  "lower the learning rates (optim.*) and resume from the last checkpoint with --resume, or "
+                  "resume with train.skip_nonfinite=true to skip such steps");
+    if (!finite) log::warn("[train] %s: step skipped, weights unchanged (train.skip_nonfinite)",
+                           nonfinite_message(step + 1, loss, grad_norm).c_str());
     s.opt->set_schedule(step, s.total, c.optim);
     const double lrm = optim::lr_multiplier(step, s.total, c.optim.warmup_ratio, c.optim.warmdown_ratio,
                                             c.optim.final_lr_frac);
-    s.opt->step();
+    if (finite) s.opt->step();
     if (s.sync) {
       s.sync->zero_grad();  // param.grad stay views into the buckets
     } else {
@@ -297,6 +305,7 @@ int Trainer::run() {
                     {"dt_ms", std::stod(f9(dt * 1000))},
                     {"tok_per_s", std::stod(f9(tok_s))}};
     if (mfu >= 0) last_metrics["mfu"] = std::stod(f9(mfu));
+    if (!finite) last_metrics["skipped"] = true;
     s.metrics.write(last_metrics);
     if ((step + 1) % c.log.every == 0 || step + 1 == s.total) {
       char mfu_s[32] = "n/a";

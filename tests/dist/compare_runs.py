@@ -23,7 +23,8 @@ def records(run):
 def main():
     a, b, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
     (ta, va), (tb, vb) = records(a), records(b)
-    if sorted(ta) != sorted(tb) or sorted(va) != sorted(vb) or not ta:
+    # Both runs must have loss and validation records: no records would compare vacuously.
+    if sorted(ta) != sorted(tb) or sorted(va) != sorted(vb) or not ta or not va:
         print(f"different steps: {sorted(ta)} / {sorted(tb)}; val {sorted(va)} / {sorted(vb)}")
         sys.exit(2)
     dloss = max(abs(ta[s] - tb[s]) for s in ta)

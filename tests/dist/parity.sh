@@ -4,7 +4,8 @@
 # agree within float summation-order bounds, while a wrong setup (1 rank, batch B: half the data
 # per step) must land far outside them. Needs mpirun, python3 with torch + safetensors, KILN_DATA.
 source "$(dirname "$0")/lib.sh"
-python3 -c "import safetensors.torch" 2>/dev/null || { echo "skipped: python3 without safetensors/torch"; exit 77; }
+py=${KILN_PYTHON:-python3}  # setup's .venv python (ctest passes it), not whatever python3 is first on PATH
+"$py" -c "import safetensors.torch" 2>/dev/null || { echo "skipped: $py without safetensors/torch"; exit 77; }
 tiny_data "$tmp/data"
 # Measured (float32, 20 steps, 1 BLAS thread per rank vs 2 threads): max |dloss| 6e-7, max |dval_loss|
 # 2e-8, max |dweight| 2.4e-5. Bounds ~15x above that; the wrong setup measured |dloss| 0.33, |dval|
@@ -22,12 +23,12 @@ grep -q "2048 tokens per step = 2 ranks x 8 seqs x 64 tokens x 2 accumulation" "
 "$root/pretrain" "${args[@]}" train.device_batch_size=8 train.total_batch_size=1024 run.dir="$tmp/wrong" \
   >"$tmp/wrong.log" 2>&1 || { cat "$tmp/wrong.log"; fail "1-rank run with batch B"; }
 
-good=$(python3 "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/np1" $steps) || fail "compare: $good"
-bad=$(python3 "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/wrong" $steps) || fail "compare: $bad"
+good=$("$py" "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/np1" $steps) || fail "compare: $good"
+bad=$("$py" "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/wrong" $steps) || fail "compare: $bad"
 echo "2 ranks x B=8 vs 1 rank x B=16: $good (bounds: loss $LOSS_BOUND, weights $WEIGHT_BOUND)"
 echo "2 ranks x B=8 vs 1 rank x B=8 (wrong): $bad (must exceed loss $WRONG_LOSS, weights $WRONG_WEIGHT)"
 val() { sed -E "s/.*$2=([^ ]*).*/\1/" <<<"$1"; }
-le() { python3 -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
+le() { "$py" -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
 le "$(val "$good" loss)" $LOSS_BOUND || fail "train losses differ by more than $LOSS_BOUND"
 le "$(val "$good" val)" $LOSS_BOUND || fail "validation losses differ by more than $LOSS_BOUND"
 le "$(val "$good" weights)" $WEIGHT_BOUND || fail "final weights differ by more than $WEIGHT_BOUND"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # NaN/Inf stop, end to end: a checkpoint whose embedding holds a NaN (checksums rewritten so it
 # loads) is resumed; the first step's loss is NaN, so ./pretrain must exit non-zero with a message
-# naming the step, write no new checkpoint, and leave the last good one in place. Also: --resume
+# naming the step, write no new checkpoint, and leave every checkpoint file byte for byte in place. Also: --resume
 # refuses an override that changes the math. Needs ../shared/data and python3 with torch +
 # safetensors (installed by launch/setup.sh); skips (77) without them.
 set -uo pipefail
@@ -37,10 +37,12 @@ meta["crc32"]["model.safetensors"] = zlib.crc32(open(f"{d}/model.safetensors", "
 json.dump(meta, open(f"{d}/meta.json", "w"), indent=2)
 PY
 rm -rf "$good"   # so that --resume picks the poisoned step 5
-before=$(ls "$tmp/run/ckpt")
+# Names and contents: every file's SHA-256 before and after the failed resume.
+fingerprint() { (cd "$tmp/run/ckpt" && find . -type f | sort | xargs sha256sum); }
+before=$(fingerprint)
 err=$(./pretrain --resume "$tmp/run/ckpt" 2>&1 >/dev/null); rc=$?
 echo "$err" | tail -2
 [ $rc != 0 ] || fail "a NaN loss did not stop the run"
 grep -q "step 6: the training loss is nan" <<<"$err" || fail "the message does not name step 6 and the NaN: $err"
-[ "$(ls "$tmp/run/ckpt")" = "$before" ] || fail "a checkpoint was written or removed after the NaN: $(ls "$tmp/run/ckpt")"
+[ "$(fingerprint)" = "$before" ] || fail "a checkpoint was written, changed or removed after the NaN: $(ls "$tmp/run/ckpt")"
 echo "ok: NaN at step 6 stopped the run with a message; checkpoints untouched; math-changing resume override refused"

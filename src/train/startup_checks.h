@@ -1,0 +1,26 @@
+// Checks a training stage runs once at start, before any step: that every rank sees the same
+// checkpoint directory (checkpoints need a shared filesystem), that every rank resolved the same
+// config and tokenizer (STYLE habit 15), and that a resume does not change the device type.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace kiln::train {
+
+// Collective (no-op in a world of 1): rank 0 writes a token file into `dir`, every other rank
+// reads it back after a barrier; throws kiln::Error on every rank, naming the ranks that cannot
+// see it, when checkpoint.dir is node-local.
+void check_shared_checkpoint_dir(const std::string& dir);
+
+// Collective: all-gathers a hash of the resolved config (YAML) and of the tokenizer; throws
+// naming the first rank that differs from rank 0.
+void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256);
+
+// On resume: `device_type` ("cpu"/"cuda") must be the one the checkpoint was trained on (meta
+// "device"; for older checkpoints the saved run.device when it is explicit). CPU and CUDA runs
+// differ in math (bf16 autocast, bf16 Newton-Schulz), so a change would silently fork the run.
+void check_resume_device(const nlohmann::json& meta, const std::string& saved_run_device, const std::string& device_type,
+                         const std::string& ckpt_dir);
+
+}  // namespace kiln::train
