@@ -9,6 +9,7 @@
 #include "core/error.h"         // Error
 #include "dist/dist.h"          // guarded_main
 #include "engine/sampler.h"     // generate, SamplingOptions
+#include "tokenizer/chat.h"     // render_for_completion
 #include "train/load_model.h"   // load_model
 
 namespace {
@@ -28,6 +29,8 @@ int sample_main(int argc, char** argv) {
   app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", seed, "RNG seed");
+  bool chat = false;
+  app.add_flag("--chat", chat, "--start is a user message: render it with the chat template and stop at <|assistant_end|>");
   app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   try {
     app.parse(argc, argv);
@@ -49,6 +52,13 @@ int sample_main(int argc, char** argv) {
   // Like training documents, the prompt starts with <|bos|>.
   std::vector<int64_t> prompt = {static_cast<int64_t>(m.tokenizer->bos_id())};
   for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
+  if (chat) {  // <|bos|><|user_start|>start<|user_end|><|assistant_start|>
+    kiln::tok::Conversation c;
+    c.messages.push_back({"user", start});
+    auto ids = kiln::tok::render_for_completion(*m.tokenizer, c);
+    prompt.assign(ids.begin(), ids.end());
+  }
+  const int64_t stop = chat ? int64_t(m.tokenizer->special_id("<|assistant_end|>")) : -1;
   kiln::engine::SamplingOptions o;
   o.max_new_tokens = max_new_tokens;
   o.temperature = temperature;
@@ -56,7 +66,7 @@ int sample_main(int argc, char** argv) {
   o.top_p = top_p;
   torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (int i = 0; i < num_samples; ++i) {
-    auto out = kiln::engine::generate(m.model, prompt, o, gen);
+    auto out = kiln::engine::generate(m.model, prompt, o, gen, [&](int64_t id) { return id != stop; });
     std::vector<uint32_t> ids(prompt.begin() + 1, prompt.end());
     ids.insert(ids.end(), out.begin(), out.end());
     printf("%s\n---------------\n", m.tokenizer->decode(ids).c_str());
