@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
@@ -38,7 +39,8 @@ ChatFixture make_fixture(const std::string& dir) {
   std::string line;
   for (int i = 0; i < 12 && std::getline(in, line); ++i) g << line << "\n";
   g.close();
-  auto all = nlohmann::json::parse(std::ifstream(data + "/chat/fastchat/dummy_conversation.json"));
+  std::ifstream js(data + "/chat/fastchat/dummy_conversation.json");
+  auto all = nlohmann::json::parse(js);
   nlohmann::json some = nlohmann::json::array();
   for (int i = 0; i < 9; ++i) some.push_back(all[i * 50]);
   std::ofstream(dir + "/chats.json") << some.dump();

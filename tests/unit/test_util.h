@@ -11,6 +11,8 @@
 
 #include <unistd.h>
 
+#include "core/error.h"
+
 namespace kiln::test {
 
 inline std::string source_dir() { return KILN_SOURCE_DIR; }
@@ -20,6 +22,17 @@ inline std::string data_dir() {
   const char* env = std::getenv("KILN_DATA");
   std::string d = env && *env ? env : source_dir() + "/../shared/data";
   return std::filesystem::exists(d + "/tinyshakespeare/input.txt") ? d : "";
+}
+
+// The message of the kiln::Error that `fn` throws ("" if none).
+template <class F>
+std::string error_of(F fn) {
+  try {
+    fn();
+  } catch (const kiln::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // A new empty directory under the system temp dir, named after the running test.
