@@ -151,7 +151,10 @@ TEST(ChatLoader, PaddedTargetsAreMinusOneExactlyWhereNotTrained) {
       bool in_out = false;
       for (int64_t j = 0; j + 1 < int64_t(ids.size()); ++j) {
         if (ids[j + 1] == os) in_out = true;
-        if (in_out) EXPECT_EQ(tg[j].item<int64_t>(), -1), ++outputs;
+        if (in_out) {
+          EXPECT_EQ(tg[j].item<int64_t>(), -1);
+          ++outputs;
+        }
         if (ids[j + 1] == f.tok->special_id("<|output_end|>")) in_out = false;
       }
     }
@@ -227,9 +230,10 @@ TEST(ChatLoader, MixtureRepeatsShuffleSeedAndExactRestore) {
   EXPECT_TRUE(torch::equal(a0.inputs, b0.inputs));
   EXPECT_FALSE(a0.inputs.sizes() == c0.inputs.sizes() && torch::equal(a0.inputs, c0.inputs));
   // A restored cursor replays the exact stream, across the epoch boundary.
-  for (int i = 0; i < 5; ++i) a.next();
+  for (int i = 0; i < 7; ++i) a.next();
   const data::Cursor cur = a.cursor();
-  EXPECT_EQ(cur.epoch, 1);  // 6 batches x 3 rows = 18 of 21 rows... then more
+  EXPECT_EQ(cur.epoch, 1);  // 8 batches x 3 rows = 24 rows: 3 rows into the second epoch
+  EXPECT_EQ(cur.position, 3);
   std::vector<data::Batch> want;
   for (int i = 0; i < 4; ++i) want.push_back(a.next());
   data::ChatLoader r({{f.shards, 1}}, opts(f, 3, 4096, true));
