@@ -3,6 +3,7 @@
 # canonical source otherwise; parquet sources are converted to JSONL (data_tools/parquet_to_jsonl.py)
 # because ./tokenizer and ./prepare read text and JSONL. Usage: data_tools/fetch.sh NAME DIR [N]
 #   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
+#         | fastchat (ShareGPT-format multi-turn identity chats, for the tiny chat stages)
 set -euo pipefail
 name=${1:?usage: data_tools/fetch.sh NAME DIR [N]}; dir=${2:?usage: data_tools/fetch.sh NAME DIR [N]}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,5 +66,7 @@ case "$name" in
     for s in train test; do
       get_parquet "$HF/HuggingFaceTB/smol-smoltalk/resolve/main/data/$s-00000-of-00001.parquet" "$dir/$s.jsonl" messages
     done ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, fineweb-edu, smoltalk)" >&2; exit 1 ;;
+  fastchat)  # lm-sys/FastChat's dummy_conversation.json: 500 ShareGPT records ({"conversations": [{"from", "value"}]})
+    get chat/fastchat/dummy_conversation.json https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4beaab66f4d3f93db72541a4abab8af28d/data/dummy_conversation.json ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
 esac

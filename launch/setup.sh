@@ -72,7 +72,8 @@ if [ "${KILN_SKIP_BUILD:-0}" != 1 ]; then
   rm -f build-configure.log
   say "building with $jobs jobs"
   start=$(date +%s)
-  cmake --build build -j "$jobs"
+  # KILN_BUILD_TARGETS="a b": only those targets (./launch/demo.sh builds just what it runs).
+  cmake --build build -j "$jobs" ${KILN_BUILD_TARGETS:+--target $KILN_BUILD_TARGETS}
   say "built in $(( $(date +%s) - start )) s; binaries are linked into $root"
 fi
 say "done. Next: ./launch/test.sh (the test suite) or ./launch/demo.sh (a small real run)"

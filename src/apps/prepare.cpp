@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
   app.add_option("--field", o.field, "jsonl field holding the text (without --chat)");
   app.add_option("--shard-tokens", shard_tokens, "tokens per shard (shards are cut between documents)");
   app.add_option("--max-len", max_len, "--chat: truncate conversations to this many tokens (0 = no limit)");
+  app.add_option("--format", o.format,
+                 "--chat input format: auto (by extension / first record) | messages (OpenAI JSONL) | sharegpt "
+                 "(conversations/from/value, .json array or .jsonl) | gsm8k | arc | mmlu (CSV file or folder)");
+  app.add_flag("--skip-bad", o.skip_bad, "--chat: count and report malformed records instead of stopping at the first");
   app.add_option("INPUT", o.inputs, "files or folders")->required();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -32,6 +36,10 @@ int main(int argc, char** argv) {
            (unsigned long long)r.train_docs, (unsigned long long)r.train_tokens);
     printf("[prepare] val:   %zu shard(s), %llu documents, %llu tokens\n", r.val.size(),
            (unsigned long long)r.val_docs, (unsigned long long)r.val_tokens);
+    if (r.skipped > 0) {
+      printf("[prepare] skipped %llu malformed record(s) (--skip-bad); the first:\n", (unsigned long long)r.skipped);
+      for (const auto& w : r.skipped_first) printf("  %s\n", w.c_str());
+    }
     for (const auto& p : r.train) printf("  %s\n", p.c_str());
     for (const auto& p : r.val) printf("  %s\n", p.c_str());
   } catch (const kiln::Error& e) {

@@ -10,6 +10,7 @@
 #include "core/error.h"         // Error
 #include "dist/dist.h"          // guarded_main
 #include "engine/generator.h"   // Generator, SamplingOptions
+#include "tokenizer/chat.h"     // render_for_completion
 #include "train/load_model.h"   // load_model
 
 namespace {
@@ -29,6 +30,8 @@ int sample_main(int argc, char** argv) {
   app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", seed, "RNG seed");
+  bool chat = false;
+  app.add_flag("--chat", chat, "--start is a user message: render it with the chat template and stop at <|assistant_end|>");
   app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   try {
     app.parse(argc, argv);
@@ -50,6 +53,12 @@ int sample_main(int argc, char** argv) {
   // Like training documents, the prompt starts with <|bos|>.
   std::vector<int64_t> prompt = {static_cast<int64_t>(m.tokenizer->bos_id())};
   for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
+  if (chat) {  // <|bos|><|user_start|>start<|user_end|><|assistant_start|>
+    kiln::tok::Conversation c;
+    c.messages.push_back({"user", start});
+    auto ids = kiln::tok::render_for_completion(*m.tokenizer, c);
+    prompt.assign(ids.begin(), ids.end());
+  }
   std::vector<kiln::engine::SamplingOptions> opts(static_cast<size_t>(num_samples));
   for (int i = 0; i < num_samples; ++i) {
     auto& o = opts[static_cast<size_t>(i)];
@@ -58,8 +67,9 @@ int sample_main(int argc, char** argv) {
     o.top_k = top_k;
     o.top_p = top_p;
     o.seed = seed + static_cast<uint64_t>(i);
-    o.stop_tokens = {prompt.front()};  // a base model ends its document with <|bos|>
-    o.tools = false;
+    // A base model ends its document with <|bos|>; a chat reply ends with <|assistant_end|>.
+    o.stop_tokens = {chat ? int64_t(m.tokenizer->special_id("<|assistant_end|>")) : prompt.front()};
+    o.tools = chat;
   }
   kiln::engine::Generator gen(m.model, m.tokenizer);
   auto results = gen.generate(std::vector<std::vector<int64_t>>(static_cast<size_t>(num_samples), prompt), opts);

@@ -20,7 +20,7 @@
 namespace kiln {
 namespace {
 
-using Ref = std::variant<int64_t*, double*, bool*, std::string*>;
+using Ref = std::variant<int64_t*, double*, bool*, std::string*, DataSources*>;
 
 struct Field {
   std::string path;                   // "train.max_steps"
@@ -44,6 +44,8 @@ const std::vector<Field>& fields() {
       KILN_S(run, dir, {}, "output directory (default: runs/<run.name>)"),
       KILN_F(run, seed, 0, 4294967295.0, "seed of every RNG in the run"),
       KILN_S(run, device, (std::vector<std::string>{"auto", "cpu", "cuda"}), "where to train"),
+      KILN_S(init, from, {}, "start from this checkpoint's weights (dir, step dir or run dir; \"\": fresh init)"),
+      KILN_F(init, optimizer, -kInf, kInf, "with init.from: also load its optimizer state (warm start)"),
       KILN_F(model, depth, 1, 256, "the one dial: layers; width = 64*depth, heads = ceil(width/128)"),
       KILN_F(model, width, 0, 65536, "model width (0: 64*depth)"),
       KILN_F(model, n_head, 0, 1024, "attention heads (0: ceil(width/128))"),
@@ -53,9 +55,14 @@ const std::vector<Field>& fields() {
       KILN_F(model, softcap, 0, 1e6, "logit softcap c: c*tanh(x/c), 0 disables"),
       KILN_F(model, rope_base, 1, 1e12, "rotary embedding base"),
       KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
-      KILN_S(data, train, {}, "training shards: a directory or a glob of .h5 files"),
-      KILN_S(data, val, {}, "validation shards: a directory or a glob of .h5 files"),
-      KILN_F(train, max_steps, -1, 1e15, "optimizer steps (-1: from target_param_data_ratio)"),
+      KILN_S(data, train, {}, "training shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
+      KILN_S(data, val, {}, "validation shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
+      KILN_S(data, layout, (std::vector<std::string>{"auto", "packed", "padded"}),
+             "rows: packed windows or one padded conversation per row (auto: padded for sft)"),
+      KILN_S(data, train_on, (std::vector<std::string>{"assistant", "all"}),
+             "chat shards: train on assistant tokens only (masked) or on every token"),
+      KILN_F(train, max_steps, -1, 1e15, "optimizer steps (-1: from train.epochs, else target_param_data_ratio)"),
+      KILN_F(train, epochs, 0, 1e6, "passes over data.train when max_steps = -1 (chat stages; 0: unused)"),
       KILN_F(train, target_param_data_ratio, 0, 1e6, "tokens per parameter when max_steps = -1"),
       KILN_F(train, device_batch_size, 1, 1e9, "sequences per rank per micro-step"),
       KILN_F(train, total_batch_size, 1, 1e15, "tokens per optimizer step over all ranks"),
@@ -77,6 +84,7 @@ const std::vector<Field>& fields() {
       KILN_F(optim, warmup_ratio, 0, 1, "fraction of steps of linear LR warmup"),
       KILN_F(optim, warmdown_ratio, 0, 1, "fraction of steps of linear LR warmdown at the end"),
       KILN_F(optim, final_lr_frac, 0, 1, "LR multiplier at the last step"),
+      KILN_F(optim, init_lr_frac, 0, 1e3, "every learning rate times this (nanochat SFT: 0.02)"),
       KILN_S(checkpoint, dir, {}, "checkpoint directory (default: <run.dir>/ckpt)"),
       KILN_F(checkpoint, every, 0, 1e15, "checkpoint every k steps (0: only at the end)"),
       KILN_F(checkpoint, keep_last, 0, 1e9, "keep the newest k checkpoints (0: all)"),
@@ -96,7 +104,7 @@ const std::vector<Field>& fields() {
 #undef KILN_F
 #undef KILN_S
 
-const std::vector<std::string> kSections = {"run", "model", "data", "train", "optim",
+const std::vector<std::string> kSections = {"run", "init", "model", "data", "train", "optim",
                                             "checkpoint", "eval", "dist", "log"};
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -139,6 +147,7 @@ std::string type_name(const Ref& r) {
         if constexpr (std::is_same_v<T, int64_t>) return "an integer";
         else if constexpr (std::is_same_v<T, double>) return "a number";
         else if constexpr (std::is_same_v<T, bool>) return "a boolean (true/false)";
+        else if constexpr (std::is_same_v<T, DataSources>) return "a path or a list of {path, repeat}";
         else return "a string";
       },
       r);
@@ -151,15 +160,59 @@ std::string format_double(double v) {
   return s;
 }
 
+// A data source list: "path", null/"" (none), or a list of "path" / {path: P, repeat: N}.
+DataSources parse_sources(const YAML::Node& node, const std::string& key, const std::string& at) {
+  DataSources out;
+  if (node.IsNull()) return out;
+  if (node.IsScalar()) {
+    if (!node.Scalar().empty()) out.push_back({node.Scalar(), 1});
+    return out;
+  }
+  const std::string hint = "write " + key + ": PATH, or a list like [{path: data/a/train_*.h5, repeat: 2}, ...]";
+  if (!node.IsSequence()) throw Error(at + ": " + key + ": expected a path or a list of sources", hint);
+  for (const auto& item : node) {
+    const std::string here = where(at.substr(0, at.find(':')), item.Mark());
+    if (item.IsScalar()) {
+      out.push_back({item.Scalar(), 1});
+      continue;
+    }
+    if (!item.IsMap()) throw Error(here + ": " + key + ": a source must be a path or {path, repeat}", hint);
+    DataSource s;
+    for (auto kv = item.begin(); kv != item.end(); ++kv) {
+      const std::string k = kv->first.as<std::string>();
+      const YAML::Node& v = kv->second;
+      if (k == "path" && v.IsScalar()) {
+        s.path = v.Scalar();
+      } else if (k == "repeat" && v.IsScalar()) {
+        const std::string& t = v.Scalar();
+        auto res = std::from_chars(t.data(), t.data() + t.size(), s.repeat);
+        if (res.ec != std::errc() || res.ptr != t.data() + t.size() || s.repeat < 1)
+          throw Error(here + ": " + key + ": repeat = \"" + t + "\": expected an integer >= 1", hint);
+      } else {
+        throw Error(here + ": " + key + ": unknown or malformed source key '" + k + "' (a source has path and repeat)",
+                    hint);
+      }
+    }
+    if (s.path.empty()) throw Error(here + ": " + key + ": a source without a path", hint);
+    out.push_back(s);
+  }
+  return out;
+}
+
 // Parse one scalar into the field's member; `at` names the place for error messages.
 void set_value(Config& cfg, const Field& f, const YAML::Node& node, const std::string& at) {
   Ref r = f.ref(cfg);
+  if (std::find(cfg.given.begin(), cfg.given.end(), f.path) == cfg.given.end()) cfg.given.push_back(f.path);
   std::string shown = node.IsScalar() ? node.Scalar() : "";
   auto fail = [&](const std::string& why) {
     throw Error(at + ": " + f.path + " = \"" + shown + "\": " + why);
   };
   if (node.IsNull() && std::holds_alternative<std::string*>(r)) {
     *std::get<std::string*>(r) = "";
+    return;
+  }
+  if (auto* p = std::get_if<DataSources*>(&r)) {
+    **p = parse_sources(node, f.path, at);
     return;
   }
   if (!node.IsScalar()) {
@@ -302,6 +355,13 @@ void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
     // scalar in the file would be; an empty value clears a string key.
     const std::string value = o.substr(eq + 1);
     YAML::Node node = value.empty() ? YAML::Node(YAML::NodeType::Null) : YAML::Node(value);
+    if (std::holds_alternative<DataSources*>(f->ref(cfg)) && value.starts_with("[")) {
+      try {
+        node = YAML::Load(value);  // data.train=[{path: a, repeat: 2}, b]
+      } catch (const YAML::ParserException& e) {
+        throw Error(at + ": invalid YAML list: " + e.msg);
+      }
+    }
     set_value(cfg, *f, node, at);
   }
 }
@@ -356,6 +416,23 @@ int64_t grad_accum_steps(const Config& c, int world) {
   return c.train.total_batch_size / (c.train.device_batch_size * c.model.seq_len * world);
 }
 
+namespace {
+// One source with repeat 1 is written as its path (the pretraining form); else a flow list.
+void emit_sources(YAML::Emitter& out, const DataSources& s) {
+  if (s.empty()) {
+    out << YAML::DoubleQuoted << "";
+  } else if (s.size() == 1 && s[0].repeat == 1) {
+    out << YAML::DoubleQuoted << s[0].path;
+  } else {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& x : s)
+      out << YAML::BeginMap << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << x.path << YAML::Key
+          << "repeat" << YAML::Value << x.repeat << YAML::EndMap;
+    out << YAML::EndSeq;
+  }
+}
+}  // namespace
+
 std::string to_yaml(const Config& cfg_in) {
   Config cfg = cfg_in;  // Field::ref needs a mutable Config; nothing is written
   YAML::Emitter out;
@@ -376,6 +453,7 @@ std::string to_yaml(const Config& cfg_in) {
           if constexpr (std::is_same_v<T, int64_t>) out << *p;
           else if constexpr (std::is_same_v<T, double>) out << format_double(*p);
           else if constexpr (std::is_same_v<T, bool>) out << (*p ? "true" : "false");
+          else if constexpr (std::is_same_v<T, DataSources>) emit_sources(out, *p);
           else out << YAML::DoubleQuoted << *p;
         },
         f.ref(cfg));
@@ -396,6 +474,7 @@ std::string describe_keys() {
           if constexpr (std::is_same_v<T, int64_t>) return std::to_string(*p);
           else if constexpr (std::is_same_v<T, double>) return format_double(*p);
           else if constexpr (std::is_same_v<T, bool>) return *p ? "true" : "false";
+          else if constexpr (std::is_same_v<T, DataSources>) return p->empty() ? "\"\"" : "\"" + p->front().path + "\"";
           else return "\"" + *p + "\"";
         },
         r);

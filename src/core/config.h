@@ -28,15 +28,35 @@ struct ModelConfig {
   bool operator==(const ModelConfig&) const = default;
 };
 
+// One data source: a shard directory or glob, listed `repeat` times in a task mixture
+// (nanochat's TaskMixture: a task listed twice is oversampled twice).
+struct DataSource {
+  std::string path;
+  int64_t repeat = 1;
+  bool operator==(const DataSource&) const = default;
+};
+using DataSources = std::vector<DataSource>;
+
 struct DataConfig {
   std::string tokenizer;     // tokenizer JSON
-  std::string train;         // shard directory or glob
-  std::string val;
+  DataSources train;         // a shard directory or glob, or a list of {path, repeat}
+  DataSources val;
+  std::string layout = "auto";        // auto (pretrain/midtrain: packed, sft: padded) | packed | padded
+  std::string train_on = "assistant"; // chat shards: assistant (masked loss) | all (every token)
   bool operator==(const DataConfig&) const = default;
 };
 
+// Where a later stage starts from (midtrain from base, SFT from mid): weights only, or weights
+// and optimizer state (nanochat HEAD's warm start).
+struct InitConfig {
+  std::string from;          // "" = fresh init; a checkpoint dir, a step dir or a run dir
+  bool optimizer = false;    // also load the parent's optimizer state
+  bool operator==(const InitConfig&) const = default;
+};
+
 struct TrainConfig {
-  int64_t max_steps = -1;    // -1 -> target_param_data_ratio * params / total_batch_size
+  int64_t max_steps = -1;    // -1 -> epochs over the data if epochs > 0, else target_param_data_ratio
+  double epochs = 0;         // chat stages: passes over data.train (0: unused)
   double target_param_data_ratio = 20.0;
   int64_t device_batch_size = 32;
   int64_t total_batch_size = 524288;  // tokens per optimizer step, all ranks
@@ -61,6 +81,7 @@ struct OptimConfig {
   double warmup_ratio = 0.0;
   double warmdown_ratio = 0.2;
   double final_lr_frac = 0.0;
+  double init_lr_frac = 1.0;  // every LR times this (nanochat SFT: 0.02)
   bool operator==(const OptimConfig&) const = default;
 };
 
@@ -94,6 +115,7 @@ struct LogConfig {
 
 struct Config {
   RunConfig run;
+  InitConfig init;
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
@@ -104,8 +126,10 @@ struct Config {
   LogConfig log;
   // Where the config came from, for error messages; not part of the config's identity.
   std::string source;
+  // Keys the file or the overrides set explicitly ("model.depth", ...); not part of the identity.
+  std::vector<std::string> given;
   bool operator==(const Config& o) const {
-    return run == o.run && model == o.model && data == o.data && train == o.train &&
+    return run == o.run && init == o.init && model == o.model && data == o.data && train == o.train &&
            optim == o.optim && checkpoint == o.checkpoint && eval == o.eval && dist == o.dist &&
            log == o.log;
   }

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "data/shard_dataset.h"
+#include "data/chat_sources.h"
 #include "data/shard_writer.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/corpus.h"
@@ -129,8 +130,46 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
   const unsigned threads = tok::default_threads();
   uint64_t done_bytes = 0, record = 0;
   const double F = opt.val_fraction;
+  const data::ChatFormat requested = opt.chat ? chat_format_from_name(opt.format) : ChatFormat::Auto;
+  PrepareResult res;
+  // One rendered record (or a malformed one) to its split, in input order. A malformed record
+  // fails the run naming file:line, or with --skip-bad is counted and its place reported.
+  auto emit = [&](const tok::Rendered& r, const std::string& error) {
+    if (!error.empty()) {
+      if (!opt.skip_bad) throw Error(error, "fix the record, or pass --skip-bad to count and skip malformed records");
+      if (res.skipped_first.size() < 5) res.skipped_first.push_back(error);
+      ++res.skipped;
+      return;
+    }
+    bool to_val = std::floor(double(record + 1) * F) > std::floor(double(record) * F);
+    ++record;
+    ShardSeries& s = to_val ? val : train;
+    s.append(r.ids, opt.chat ? &r.mask : nullptr);
+    s.end_document();
+  };
+  auto render = [&](const tok::Conversation& conv, const std::string& where, tok::Rendered& out, std::string& err) {
+    try {
+      out = tok::render_conversation(tok, conv, opt.max_len);
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      err = msg.starts_with("[chat] " + where) ? msg : "[prepare] " + where + ": " + msg;
+    }
+  };
 
   for (const auto& path : files) {
+    const ChatFormat fmt = opt.chat ? detect_chat_format(path, requested) : ChatFormat::Auto;
+    if (opt.chat && chat_file_is_whole(path, fmt)) {
+      // A JSON array, ARC or MMLU: all records at once, rendered in parallel, written in order.
+      auto recs = read_chat_file(path, fmt);
+      std::vector<tok::Rendered> out(recs.size());
+      tok::parallel_for(recs.size(), [&](size_t i) {
+        if (recs[i].error.empty()) render(recs[i].conv, recs[i].where, out[i], recs[i].error);
+      }, threads);
+      for (size_t i = 0; i < recs.size(); ++i) emit(out[i], recs[i].error);
+      done_bytes += tok::file_size(path);
+      progress.update(done_bytes, train.tokens() + val.tokens());
+      continue;
+    }
     if (!tok::is_jsonl(path)) {
       if (opt.chat)
         throw Error("[prepare] --chat needs JSONL conversations, but " + path + " is not a .jsonl file",
@@ -174,33 +213,33 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
         line_nos.push_back(reader.line_no());
       }
       std::vector<tok::Rendered> out(lines.size());
+      std::vector<std::string> errs(lines.size());
       tok::parallel_for(lines.size(), [&](size_t i) {
         std::string where = path + ":" + std::to_string(line_nos[i]);
         nlohmann::json rec;
         try {
           rec = nlohmann::json::parse(lines[i]);
         } catch (const nlohmann::json::exception& e) {
-          throw Error("[prepare] " + where + ": not valid JSON: " + e.what(), "JSONL files hold one JSON object per line");
+          if (!opt.chat)
+            throw Error("[prepare] " + where + ": not valid JSON: " + e.what(), "JSONL files hold one JSON object per line");
+          errs[i] = "[prepare] " + where + ": not valid JSON: " + e.what();
+          return;
         }
         if (opt.chat) {
+          tok::Conversation conv;
           try {
-            out[i] = tok::render_conversation(tok, tok::conversation_from_json(rec, where), opt.max_len);
+            conv = conversation_from_record(rec, fmt, where);
           } catch (const Error& e) {
-            std::string msg = e.what();
-            throw Error(msg.starts_with("[chat] " + where) ? msg : "[prepare] " + where + ": " + msg);
+            errs[i] = e.what();
+            return;
           }
+          render(conv, where, out[i], errs[i]);
         } else {
           out[i].ids = tok.encode(tok::text_field(rec, opt.field, path, line_nos[i]));
           out[i].ids.insert(out[i].ids.begin(), tok.bos_id());
         }
       }, threads);
-      for (auto& r : out) {
-        bool to_val = std::floor(double(record + 1) * F) > std::floor(double(record) * F);
-        ++record;
-        ShardSeries& s = to_val ? val : train;
-        s.append(r.ids, opt.chat ? &r.mask : nullptr);
-        s.end_document();
-      }
+      for (size_t i = 0; i < out.size(); ++i) emit(out[i], errs[i]);
       done_bytes += bytes;
       progress.update(done_bytes, train.tokens() + val.tokens());
     }
@@ -212,8 +251,11 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
   staged.insert(staged.end(), val.paths().begin(), val.paths().end());
   auto final_paths = staging.commit(staged, tok.sha256());
   const auto split = final_paths.begin() + std::ptrdiff_t(train.paths().size());
-  return {{final_paths.begin(), split}, {split, final_paths.end()}, train.tokens(), val.tokens(), train.docs(),
-          val.docs()};
+  res.train.assign(final_paths.begin(), split);
+  res.val.assign(split, final_paths.end());
+  res.train_tokens = train.tokens(), res.val_tokens = val.tokens();
+  res.train_docs = train.docs(), res.val_docs = val.docs();
+  return res;
 }
 
 }  // namespace kiln::data

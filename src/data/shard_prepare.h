@@ -17,12 +17,16 @@ struct PrepareOptions {
   std::string field = "text";        // JSONL text field (not --chat)
   uint64_t shard_tokens = 100'000'000;
   size_t max_len = 2048;             // --chat: conversations truncated to this many tokens (0 = none)
+  std::string format = "auto";       // --chat: auto | messages | sharegpt | gsm8k | arc | mmlu
+  bool skip_bad = false;             // --chat: count and report malformed records instead of failing
   bool progress = true;              // progress line on stderr
 };
 
 struct PrepareResult {
   std::vector<std::string> train, val;  // shard paths written
   uint64_t train_tokens = 0, val_tokens = 0, train_docs = 0, val_docs = 0;
+  uint64_t skipped = 0;                     // malformed records left out (--skip-bad only)
+  std::vector<std::string> skipped_first;   // the first few of them: "file:line: why"
 };
 
 // Split rules. A plain-text file: its first (1 - F) bytes, cut after a newline, are one train

@@ -269,8 +269,12 @@ Optimizers make_optimizers(kiln::model::GPTImpl& model, const kiln::OptimConfig&
   return Optimizers{std::move(muon), std::move(adamw)};
 }
 
+double stage_lr_multiplier(int64_t step, int64_t total, const kiln::OptimConfig& o) {
+  return o.init_lr_frac * lr_multiplier(step, total, o.warmup_ratio, o.warmdown_ratio, o.final_lr_frac);
+}
+
 void Optimizers::set_schedule(int64_t step, int64_t total, const kiln::OptimConfig& o) {
-  const double m = lr_multiplier(step, total, o.warmup_ratio, o.warmdown_ratio, o.final_lr_frac);
+  const double m = stage_lr_multiplier(step, total, o);
   adamw.set_lr_multiplier(m);
   muon.set_lr(o.matrix_lr * m);
   muon.set_momentum(muon_momentum(step, o.muon_momentum_start, o.muon_momentum_end, o.muon_momentum_warmup));

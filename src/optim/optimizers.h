@@ -64,6 +64,9 @@ class AdamW {
 // LR multiplier at `step` of `total`: linear warmup over warmup_ratio*total, 1.0, then linear to
 // final_frac over the last warmdown_ratio*total steps (nanochat's get_lr_multiplier).
 double lr_multiplier(int64_t step, int64_t total, double warmup_ratio, double warmdown_ratio, double final_frac);
+// The multiplier a run applies: init_lr_frac * lr_multiplier(...) from the optim config (SFT:
+// 0.02 x linear to 0; midtraining: constant, then linear to 0 over the last warmdown_ratio).
+double stage_lr_multiplier(int64_t step, int64_t total, const kiln::OptimConfig& o);
 // Muon momentum: linear from start to end over `warmup` steps (nanochat: 0.85 -> 0.95 over 300).
 double muon_momentum(int64_t step, double start, double end, int64_t warmup);
 

@@ -6,23 +6,24 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <thread>
 #include <string>
 #include <vector>
 
 #include "core/config.h"  // load_config, to_yaml, derive_shape, grad_accum_steps
-#include "core/error.h"
-#include "core/json_file.h"   // Error
+#include "core/error.h"      // Error
+#include "core/json_file.h"  // read_json_file, json_get
 #include "core/log.h"     // log::info
-#include "data/pretrain_loader.h"  // PretrainLoader, shard_stream
-#include "data/shard.h"    // list_shards
 #include "dist/comm.h"     // make_comm, bind_local_device
 #include "dist/dist.h"     // dist::init, ctx, broadcast_string
 #include "dist/signals.h"  // install_stop_handlers
 #include "model/gpt.h"     // GPT, GPTConfig
 #include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
 #include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device
+#include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
+#include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts
 #include "train/trainer.h"     // Trainer
 
 namespace kiln::train {
@@ -63,18 +64,6 @@ torch::Device pick_device(const std::string& want) {
   return torch::kCPU;
 }
 
-// Shard paths for a data.* pattern, with the command that makes them when there are none.
-std::vector<std::string> shards_or_hint(const Config& cfg, const std::string& key, const std::string& pattern) {
-  try {
-    return data::list_shards(pattern);
-  } catch (const Error&) {
-    const std::string dir = std::filesystem::path(pattern).parent_path().string();
-    throw Error(cfg.source + ": " + key + " = \"" + pattern + "\": no token shards there",
-                "make them with ./prepare --tokenizer " + cfg.data.tokenizer + " --output " + dir +
-                    " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does all of it)");
-  }
-}
-
 }  // namespace
 
 int stage_main(Stage stage, int argc, char** argv) {
@@ -102,12 +91,6 @@ int stage_main(Stage stage, int argc, char** argv) {
     printf("Config keys (YAML sections; override any with section.key=value):\n%s", describe_keys().c_str());
     return 0;
   }
-  if (stage != Stage::Pretrain) {
-    fprintf(stderr, "%s: not implemented yet in this build (needs the chat loaders); ./pretrain works\n",
-            name.c_str());
-    return 2;
-  }
-
   // CONFIG is the first argument without '='; the rest are overrides.
   std::string config_path;
   std::vector<std::string> overrides;
@@ -128,8 +111,9 @@ int stage_main(Stage stage, int argc, char** argv) {
   dist::install_stop_handlers();
   Config cfg;
   std::string ckpt_dir;
-  nlohmann::json resume_meta;
-  std::string saved_device;
+  nlohmann::json meta;     // the resumed checkpoint's meta.json
+  std::optional<Parent> parent;  // init.from of a fresh run
+  std::string saved_device;  // run.device of the resumed run
   if (!resume.empty()) {
     // Rank 0 finds and verifies the checkpoint once; every rank then loads the same one.
     std::string found, err;
@@ -143,8 +127,8 @@ int stage_main(Stage stage, int argc, char** argv) {
     err = dist::broadcast_string(err);
     if (!err.empty()) throw Error(err);
     ckpt_dir = dist::broadcast_string(found);
-    const auto meta = read_json_file(ckpt_dir + "/meta.json");
-    resume_meta = meta;
+    meta = read_json_file(ckpt_dir + "/meta.json");
+    check_resume_stage(meta, ckpt_dir, name);  // ./midtrain --resume runs/sft/ckpt names ./sft
     cfg = load_config_text(json_get<std::string>(meta, "config", ckpt_dir + "/meta.json"), ckpt_dir + "/meta.json");
     saved_device = cfg.run.device;
     // An override that restates the checkpoint's value is fine (a requeued Slurm job repeats its
@@ -164,6 +148,20 @@ int stage_main(Stage stage, int argc, char** argv) {
     apply_overrides(cfg, overrides);
   } else {
     cfg = load_config(config_path, overrides);
+    if (!cfg.init.from.empty()) {  // a later stage: the parent's shape, checked against the config
+      std::string found, err;
+      if (dc.rank == 0) {
+        try {
+          found = resolve_parent_dir(cfg.init.from);
+        } catch (const Error& e) {
+          err = e.what();
+        }
+      }
+      err = dist::broadcast_string(err);
+      if (!err.empty()) throw Error(err);
+      parent = read_parent(dist::broadcast_string(found));
+      adopt_parent_shape(cfg, *parent);
+    }
   }
   validate_for_world(cfg, dc.world);
   const ModelShape shape = derive_shape(cfg.model);
@@ -181,7 +179,7 @@ int stage_main(Stage stage, int argc, char** argv) {
   train::check_shared_checkpoint_dir(cfg.checkpoint.dir);  // refuses node-local checkpoint dirs
   if (!ckpt_dir.empty() && dc.rank == 0) {
     // Resuming an older step forks the timeline: newer steps leave the checkpoint directory.
-    const std::string aside = train::set_aside_newer_steps(cfg.checkpoint.dir, resume_meta.at("step").get<int64_t>());
+    const std::string aside = train::set_aside_newer_steps(cfg.checkpoint.dir, json_get<int64_t>(meta, "step", ckpt_dir + "/meta.json"));
     if (!aside.empty())
       log::warn("[ckpt] resuming %s while newer checkpoints existed: moved them to %s", ckpt_dir.c_str(), aside.c_str());
   }
@@ -199,7 +197,7 @@ int stage_main(Stage stage, int argc, char** argv) {
 
   // ---- parts: device, tokenizer, loaders, model ----
   const torch::Device device = pick_device(cfg.run.device);
-  if (!ckpt_dir.empty()) train::check_resume_device(resume_meta, saved_device, device.is_cuda() ? "cuda" : "cpu", ckpt_dir);
+  if (!ckpt_dir.empty()) train::check_resume_device(meta, saved_device, device.is_cuda() ? "cuda" : "cpu", ckpt_dir);
   if (device.is_cpu()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(std::max(1, hw / dc.local_world));
@@ -218,19 +216,28 @@ int stage_main(Stage stage, int argc, char** argv) {
                     cfg.data.tokenizer + " has " + std::to_string(vocab) + " tokens",
                 "set model.vocab_size to 0 (take it from the tokenizer) or use the matching tokenizer");
 
+  if (parent) check_parent_tokenizer(*parent, cfg.data.tokenizer, tok->sha256());
+
+  auto loaders = make_stage_loaders(stage, cfg, *tok, dc.rank, dc.world, device);
+  if (ckpt_dir.empty() && cfg.train.max_steps < 0 && loaders.epoch_steps > 0) {
+    cfg.train.max_steps = loaders.epoch_steps;  // resolved once; a resume reads it from the checkpoint
+    log::info("[train] train.epochs = %g over data.train -> train.max_steps = %lld", cfg.train.epochs,
+              (long long)cfg.train.max_steps);
+  }
   train::TrainerParts parts;
   parts.cfg = cfg;
   parts.device = device;
   parts.tokenizer = tok;
   parts.tokenizer_path = cfg.data.tokenizer;
-  const int64_t B = cfg.train.device_batch_size, T = cfg.model.seq_len;
-  parts.train_loader = std::make_unique<data::PretrainLoader>(
-      data::shard_stream(shards_or_hint(cfg, "data.train", cfg.data.train), tok->sha256(), vocab), B, T, dc.rank,
-      dc.world, device);
-  if (!cfg.data.val.empty())
-    parts.val_loader = std::make_unique<data::PretrainLoader>(
-        data::shard_stream(shards_or_hint(cfg, "data.val", cfg.data.val), tok->sha256(), vocab), B, T, dc.rank,
-        dc.world, device);
+  parts.train_loader = std::move(loaders.train);
+  parts.val_loader = std::move(loaders.val);
+  parts.stage = name;
+  parts.lineage = !ckpt_dir.empty() ? meta.value("lineage", nlohmann::json()) : parent ? lineage_of(*parent)
+                                                                                       : nlohmann::json();
+  if (stage != Stage::Pretrain) {
+    parts.sample_prompts = chat_sample_prompts(*tok);
+    parts.sample_stop = tok->special_id("<|assistant_end|>");
+  }
   parts.model = model::GPT(model::GPTConfig::from(cfg.model, vocab));
   parts.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
   parts.model->to(device);
@@ -243,6 +250,14 @@ int stage_main(Stage stage, int argc, char** argv) {
       throw Error("checkpoint " + ckpt_dir + " was trained with another tokenizer than " + cfg.data.tokenizer);
     trainer.restore(ck);
     log::info("[ckpt] resumed from %s (step %lld)", ckpt_dir.c_str(), (long long)ck.step);
+  } else if (parent) {
+    auto ck = train::load_checkpoint(parent->step_dir, dc.rank, dc.world, /*load_rank_files=*/cfg.init.optimizer);
+    trainer.init_from(ck, cfg.init.optimizer);
+    log::info("[init] %s weights%s from %s (a %s checkpoint, step %lld)", name.c_str(),
+              cfg.init.optimizer ? " and optimizer state" : "", parent->step_dir.c_str(),
+              stage_of(parent->meta).c_str(), (long long)parent->step);
+  } else if (stage != Stage::Pretrain) {
+    log::info("[init] init.from is empty: %s starts from random weights", name.c_str());
   }
   return trainer.run();
 }

@@ -22,6 +22,7 @@
 #include "train/grad_check.h"  // grad_norm_and_clip, nonfinite_message
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
 #include "train/test_hooks.h"  // hooks::maybe_poison_grads
+#include "train/valid_loss.h"  // count_step_targets, micro_loss
 
 namespace kiln::train {
 namespace {
@@ -111,7 +112,7 @@ Trainer::~Trainer() = default;
 
 int64_t Trainer::total_steps() const { return s_->total; }
 
-void Trainer::restore(const CheckpointRead& ck) {
+void Trainer::load_weights(const CheckpointRead& ck) {
   State& s = *s_;
   torch::NoGradGuard no_grad;
   auto named = s.p.model->named_parameters();
@@ -125,6 +126,21 @@ void Trainer::restore(const CheckpointRead& ck) {
       throw Error("checkpoint " + ck.dir + ": tensor '" + kv.key() + "' has the wrong shape");
     kv.value().copy_(it->second);
   }
+}
+
+void Trainer::init_from(const CheckpointRead& ck, bool optimizer) {
+  load_weights(ck);
+  if (!optimizer) return;
+  // Moments and step counters from the parent; learning rates (and multipliers) stay this run's.
+  std::map<std::string, torch::Tensor> merged(ck.optim.begin(), ck.optim.end());
+  for (const auto& [k, v] : s_->opt->state())
+    if (k.ends_with(".lr") || k.ends_with("lr_multiplier") || !merged.count(k)) merged[k] = v;
+  s_->opt->load_state(merged);
+}
+
+void Trainer::restore(const CheckpointRead& ck) {
+  State& s = *s_;
+  load_weights(ck);
   s.opt->load_state(ck.optim);
   auto rng = ck.optim.find("rng.sample");
   if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
@@ -176,6 +192,17 @@ void Trainer::sample() {
   if (dist::ctx().rank != 0) return;
   engine::SamplingOptions o;
   o.max_new_tokens = s.p.cfg.eval.sample_tokens;
+  if (!s.p.sample_prompts.empty()) {  // chat stages: greedy replies to fixed prompts
+    o.temperature = 0;
+    for (const auto& prompt : s.p.sample_prompts) {
+      auto out = engine::generate(s.p.model, prompt, o, s.sample_gen,
+                                  [&](int64_t id) { return id != s.p.sample_stop; });
+      std::vector<uint32_t> ids(prompt.begin(), prompt.end());
+      ids.insert(ids.end(), out.begin(), out.end());
+      log::info("[sample] step %lld: %s", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
+    }
+    return;
+  }
   o.temperature = 0.8;
   o.top_k = 50;
   std::vector<int64_t> prompt = {static_cast<int64_t>(s.p.tokenizer->bos_id())};
@@ -199,6 +226,8 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
                   {"rank", dist::ctx().rank},
                   {"cursor", {{"batches", cur.batches}, {"epoch", cur.epoch}, {"position", cur.position}}}};
   w.meta = {{"config", to_yaml(c)},
+            {"stage", s.p.stage},
+            {"lineage", s.p.lineage},
             {"tokenizer_sha256", s.p.tokenizer->sha256()},
             {"total_steps", s.total},
             {"stopped_early", stopped_early},
@@ -252,23 +281,27 @@ int Trainer::run() {
 
     // ---- one optimizer step: micro-steps, clipping, schedule, update ----
     const auto t0 = Clock::now();
+    // The loss is over valid targets of the whole step (all micro-steps, all ranks), so the
+    // micro-batches are fetched first and their valid targets counted (train/valid_loss.h).
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(s.p.device));
+    std::vector<data::Batch> batches;
+    for (int64_t m = 0; m < s.accum; ++m) batches.push_back(s.p.train_loader->next());
+    const StepTargets tgt = count_step_targets(batches, dc.world);
     for (int64_t m = 0; m < s.accum; ++m) {
-      data::Batch b = s.p.train_loader->next();
       torch::Tensor loss;
       {
         AutocastGuard ag(s.p.device, s.autocast);
-        loss = s.p.model->forward(b.inputs, b.targets);
+        loss = micro_loss(s.p.model, batches[m], tgt.counts[m]);
       }
-      loss_sum += loss.detach();
+      loss_sum += loss.detach() * static_cast<double>(tgt.counts[m]);
       // Only the last micro-step's backward communicates; earlier ones sum gradients locally.
       if (s.sync && m == s.accum - 1) s.sync->arm();
-      (loss / static_cast<double>(s.accum)).backward();
+      (loss * tgt.weight(m)).backward();
     }
     if (s.sync) s.sync->finish();  // every grad is now the mean over ranks
     hooks::maybe_poison_grads(step + 1, s.params);
-    const double loss_local = (loss_sum / static_cast<double>(s.accum)).item<float>();
-    const double loss = dist::all_reduce_sum(loss_local) / dc.world;
+    const double loss_local = loss_sum.item<double>();
+    const double loss = tgt.total > 0 ? dist::all_reduce_sum(loss_local) / tgt.total : 0.0;
     // NaN/Inf loss or gradients never reach the weights (grads are identical on every rank here).
     const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
@@ -280,8 +313,7 @@ int Trainer::run() {
     if (!finite) log::warn("[train] %s: step skipped, weights unchanged (train.skip_nonfinite)",
                            nonfinite_message(step + 1, loss, grad_norm).c_str());
     s.opt->set_schedule(step, s.total, c.optim);
-    const double lrm = optim::lr_multiplier(step, s.total, c.optim.warmup_ratio, c.optim.warmdown_ratio,
-                                            c.optim.final_lr_frac);
+    const double lrm = optim::stage_lr_multiplier(step, s.total, c.optim);
     if (finite) s.opt->step();
     if (s.sync) {
       s.sync->zero_grad();  // param.grad stay views into the buckets

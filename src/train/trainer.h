@@ -26,6 +26,11 @@ struct TrainerParts {
   std::shared_ptr<const tok::Tokenizer> tokenizer;
   std::string tokenizer_path;
   std::unique_ptr<dist::Comm> comm;  // null in a world of one: no gradient sync
+  std::string stage = "pretrain";    // recorded in meta.json; --resume refuses another stage's
+  nlohmann::json lineage;            // the parent checkpoint this stage started from (null: none)
+  // Chat stages: fixed prompts rendered for completion, sampled greedily up to sample_stop.
+  std::vector<std::vector<int64_t>> sample_prompts;
+  int64_t sample_stop = -1;
 };
 
 class Trainer {
@@ -34,6 +39,9 @@ class Trainer {
   ~Trainer();
   // Continue from a checkpoint: weights, optimizer state, loader cursor, RNG, step.
   void restore(const CheckpointRead& ck);
+  // Start a later stage from a parent checkpoint: its weights, and its optimizer state when
+  // `optimizer` (learning rates stay this run's). Loader, RNG and step start fresh.
+  void init_from(const CheckpointRead& ck, bool optimizer);
   // Train to the last step (or a stop signal) and return the process exit code.
   int run();
   // Optimizer steps of the whole run (train.max_steps, or derived from the data:param ratio).
@@ -42,6 +50,7 @@ class Trainer {
  private:
   struct State;
   std::unique_ptr<State> s_;
+  void load_weights(const CheckpointRead& ck);
   double evaluate();
   void sample();
   void save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics);

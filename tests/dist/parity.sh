@@ -23,15 +23,5 @@ grep -q "2048 tokens per step = 2 ranks x 8 seqs x 64 tokens x 2 accumulation" "
 "$root/pretrain" "${args[@]}" train.device_batch_size=8 train.total_batch_size=1024 run.dir="$tmp/wrong" \
   >"$tmp/wrong.log" 2>&1 || { cat "$tmp/wrong.log"; fail "1-rank run with batch B"; }
 
-good=$("$py" "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/np1" $steps) || fail "compare: $good"
-bad=$("$py" "$root/tests/dist/compare_runs.py" "$tmp/np2" "$tmp/wrong" $steps) || fail "compare: $bad"
-echo "2 ranks x B=8 vs 1 rank x B=16: $good (bounds: loss $LOSS_BOUND, weights $WEIGHT_BOUND)"
-echo "2 ranks x B=8 vs 1 rank x B=8 (wrong): $bad (must exceed loss $WRONG_LOSS, weights $WRONG_WEIGHT)"
-val() { sed -E "s/.*$2=([^ ]*).*/\1/" <<<"$1"; }
-le() { "$py" -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
-le "$(val "$good" loss)" $LOSS_BOUND || fail "train losses differ by more than $LOSS_BOUND"
-le "$(val "$good" val)" $LOSS_BOUND || fail "validation losses differ by more than $LOSS_BOUND"
-le "$(val "$good" weights)" $WEIGHT_BOUND || fail "final weights differ by more than $WEIGHT_BOUND"
-le $WRONG_LOSS "$(val "$bad" loss)" || fail "the wrong setup is not distinguishable by loss"
-le $WRONG_WEIGHT "$(val "$bad" weights)" || fail "the wrong setup is not distinguishable by weights"
+check_parity "$tmp/np2" "$tmp/np1" "$tmp/wrong" $steps pretrain
 echo "PASS: 2 ranks with batch B match 1 rank with batch 2B within the summation-order bounds"

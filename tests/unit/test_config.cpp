@@ -7,22 +7,13 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "test_util.h"  // error_of
 
 using kiln::Config;
 using kiln::Error;
+using kiln::test::error_of;
 
 namespace {
-
-// The message of the kiln::Error that `fn` throws ("" if none).
-template <class F>
-std::string error_of(F fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Config load(const std::string& yaml, std::vector<std::string> ov = {}) {
   return kiln::load_config_text(yaml, "test.yaml", ov);

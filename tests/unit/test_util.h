@@ -11,6 +11,8 @@
 
 #include <unistd.h>
 
+#include "core/error.h"
+
 namespace kiln::test {
 
 inline std::string source_dir() { return KILN_SOURCE_DIR; }
@@ -28,6 +30,17 @@ inline std::string data_dir() {
   std::string d = env && *env ? env : source_dir() + "/../shared/data";
   if (std::filesystem::exists(d + "/tinyshakespeare/input.txt")) return d;
   if (in_ci()) ADD_FAILURE() << "CI=true but the test data is missing at " << d << " (set KILN_DATA)";
+  return "";
+}
+
+// The message of the kiln::Error that `fn` throws ("" if none).
+template <class F>
+std::string error_of(F fn) {
+  try {
+    fn();
+  } catch (const kiln::Error& e) {
+    return e.what();
+  }
   return "";
 }
 
