@@ -192,13 +192,14 @@ void Trainer::sample() {
   if (dist::ctx().rank != 0) return;
   engine::SamplingOptions o;
   o.max_new_tokens = s.p.cfg.eval.sample_tokens;
-  if (!s.p.sample_prompts.empty()) {  // chat stages: greedy replies to fixed prompts
+  if (!s.p.sample_prompts.empty()) {  // chat stages: greedy replies to fixed prompts, one batch
     o.temperature = 0;
-    for (const auto& prompt : s.p.sample_prompts) {
-      auto out = engine::generate(s.p.model, prompt, o, s.sample_gen,
-                                  [&](int64_t id) { return id != s.p.sample_stop; });
-      std::vector<uint32_t> ids(prompt.begin(), prompt.end());
-      ids.insert(ids.end(), out.begin(), out.end());
+    o.stop_tokens = {s.p.sample_stop};
+    std::vector<engine::SamplingOptions> opts(s.p.sample_prompts.size(), o);
+    auto outs = engine::Generator(s.p.model, s.p.tokenizer).generate(s.p.sample_prompts, opts);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      std::vector<uint32_t> ids(s.p.sample_prompts[i].begin(), s.p.sample_prompts[i].end());
+      ids.insert(ids.end(), outs[i].ids.begin(), outs[i].ids.end());
       log::info("[sample] step %lld: %s", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
     }
     return;
