@@ -23,6 +23,8 @@ fi
 pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv python3-pip
       libyaml-cpp-dev libhdf5-dev hdf5-tools libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev
       libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libssl-dev)
+# engine: tmux drives ./chat as a user would in tests/e2e/chat_tmux.sh.
+pkgs+=(tmux)
 # dist: KILN_SLURM=1 adds a local Slurm (~10 MB) for tests/e2e/slurm.sh, which skips without it.
 [ "${KILN_SLURM:-0}" = 1 ] && pkgs+=(slurm-wlm munge)
 if [ "${KILN_SKIP_APT:-0}" != 1 ]; then

@@ -36,7 +36,11 @@ struct Chat {
     clear();
   }
 
-  void clear() { conv = {static_cast<int64_t>(m.tokenizer->bos_id())}; }
+  // A fresh conversation, as a new session: turn i samples with seed + i again.
+  void clear() {
+    conv = {static_cast<int64_t>(m.tokenizer->bos_id())};
+    turn = 0;
+  }
 
   // What a token shows on the terminal: text bytes, tool calls as [python: ...] [= ...].
   std::string shown(int64_t id) const {

@@ -261,13 +261,21 @@ torch::Tensor GPTImpl::forward_cached(const torch::Tensor& idx, const std::vecto
       w_row.push_back(b), w_t.push_back(i), w_slot.push_back(slots[b]), w_pos.push_back(pos0[b] + i);
     }
   const bool all_full = n_valid == B * T;
-  auto t_row = torch::tensor(w_row, i64).to(dev), t_t = torch::tensor(w_t, i64).to(dev);
-  auto t_slot = torch::tensor(w_slot, i64).to(dev), t_pos = torch::tensor(w_pos, i64).to(dev);
   // Rows are usually slots 0..B-1 in order: then the cache is read by a view, not a gather.
-  bool identity = true;
-  for (int64_t b = 0; b < B; ++b) identity = identity && slots[b] == b;
-  auto slot_idx = torch::tensor(slots, i64).to(dev);
-  auto mask = (torch::arange(t_keys, i64).to(dev).view({1, 1, 1, t_keys}) <= pos.view({B, 1, T, 1}));
+  bool identity = true, same_start = true;
+  for (int64_t b = 0; b < B; ++b) identity = identity && slots[b] == b, same_start = same_start && pos0[b] == pos0[0];
+  // Fast path (generate() without ragged rows, and every decode step of equal-length rows): the
+  // chunk is written by a slice copy and needs no mask (decode: every key is visible; prefill of
+  // empty slots: plain causal attention).
+  const bool uniform = identity && same_start && all_full;
+  const bool no_mask = uniform && (T == 1 || pos0[0] == 0);
+  torch::Tensor t_row, t_t, t_slot, t_pos, slot_idx, mask;
+  if (!uniform) {
+    t_row = torch::tensor(w_row, i64).to(dev), t_t = torch::tensor(w_t, i64).to(dev);
+    t_slot = torch::tensor(w_slot, i64).to(dev), t_pos = torch::tensor(w_pos, i64).to(dev);
+  }
+  if (!identity) slot_idx = torch::tensor(slots, i64).to(dev);
+  if (!no_mask) mask = torch::arange(t_keys, i64).to(dev).view({1, 1, 1, t_keys}) <= pos.view({B, 1, T, 1});
   auto cos = L.cos.squeeze(0).index({pos}), sin = L.sin.squeeze(0).index({pos});  // (B, T, 1, D/2)
   const bool gqa = cfg_.n_kv_head != cfg_.n_head;
   auto x = run_blocks(
@@ -283,14 +291,22 @@ torch::Tensor GPTImpl::forward_cached(const torch::Tensor& idx, const std::vecto
         }
         auto& kc = cache.k_[layer];
         auto& vc = cache.v_[layer];
-        auto kw = all_full ? k.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : k.index({t_row, t_t});
-        auto vw = all_full ? v.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : v.index({t_row, t_t});
-        kc.index_put_({t_slot, t_pos}, kw.to(kc.scalar_type()));
-        vc.index_put_({t_slot, t_pos}, vw.to(vc.scalar_type()));
+        if (uniform) {
+          kc.narrow(0, 0, B).narrow(1, pos0[0], T).copy_(k);
+          vc.narrow(0, 0, B).narrow(1, pos0[0], T).copy_(v);
+        } else {
+          auto kw = all_full ? k.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : k.index({t_row, t_t});
+          auto vw = all_full ? v.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : v.index({t_row, t_t});
+          kc.index_put_({t_slot, t_pos}, kw.to(kc.scalar_type()));
+          vc.index_put_({t_slot, t_pos}, vw.to(vc.scalar_type()));
+        }
         auto K = identity ? kc.narrow(0, 0, B) : kc.index_select(0, slot_idx);
         auto V = identity ? vc.narrow(0, 0, B) : vc.index_select(0, slot_idx);
         K = K.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
         V = V.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
+        if (no_mask)
+          return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, {}, 0.0, /*is_causal=*/T > 1,
+                                                  std::nullopt, gqa);
         return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, mask, 0.0, /*is_causal=*/false,
                                                 std::nullopt, gqa);
       });

@@ -95,6 +95,7 @@ TEST(EngineCache, CachedEqualsUncachedBatch1) {
   Fixture f;
   double worst = 0;
   auto ids = check_cached_greedy(f.model, {random_prompt(6, 1)}, 40, &worst);
+  std::printf("batch 1, 40 steps: max |cached - uncached| logit = %.3g\n", worst);
   EXPECT_LT(worst, 1e-5);
   // The Generator's greedy ids are the uncached greedy ids.
   SamplingOptions o;
@@ -111,6 +112,7 @@ TEST(EngineCache, CachedEqualsUncachedRaggedBatch8) {
   double worst = 0;
   auto prompts = ragged_prompts();
   auto ids = check_cached_greedy(f.model, prompts, 30, &worst);
+  std::printf("ragged batch 8, 30 steps: max |cached - uncached| logit = %.3g\n", worst);
   EXPECT_LT(worst, 1e-5);
   SamplingOptions o;
   o.temperature = 0;
