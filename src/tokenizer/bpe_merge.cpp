@@ -35,18 +35,21 @@ size_t bpe_merge_scan(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks
 
 size_t bpe_merge_heap(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks, uint64_t* ops) {
   constexpr uint32_t kNone = 0xffffffffu;
-  thread_local std::vector<uint32_t> prev, next, cur;
+  // One node per byte with its token and both links side by side: a merge touches two nodes,
+  // two cache lines, which is what bounds the time once a chunk outgrows the cache.
+  struct Node {
+    uint32_t id, prev, next;
+  };
+  thread_local std::vector<Node> node;
+  thread_local std::vector<uint32_t> cur;
   thread_local std::vector<std::vector<uint32_t>> bucket;  // rank -> left positions of pairs
   thread_local std::vector<uint32_t> live;                 // min-heap of ranks with a bucket
-  prev.resize(n);
-  next.resize(n);
+  node.resize(n);
   live.clear();
-  for (size_t i = 0; i < n; ++i) {
-    prev[i] = i == 0 ? kNone : uint32_t(i - 1);
-    next[i] = i + 1 == n ? kNone : uint32_t(i + 1);
-  }
-  auto add = [&](uint32_t left) {
-    const uint32_t r = ranks.find(pair_key(ids[left], ids[next[left]]));
+  for (size_t i = 0; i < n; ++i)
+    node[i] = {ids[i], i == 0 ? kNone : uint32_t(i - 1), i + 1 == n ? kNone : uint32_t(i + 1)};
+  auto add = [&](uint32_t left, uint32_t a, uint32_t b) {
+    const uint32_t r = ranks.find(pair_key(a, b));
     if (r == PairMap::kMissing) return;
     if (r >= bucket.size()) bucket.resize(size_t(r) + 1);
     if (bucket[r].empty()) {
@@ -55,7 +58,7 @@ size_t bpe_merge_heap(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks
     }
     bucket[r].push_back(left);
   };
-  for (size_t i = 0; i + 1 < n; ++i) add(uint32_t(i));
+  for (size_t i = 0; i + 1 < n; ++i) add(uint32_t(i), ids[i], ids[i + 1]);
   uint64_t steps = 0;
   while (!live.empty()) {
     std::pop_heap(live.begin(), live.end(), std::greater<>());
@@ -63,23 +66,28 @@ size_t bpe_merge_heap(std::vector<uint32_t>& ids, size_t n, const PairMap& ranks
     live.pop_back();
     cur.swap(bucket[r]);  // merging adds only ranks > r, so this bucket is final now
     std::sort(cur.begin(), cur.end());  // leftmost first, as the scan
+    const uint32_t merged = 256 + r;
     for (const uint32_t at : cur) {
       ++steps;
       // Stale when `at` was absorbed into its left neighbour or its pair is no longer rank r.
-      if (ids[at] == kNone || next[at] == kNone) continue;
-      const uint32_t right = next[at];
-      if (ranks.find(pair_key(ids[at], ids[right])) != r) continue;
-      ids[at] = 256 + r;
-      ids[right] = kNone;
-      next[at] = next[right];
-      if (next[at] != kNone) prev[next[at]] = at;
-      if (prev[at] != kNone) add(prev[at]);
-      if (next[at] != kNone) add(at);
+      Node& x = node[at];
+      if (x.id == kNone || x.next == kNone) continue;
+      Node& y = node[x.next];
+      if (ranks.find(pair_key(x.id, y.id)) != r) continue;
+      x.id = merged;
+      y.id = kNone;
+      x.next = y.next;
+      if (x.next != kNone) {
+        Node& z = node[x.next];
+        z.prev = at;
+        add(at, merged, z.id);
+      }
+      if (x.prev != kNone) add(x.prev, node[x.prev].id, merged);
     }
     cur.clear();
   }
   size_t m = 0;
-  for (uint32_t i = 0; i != kNone; i = next[i]) ids[m++] = ids[i];
+  for (uint32_t i = 0; i != kNone; i = node[i].next) ids[m++] = node[i].id;
   if (ops) *ops += steps;
   return m;
 }

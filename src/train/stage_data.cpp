@@ -19,7 +19,10 @@ std::vector<std::string> shards_or_hint(const Config& cfg, const std::string& ke
                                         bool chat) {
   try {
     return data::list_shards(pattern);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    // Shards that exist but are refused (an incomplete dataset) keep their own message.
+    if (std::string(e.what()).rfind("[data] no shards match", 0) != 0)
+      throw Error(cfg.source + ": " + key + " = \"" + pattern + "\": " + e.what());
     const std::string dir = std::filesystem::path(pattern).parent_path().string();
     throw Error(cfg.source + ": " + key + " = \"" + pattern + "\": no token shards there",
                 "make them with ./prepare " + std::string(chat ? "--chat " : "") + "--tokenizer " +
