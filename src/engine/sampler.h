@@ -7,16 +7,10 @@
 #include <functional>
 #include <vector>
 
+#include "engine/sampling_options.h"
 #include "model/gpt.h"
 
 namespace kiln::engine {
-
-struct SamplingOptions {
-  int64_t max_new_tokens = 256;
-  double temperature = 0.8;  // 0 = greedy
-  int64_t top_k = 0;         // 0 = all tokens
-  double top_p = 1.0;        // 1 = no nucleus cut
-};
 
 // Next-token id from the logits of one position (1-D, fp32).
 int64_t sample_next(const torch::Tensor& logits, const SamplingOptions& o, torch::Generator& gen);

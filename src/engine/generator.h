@@ -1,0 +1,79 @@
+// engine::Generator — batched generation with the KV cache (ARCHITECTURE §4): ragged prompts,
+// per-row sampling options and seeds, stop tokens, and nanochat's calculator tool state machine.
+// generate() is built on slot-level primitives (add / step / remove) so that a server can let rows
+// join and leave a running batch (continuous batching); torch stays out of this header.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "engine/sampling_options.h"
+
+namespace kiln::tok {
+class Tokenizer;
+}
+namespace kiln::model {
+class GPT;  // model/gpt.h
+}
+
+namespace kiln::engine {
+
+struct GenToken {
+  int64_t id;
+  bool forced;  // true: tool output forced by the state machine; false: sampled
+};
+
+enum class Finish { Stop, Length, Cancelled };
+
+struct GenResult {
+  std::vector<int64_t> ids;   // generated tokens, stop token excluded
+  std::vector<uint8_t> mask;  // per id: 1 sampled, 0 forced
+  Finish finish = Finish::Length;
+};
+
+class Generator {
+ public:
+  // `max_rows`: how many rows may be live at once (cache slots); 0 = grow as needed.
+  Generator(model::GPT model, std::shared_ptr<const tok::Tokenizer> tokenizer, int64_t max_rows = 0);
+  ~Generator();
+  Generator(Generator&&) noexcept;
+  Generator& operator=(Generator&&) noexcept;
+
+  // One row per prompt, decoded together in one batch with a KV cache (ragged prompts).
+  // `options` has one entry per prompt, or a single entry for all. on_token(row, token) sees each
+  // token as produced (stop tokens are not shown); returning false cancels that row.
+  std::vector<GenResult> generate(const std::vector<std::vector<int64_t>>& prompts,
+                                  const std::vector<SamplingOptions>& options,
+                                  const std::function<bool(size_t, const GenToken&)>& on_token = {});
+
+  // ---- slot-level primitives (what generate() is made of; the server's continuous batching) ----
+  using Slot = int64_t;
+  struct Event {
+    Slot slot;
+    GenToken token;
+    bool finished;                 // this token (or the stop that followed) ended the row
+    std::optional<Finish> finish;  // set when finished
+  };
+  // Queue a new row; its prompt is prefilled on the next step(). Throws kiln::Error on an empty
+  // prompt or one longer than the model's rotary table.
+  Slot add(std::vector<int64_t> prompt, const SamplingOptions& options);
+  // One forward over all live rows (prefills of new rows, one decode token for the others) and
+  // one new token per unfinished row. A row whose stop token was sampled yields an Event with
+  // finished = true and token.id = the stop token. Empty when no row is live.
+  std::vector<Event> step();
+  // Cancel / free a row (finished or not); its cache slot is reused by a later add().
+  void remove(Slot slot);
+  // The row so far (ids, mask, finish once finished).
+  const GenResult& result(Slot slot) const;
+  bool finished(Slot slot) const;
+  size_t live_rows() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::engine

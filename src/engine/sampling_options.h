@@ -1,0 +1,19 @@
+// How one row is sampled: the options of engine::Generator, ./sample, ./chat and ./eval.
+// Kept apart from sampler.h so that headers which only pass options around need no torch.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace kiln::engine {
+
+struct SamplingOptions {
+  int64_t max_new_tokens = 256;
+  double temperature = 0.8;          // 0 = greedy
+  int64_t top_k = 0;                 // 0 = all tokens
+  double top_p = 1.0;                // 1 = no nucleus cut
+  uint64_t seed = 0;                 // per row: same seed + prompt -> same output whatever else is in the batch
+  std::vector<int64_t> stop_tokens;  // empty -> <|assistant_end|> and <|bos|>
+  bool tools = true;                 // calculator tool use (python_start/end -> forced output_start..output_end)
+};
+
+}  // namespace kiln::engine
