@@ -3,6 +3,7 @@
 # canonical source otherwise; parquet sources are converted to JSONL (data_tools/parquet_to_jsonl.py)
 # because ./tokenizer and ./prepare read text and JSONL. Usage: data_tools/fetch.sh NAME DIR [N]
 #   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
+#         | tasks (all four eval tasks as DIR/{arc,mmlu,gsm8k,humaneval}: ./eval --data-dir DIR)
 set -euo pipefail
 name=${1:?usage: data_tools/fetch.sh NAME DIR [N]}; dir=${2:?usage: data_tools/fetch.sh NAME DIR [N]}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,5 +66,7 @@ case "$name" in
     for s in train test; do
       get_parquet "$HF/HuggingFaceTB/smol-smoltalk/resolve/main/data/$s-00000-of-00001.parquet" "$dir/$s.jsonl" messages
     done ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, fineweb-edu, smoltalk)" >&2; exit 1 ;;
+  tasks)  # what ./eval reads, in the layout it expects (its default --data-dir is data/tasks)
+    for t in arc mmlu gsm8k humaneval; do "$here/data_tools/fetch.sh" "$t" "$dir/$t"; done ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, fineweb-edu, smoltalk)" >&2; exit 1 ;;
 esac
