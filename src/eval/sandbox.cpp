@@ -80,8 +80,11 @@ void set_limit(int resource, int64_t soft, int64_t hard) {
   setpgid(0, 0);
   if (p.namespaces) {
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_fail("make mounts private");
-    for (const char* m : p.mounts) mount(nullptr, m, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
+    // The work dir first becomes a mount of its own (rw; a bind mount copies the flags of its
+    // source, so it must be made before the read-only remounts), then every mount the parent
+    // listed (which does not include this new one) turns read-only.
     if (mount(p.dir, p.dir, nullptr, MS_BIND, nullptr) != 0) child_fail("bind the work dir");
+    for (const char* m : p.mounts) mount(nullptr, m, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);  // best effort
   }
   if (chdir(p.dir) != 0) child_fail("chdir");
