@@ -3,6 +3,7 @@
 // bits per byte on the validation shards, ChatCORE, and the report card. Runs under mpirun -np N.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -17,6 +18,19 @@
 namespace {
 using namespace kiln;
 
+// "arc-easy,mmlu" -> {"arc-easy", "mmlu"}; each must be a task (all/chatcore/report stand alone).
+std::vector<std::string> split_tasks(const std::string& list) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t e; b <= list.size(); b = e + 1) {
+    e = std::min(list.find(',', b), list.size());
+    const std::string name = list.substr(b, e - b);
+    if (name != "bpb") eval::task_spec(name);  // throws naming the value
+    out.push_back(name);
+  }
+  return out;
+}
+
 int eval_main(int argc, char** argv) {
   CLI::App app{"Evaluate a checkpoint.\n\nUsage:\n  ./eval --task gsm8k --ckpt ckpt/sft/\n"
                "  mpirun -np N ./eval --task mmlu --ckpt ckpt/sft/ --max-examples 500\n"
@@ -27,10 +41,10 @@ int eval_main(int argc, char** argv) {
                "eval"};
   std::string task, ckpt, device = "auto", oracle = "none";
   eval::EvalOptions o;
-  app.add_option("--task", task, "gsm8k | arc-easy | arc-challenge | mmlu | humaneval | bpb | chatcore | all | report")
-      ->required()
-      ->check(CLI::IsMember({"gsm8k", "arc-easy", "arc-challenge", "mmlu", "humaneval", "bpb", "chatcore", "all",
-                             "report"}));
+  app.add_option("--task", task,
+                 "gsm8k | arc-easy | arc-challenge | mmlu | humaneval | bpb (or a comma-separated list of these) "
+                 "| chatcore | all | report")
+      ->required();
   app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step), a step or a run directory")
       ->required();
   app.add_option("--data-dir", o.data_dir, "task data (arc/, mmlu/, gsm8k/, humaneval/ as data_tools/fetch.sh writes)");
@@ -60,6 +74,7 @@ int eval_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (task != "all" && task != "chatcore" && task != "report") split_tasks(task);  // validate before any work
   o.oracle = oracle == "gold" ? eval::Oracle::Gold : oracle == "wrong" ? eval::Oracle::Wrong : eval::Oracle::None;
   o.sandbox.cpu_seconds = static_cast<int64_t>(o.sandbox.timeout_s) + 1;
   const dist::Context& dc = dist::init(&argc, &argv);
@@ -80,7 +95,7 @@ int eval_main(int argc, char** argv) {
   if (task == "all") names.push_back("bpb");
   if (task == "all" || task == "chatcore")
     for (const auto& t : eval::chat_tasks()) names.push_back(t.name);
-  if (names.empty()) names.push_back(task);
+  if (names.empty()) names = split_tasks(task);
 
   std::vector<eval::TaskResult> results;
   for (const auto& name : names) {

@@ -23,7 +23,9 @@ const std::vector<TaskSpec>& chat_tasks() {
 const TaskSpec& task_spec(const std::string& name) {
   for (const auto& t : chat_tasks())
     if (t.name == name) return t;
-  throw Error("[eval] unknown task '" + name + "'", "use one of arc-easy, arc-challenge, mmlu, gsm8k, humaneval");
+  throw Error("[eval] unknown task '" + name + "'",
+              "use one of arc-easy, arc-challenge, mmlu, gsm8k, humaneval, bpb (comma-separated for several), or "
+              "chatcore, all, report alone");
 }
 
 std::string task_data_path(const TaskSpec& t, const std::string& data_dir) {
