@@ -1,28 +1,140 @@
-// ./chat — terminal chat with a fine-tuned checkpoint (nanochat's chat_cli).
-// Today it checks its arguments and says plainly that chatting is not implemented yet.
+// ./chat — terminal chat with a checkpoint (nanochat's chat_cli): streams the reply as it is
+// generated, keeps the conversation, `clear` starts over, `quit` / `exit` / Ctrl-D leave, and
+// -p answers one prompt and exits. The conversation is kept as token ids, rendered as in training.
 #include <CLI/CLI.hpp>
 
-#include "core/log.h"   // log::info
-#include "dist/dist.h"  // guarded_main
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "core/error.h"          // Error
+#include "dist/dist.h"           // guarded_main
+#include "engine/generator.h"    // Generator, SamplingOptions, GenToken
+#include "engine/utf8_stream.h"  // Utf8Stream
+#include "train/load_model.h"    // load_model
 
 namespace {
+
+using kiln::engine::GenToken;
+
+struct Chat {
+  kiln::train::LoadedModel m;
+  kiln::engine::Generator gen;
+  kiln::engine::SamplingOptions opts;
+  std::vector<int64_t> conv;  // <|bos|> then the turns so far
+  int64_t user_start, user_end, assistant_start, assistant_end;
+  int64_t python_start, python_end, output_start, output_end;
+  uint64_t turn = 0;
+
+  Chat(kiln::train::LoadedModel lm, const kiln::engine::SamplingOptions& o)
+      : m(std::move(lm)), gen(m.model, m.tokenizer), opts(o) {
+    const auto& t = *m.tokenizer;
+    user_start = t.special_id("<|user_start|>"), user_end = t.special_id("<|user_end|>");
+    assistant_start = t.special_id("<|assistant_start|>"), assistant_end = t.special_id("<|assistant_end|>");
+    python_start = t.special_id("<|python_start|>"), python_end = t.special_id("<|python_end|>");
+    output_start = t.special_id("<|output_start|>"), output_end = t.special_id("<|output_end|>");
+    clear();
+  }
+
+  void clear() { conv = {static_cast<int64_t>(m.tokenizer->bos_id())}; }
+
+  // What a token shows on the terminal: text bytes, tool calls as [python: ...] [= ...].
+  std::string shown(int64_t id) const {
+    if (id == python_start) return "[python: ";
+    if (id == output_start) return "[= ";
+    if (id == python_end || id == output_end) return "] ";
+    if (id >= static_cast<int64_t>(m.tokenizer->bos_id())) return "";  // other specials
+    return m.tokenizer->decode_token(static_cast<uint32_t>(id));
+  }
+
+  // One user turn: appends it, streams the reply to stdout, appends the reply.
+  void reply(const std::string& text) {
+    std::vector<int64_t> prompt = conv;
+    prompt.push_back(user_start);
+    for (uint32_t id : m.tokenizer->encode(text)) prompt.push_back(id);
+    prompt.push_back(user_end);
+    prompt.push_back(assistant_start);
+    if (static_cast<int64_t>(prompt.size()) + opts.max_new_tokens > m.model->max_positions()) {
+      std::printf("(the conversation no longer fits the model's %lld positions: starting over)\n",
+                  static_cast<long long>(m.model->max_positions()));
+      clear();
+      return reply(text);
+    }
+    kiln::engine::SamplingOptions o = opts;
+    o.seed = opts.seed + turn++;
+    kiln::engine::Utf8Stream out;
+    auto res = gen.generate({prompt}, {o}, [&](size_t, const GenToken& t) {
+      std::fputs(out.push(shown(t.id)).c_str(), stdout);
+      std::fflush(stdout);
+      return true;
+    })[0];
+    std::fputs(out.flush().c_str(), stdout);
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    conv = std::move(prompt);
+    conv.insert(conv.end(), res.ids.begin(), res.ids.end());
+    conv.push_back(assistant_end);  // also after a reply cut at the token limit, as nanochat
+  }
+};
+
+std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
+}
+
 int chat_main(int argc, char** argv) {
-  CLI::App app{"Chat with a checkpoint in the terminal.\n\nUsage:\n  ./chat --ckpt ckpt/sft/ [--prompt TEXT]\n\n"
-               "Status of this build: argument checking only; the engine is not implemented yet.", "chat"};
-  std::string ckpt, prompt;
-  double temperature = 0.6;
-  int top_k = 50;
-  app.add_option("--ckpt", ckpt, "checkpoint directory")->required();
+  CLI::App app{"Chat with a checkpoint in the terminal.\n\nUsage:\n  ./chat --ckpt ckpt/sft/            talk; "
+               "'clear' starts over, 'quit', 'exit' or Ctrl-D leaves\n  ./chat --ckpt ckpt/sft/ -p \"Why is the sky "
+               "blue?\"   answer once and exit", "chat"};
+  std::string ckpt, prompt, device = "auto";
+  kiln::engine::SamplingOptions o;
+  o.temperature = 0.6;
+  o.top_k = 50;
+  o.seed = 42;
+  app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step) or a run directory")->required();
   app.add_option("-p,--prompt", prompt, "answer one prompt and exit");
-  app.add_option("-t,--temperature", temperature, "sampling temperature")->check(CLI::NonNegativeNumber);
-  app.add_option("-k,--top-k", top_k, "top-k sampling")->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--temperature", o.temperature, "sampling temperature (0 = greedy)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("-k,--top-k", o.top_k, "top-k sampling (0 = all tokens)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", o.top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--max-tokens", o.max_new_tokens, "longest reply in tokens")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "RNG seed (turn i samples with seed + i)");
+  app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  kiln::log::info("[chat] not implemented yet in this build: the engine does not exist.");
-  return 2;
+  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
+  Chat chat(kiln::train::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)), o);
+  if (app.count("--prompt")) {
+    chat.reply(prompt);
+    return 0;
+  }
+  std::printf("kiln chat: %s (step %lld). Type 'clear' to start over, 'quit' or 'exit' (or Ctrl-D) to leave.\n",
+              chat.m.dir.c_str(), static_cast<long long>(chat.m.step));
+  std::string line;
+  while (true) {
+    std::fputs("\nUser: ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) {  // Ctrl-D
+      std::fputs("\n", stdout);
+      break;
+    }
+    const std::string text = trim(line);
+    if (text == "quit" || text == "exit") break;
+    if (text == "clear") {
+      chat.clear();
+      std::fputs("(conversation cleared)\n", stdout);
+      continue;
+    }
+    if (text.empty()) continue;
+    std::fputs("\nAssistant: ", stdout);
+    std::fflush(stdout);
+    chat.reply(text);
+  }
+  return 0;
 }
 }  // namespace
 

@@ -1,5 +1,6 @@
 // ./sample — nanoGPT's sample.py in C++: load the newest checkpoint, print the parameter count,
 // then --num-samples samples from --start (text, or FILE:path), separated by a line of dashes.
+// The samples are rows of one batch on the engine (KV cache); sample i uses seed --seed + i.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -8,7 +9,7 @@
 
 #include "core/error.h"         // Error
 #include "dist/dist.h"          // guarded_main
-#include "engine/sampler.h"     // generate, SamplingOptions
+#include "engine/generator.h"   // Generator, SamplingOptions
 #include "train/load_model.h"   // load_model
 
 namespace {
@@ -49,19 +50,25 @@ int sample_main(int argc, char** argv) {
   // Like training documents, the prompt starts with <|bos|>.
   std::vector<int64_t> prompt = {static_cast<int64_t>(m.tokenizer->bos_id())};
   for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
-  kiln::engine::SamplingOptions o;
-  o.max_new_tokens = max_new_tokens;
-  o.temperature = temperature;
-  o.top_k = top_k;
-  o.top_p = top_p;
-  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<kiln::engine::SamplingOptions> opts(static_cast<size_t>(num_samples));
   for (int i = 0; i < num_samples; ++i) {
-    auto out = kiln::engine::generate(m.model, prompt, o, gen);
-    std::vector<uint32_t> ids(prompt.begin() + 1, prompt.end());
-    ids.insert(ids.end(), out.begin(), out.end());
-    printf("%s\n---------------\n", m.tokenizer->decode(ids).c_str());
-    fflush(stdout);
+    auto& o = opts[static_cast<size_t>(i)];
+    o.max_new_tokens = max_new_tokens;
+    o.temperature = temperature;
+    o.top_k = top_k;
+    o.top_p = top_p;
+    o.seed = seed + static_cast<uint64_t>(i);
+    o.stop_tokens = {prompt.front()};  // a base model ends its document with <|bos|>
+    o.tools = false;
   }
+  kiln::engine::Generator gen(m.model, m.tokenizer);
+  auto results = gen.generate(std::vector<std::vector<int64_t>>(static_cast<size_t>(num_samples), prompt), opts);
+  for (const auto& r : results) {
+    std::vector<uint32_t> ids(prompt.begin() + 1, prompt.end());
+    ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+    printf("%s\n---------------\n", m.tokenizer->decode(ids).c_str());
+  }
+  fflush(stdout);
   return 0;
 }
 }  // namespace

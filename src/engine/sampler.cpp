@@ -24,27 +24,8 @@ int64_t sample_next(const torch::Tensor& logits_in, const SamplingOptions& o, to
   return at::multinomial(probs, 1, /*replacement=*/false, gen).item<int64_t>();
 }
 
-std::vector<int64_t> generate(model::GPT& model, const std::vector<int64_t>& prompt, const SamplingOptions& o,
-                              torch::Generator& gen, const std::function<bool(int64_t)>& on_token) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
-  const auto device = model->parameters().front().device();
-  const int64_t ctx = model->config().seq_len;
-  std::vector<int64_t> seq = prompt, out;
-  for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-    const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(seq.size()) - ctx);
-    auto idx = torch::tensor(std::vector<int64_t>(seq.begin() + start, seq.end()), torch::kInt64)
-                   .view({1, -1})
-                   .to(device);
-    auto logits = model->forward(idx).index({0, -1}).to(torch::kCPU);
-    const int64_t next = sample_next(logits, o, gen);
-    seq.push_back(next);
-    out.push_back(next);
-    if (on_token && !on_token(next)) break;
-  }
-  model->train(was_training);
-  return out;
+uint64_t draw_seed(torch::Generator& gen) {
+  return static_cast<uint64_t>(torch::randint(0, std::numeric_limits<int64_t>::max(), {1}, gen, torch::kInt64).item<int64_t>());
 }
 
 }  // namespace kiln::engine

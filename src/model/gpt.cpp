@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/kv_cache.h"
 #include "model/softcap_ce.h"
 
 namespace kiln::model {
@@ -168,10 +169,24 @@ void GPTImpl::init_weights(uint64_t seed) {
 torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
   TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T)");
   const auto& L = *layers_;
-  const int64_t B = idx.size(0), T = idx.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
+  const int64_t T = idx.size(1);
   TORCH_CHECK(T <= L.cos.size(1), "GPT: sequence of ", T, " exceeds the rotary table of ", L.cos.size(1));
-  auto x = rms_norm(at::embedding(L.wte, idx));
-  auto cos = L.cos.narrow(1, 0, T), sin = L.sin.narrow(1, 0, T);
+  const bool gqa = cfg_.n_kv_head != cfg_.n_head;
+  return run_blocks(at::embedding(L.wte, idx), L.cos.narrow(1, 0, T), L.sin.narrow(1, 0, T), /*fused_qkv=*/true,
+                    [&](size_t, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+                      return at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                                              v.transpose(1, 2), {}, 0.0, /*is_causal=*/true,
+                                                              std::nullopt, gqa);
+                    });
+}
+
+torch::Tensor GPTImpl::run_blocks(
+    torch::Tensor x, torch::Tensor cos, torch::Tensor sin, bool fused_qkv,
+    const std::function<torch::Tensor(size_t, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>&
+        attend) {
+  const auto& L = *layers_;
+  const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
+  x = rms_norm(x);
   torch::Tensor neg_sin;
   const int64_t d = D / 2;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
@@ -183,20 +198,108 @@ torch::Tensor GPTImpl::hidden(const torch::Tensor& idx) {
     auto x1 = t.narrow(-1, 0, d), x2 = t.narrow(-1, d, d);
     return torch::cat({x1 * cos + x2 * sin, x1 * neg_sin + x2 * cos}, -1);
   };
-  const bool gqa = Hkv != H;
-  for (const auto& l : L.h) {
-    // One GEMM for q, k and v (see Note [Fused qkv]); rotary and QK-norm on q and k together.
-    auto w_qkv = torch::cat({l.wq, l.wk, l.wv}, 0);
-    auto qkv = at::linear(rms_norm(x), w_qkv).view({B, T, H + 2 * Hkv, D});
+  for (size_t i = 0; i < L.h.size(); ++i) {
+    const auto& l = L.h[i];
+    // Training: one GEMM for q, k and v (see Note [Fused qkv]). Inference with the cache: three
+    // GEMMs on the same input, so no weight is copied per token (decode is bound by reading the
+    // weights, which costs the same either way); rotary and QK-norm on q and k together.
+    auto xn = rms_norm(x);
+    torch::Tensor qkv = fused_qkv ? at::linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
+                                  : torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
+    qkv = qkv.view({B, T, H + 2 * Hkv, D});
     auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)));  // QK-norm after rotary, as nanochat
     auto q = qk.narrow(2, 0, H), k = qk.narrow(2, H, Hkv), v = qkv.narrow(2, H + Hkv, Hkv);
-    auto y = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, 0.0,
-                                              /*is_causal=*/true, std::nullopt, gqa);
+    auto y = attend(i, q, k, v);  // (B, H, T, D)
     x = x + at::linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
     auto u = at::relu(at::linear(rms_norm(x), l.wfc));
     x = x + at::linear(u.square(), l.wproj);
   }
   return rms_norm(x);
+}
+
+int64_t GPTImpl::max_positions() const { return layers_->cos.size(1); }
+
+// Note [Cached attention]: one mask covers prefill, decode and ragged rows: query i of row b sits
+// at position p = length(slot_b) + i and may see keys 0..p. Padding queries (i >= n_tokens[b])
+// compute garbage that is never read back: their keys are not written to the cache and their
+// logits are not returned. No query row is ever fully masked (key 0 is always visible).
+torch::Tensor GPTImpl::forward_cached(const torch::Tensor& idx, const std::vector<int64_t>& n_tokens,
+                                      const std::vector<int64_t>& slots, KVCache& cache, bool all_logits) {
+  TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T)");
+  const int64_t B = idx.size(0), T = idx.size(1);
+  TORCH_CHECK(static_cast<int64_t>(n_tokens.size()) == B && static_cast<int64_t>(slots.size()) == B,
+              "forward_cached: one n_tokens and one slot per row");
+  const auto& L = *layers_;
+  const auto dev = idx.device();
+  std::vector<int64_t> pos0(B);  // each row's first position
+  int64_t t_keys = 0, n_valid = 0;
+  std::vector<char> seen(static_cast<size_t>(cache.slots()), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t s = slots[b], n = n_tokens[b];
+    TORCH_CHECK(s >= 0 && s < cache.slots() && !seen[s], "forward_cached: bad or repeated slot ", s);
+    seen[s] = 1;
+    TORCH_CHECK(n >= 1 && n <= T, "forward_cached: n_tokens ", n, " not in 1..", T);
+    pos0[b] = cache.length(s);
+    if (pos0[b] + n > max_positions())
+      throw Error("generation: a sequence of " + std::to_string(pos0[b] + n) + " tokens exceeds the model's " +
+                      std::to_string(max_positions()) + " positions (10 x model.seq_len)",
+                  "shorten the prompt or lower max_new_tokens");
+    t_keys = std::max(t_keys, pos0[b] + n);
+    n_valid += n;
+  }
+  cache.reserve(t_keys);
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  // Positions of every query (B, T), clamped for padding so the rotary lookup stays in range.
+  auto pos = (torch::tensor(pos0, i64).view({B, 1}) + torch::arange(T, i64).view({1, T}))
+                 .clamp_max(max_positions() - 1)
+                 .to(dev);
+  // The (row, time) pairs written to the cache: every row's first n_tokens[b] tokens.
+  std::vector<int64_t> w_row, w_t, w_slot, w_pos;
+  w_row.reserve(n_valid);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < n_tokens[b]; ++i) {
+      w_row.push_back(b), w_t.push_back(i), w_slot.push_back(slots[b]), w_pos.push_back(pos0[b] + i);
+    }
+  const bool all_full = n_valid == B * T;
+  auto t_row = torch::tensor(w_row, i64).to(dev), t_t = torch::tensor(w_t, i64).to(dev);
+  auto t_slot = torch::tensor(w_slot, i64).to(dev), t_pos = torch::tensor(w_pos, i64).to(dev);
+  // Rows are usually slots 0..B-1 in order: then the cache is read by a view, not a gather.
+  bool identity = true;
+  for (int64_t b = 0; b < B; ++b) identity = identity && slots[b] == b;
+  auto slot_idx = torch::tensor(slots, i64).to(dev);
+  auto mask = (torch::arange(t_keys, i64).to(dev).view({1, 1, 1, t_keys}) <= pos.view({B, 1, T, 1}));
+  auto cos = L.cos.squeeze(0).index({pos}), sin = L.sin.squeeze(0).index({pos});  // (B, T, 1, D/2)
+  const bool gqa = cfg_.n_kv_head != cfg_.n_head;
+  auto x = run_blocks(
+      at::embedding(L.wte, idx), cos, sin, /*fused_qkv=*/false,
+      [&](size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+        if (cache.k_.empty()) {
+          cache.k_.resize(static_cast<size_t>(cfg_.n_layer));
+          cache.v_.resize(static_cast<size_t>(cfg_.n_layer));
+          for (size_t j = 0; j < cache.k_.size(); ++j) {
+            cache.k_[j] = torch::zeros({cache.slots(), cache.capacity(), cfg_.n_kv_head, cfg_.head_dim}, k.options());
+            cache.v_[j] = torch::zeros_like(cache.k_[j]);
+          }
+        }
+        auto& kc = cache.k_[layer];
+        auto& vc = cache.v_[layer];
+        auto kw = all_full ? k.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : k.index({t_row, t_t});
+        auto vw = all_full ? v.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : v.index({t_row, t_t});
+        kc.index_put_({t_slot, t_pos}, kw.to(kc.scalar_type()));
+        vc.index_put_({t_slot, t_pos}, vw.to(vc.scalar_type()));
+        auto K = identity ? kc.narrow(0, 0, B) : kc.index_select(0, slot_idx);
+        auto V = identity ? vc.narrow(0, 0, B) : vc.index_select(0, slot_idx);
+        K = K.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
+        V = V.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
+        return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, mask, 0.0, /*is_causal=*/false,
+                                                std::nullopt, gqa);
+      });
+  for (int64_t b = 0; b < B; ++b) cache.len_[static_cast<size_t>(slots[b])] += n_tokens[b];
+  if (all_logits) return logits_from_hidden(x);
+  std::vector<int64_t> last(B);
+  for (int64_t b = 0; b < B; ++b) last[b] = n_tokens[b] - 1;
+  auto xl = x.index({torch::arange(B, i64).to(dev), torch::tensor(last, i64).to(dev)});  // (B, C)
+  return logits_from_hidden(xl);
 }
 
 // The head's rows for the real vocabulary: a contiguous prefix, so the GEMM skips the padding

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "model/softcap_ce.h"
 
 namespace kiln::model {
+
+class KVCache;  // model/kv_cache.h
 
 struct GPTConfig {
   int64_t n_layer = 0, n_embd = 0, n_head = 0, n_kv_head = 0, head_dim = 0;
@@ -38,6 +41,17 @@ class GPTImpl : public torch::nn::Module {
   // Per-token losses (B,T) fp32, 0 where target == -1 (for bits-per-byte).
   torch::Tensor forward_loss_per_token(const torch::Tensor& idx, const torch::Tensor& targets);
 
+  // Inference with the KV cache (prefill and decode alike). idx (B, T) int64: row b feeds its
+  // first n_tokens[b] tokens (the rest is padding) into cache slot slots[b], at positions
+  // cache.length(slot) onward; the slot's length then grows by n_tokens[b]. Attention covers the
+  // slot's cached keys plus the causal part of the chunk. Returns fp32 logits (B, vocab_size) at
+  // each row's last fed token, or with all_logits (B, T, vocab_size) at every position. Throws
+  // kiln::Error when a row would run past the rotary table (10 x seq_len).
+  torch::Tensor forward_cached(const torch::Tensor& idx, const std::vector<int64_t>& n_tokens,
+                               const std::vector<int64_t>& slots, KVCache& cache, bool all_logits = false);
+  // The longest sequence forward_cached accepts (the rotary table's length).
+  int64_t max_positions() const;
+
   const GPTConfig& config() const { return cfg_; }
   int64_t num_params() const;
   // PaLM-style training FLOPs per token: 6*(params - embedding) + 12*L*H*D*T.
@@ -50,6 +64,12 @@ class GPTImpl : public torch::nn::Module {
 
  private:
   torch::Tensor hidden(const torch::Tensor& idx);
+  // The transformer blocks and final norm over embedded x (B, T, C) with rotary tables cos/sin
+  // broadcastable to (B, T, 1, D/2). `attend(layer, q, k, v)` ((B, T, heads, D) each) returns the
+  // attention output (B, H, T, D); `fused_qkv` chooses one concatenated GEMM (training) or three.
+  torch::Tensor run_blocks(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, bool fused_qkv,
+                           const std::function<torch::Tensor(size_t, const torch::Tensor&, const torch::Tensor&,
+                                                             const torch::Tensor&)>& attend);
   torch::Tensor logits_from_hidden(const torch::Tensor& x);
   torch::Tensor head_weight() const;
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction);

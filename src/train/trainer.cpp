@@ -13,7 +13,8 @@
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
 #include "dist/grad_sync.h"    // GradSync
 #include "dist/signals.h"      // stop_requested
-#include "engine/sampler.h"    // generate
+#include "engine/generator.h"  // Generator
+#include "engine/sampler.h"    // draw_seed
 #include "model/autocast.h"    // AutocastGuard
 #include "model/bpb.h"         // BpbAccumulator, BpbSums
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
@@ -138,8 +139,9 @@ void Trainer::sample() {
   o.temperature = 0.8;
   o.top_k = 50;
   std::vector<int64_t> prompt = {static_cast<int64_t>(s.p.tokenizer->bos_id())};
-  auto out = engine::generate(s.p.model, prompt, o, s.sample_gen);
-  std::vector<uint32_t> ids(out.begin(), out.end());
+  o.seed = engine::draw_seed(s.sample_gen);
+  auto out = engine::Generator(s.p.model, s.p.tokenizer).generate({prompt}, {o})[0];
+  std::vector<uint32_t> ids(out.ids.begin(), out.ids.end());
   log::info("[sample] step %lld:\n%s\n", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
 }
 
