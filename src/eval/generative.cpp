@@ -109,11 +109,7 @@ TaskResult run_generative(const TaskSpec& t, const std::vector<data::TaskExample
     done += e - b;
     prog.update(done, correct);
   }
-  TaskResult r;
-  r.task = t.name;
-  r.correct = dist::all_reduce_sum(correct);
-  r.total = dist::all_reduce_sum(done);
-  r.score = r.total ? double(r.correct) / r.total : 0.0;
+  TaskResult r = summed_result(t.name, correct, done);
   r.extra["metric"] = "pass@" + std::to_string(k);
   r.extra["samples_passed"] = dist::all_reduce_sum(samples_passed);
   r.extra["generated_tokens"] = dist::all_reduce_sum(gen_tokens);

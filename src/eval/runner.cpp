@@ -47,6 +47,15 @@ std::vector<std::pair<int64_t, int64_t>> rank_batches(int64_t n, int64_t batch) 
   return out;
 }
 
+TaskResult summed_result(const std::string& task, int64_t correct, int64_t done) {
+  TaskResult r;
+  r.task = task;
+  r.correct = dist::all_reduce_sum(correct);
+  r.total = dist::all_reduce_sum(done);
+  r.score = r.total ? double(r.correct) / r.total : 0.0;
+  return r;
+}
+
 Progress::Progress(std::string task, int64_t total) : task_(std::move(task)), total_(total), t0_(now_s()) {}
 
 void Progress::update(int64_t done_local, int64_t correct_local) {
@@ -104,11 +113,7 @@ TaskResult run_task(const TaskSpec& t, EvalModel& em, const EvalOptions& o) {
     done += e - b;
     prog.update(done, correct);
   }
-  TaskResult r;
-  r.task = t.name;
-  r.correct = dist::all_reduce_sum(correct);
-  r.total = dist::all_reduce_sum(done);
-  r.score = r.total ? double(r.correct) / r.total : 0.0;
+  TaskResult r = summed_result(t.name, correct, done);
   r.extra["chance_correct"] = dist::all_reduce_sum(chance);
   r.extra["chance_sigma"] = std::sqrt(dist::all_reduce_sum(chance_var));
   r.extra["cropped_prompts"] = dist::all_reduce_sum(cropped);

@@ -53,6 +53,9 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o);
 // The batches of n examples this rank takes: [begin, end) pairs.
 std::vector<std::pair<int64_t, int64_t>> rank_batches(int64_t n, int64_t batch);
 
+// A task's result from this rank's counts: correct and total summed over ranks, score = accuracy.
+TaskResult summed_result(const std::string& task, int64_t correct, int64_t done);
+
 class Progress {
  public:
   Progress(std::string task, int64_t total);
