@@ -4,6 +4,7 @@
 # because ./tokenizer and ./prepare read text and JSONL. Usage: data_tools/fetch.sh NAME DIR [N]
 #   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
 #         | fastchat (ShareGPT-format multi-turn identity chats, for the tiny chat stages)
+#         | tasks (all four eval tasks as DIR/{arc,mmlu,gsm8k,humaneval}: ./eval --data-dir DIR)
 set -euo pipefail
 name=${1:?usage: data_tools/fetch.sh NAME DIR [N]}; dir=${2:?usage: data_tools/fetch.sh NAME DIR [N]}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,5 +69,7 @@ case "$name" in
     done ;;
   fastchat)  # lm-sys/FastChat's dummy_conversation.json: 500 ShareGPT records ({"conversations": [{"from", "value"}]})
     get chat/fastchat/dummy_conversation.json https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4beaab66f4d3f93db72541a4abab8af28d/data/dummy_conversation.json ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
+  tasks)  # what ./eval reads, in the layout it expects (its default --data-dir is data/tasks)
+    for t in arc mmlu gsm8k humaneval; do "$here/data_tools/fetch.sh" "$t" "$dir/$t"; done ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
 esac

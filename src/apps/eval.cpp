@@ -1,33 +1,113 @@
-// ./eval — evaluate a checkpoint on a task (gsm8k, arc-easy, arc-challenge, mmlu, humaneval).
-// Today it checks its arguments and says plainly that evaluation is not implemented yet.
+// ./eval — score a checkpoint as nanochat's chat_eval: ARC-Easy/Challenge and MMLU by the answer
+// letter's logit, GSM8K and HumanEval by generating (calculator live; programs in the sandbox),
+// bits per byte on the validation shards, ChatCORE, and the report card. Runs under mpirun -np N.
 #include <CLI/CLI.hpp>
 
-#include "core/error.h"  // Error
-#include "core/log.h"    // log::info
-#include "dist/dist.h"   // guarded_main, init
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "core/error.h"      // Error
+#include "core/log.h"        // log::warn
+#include "dist/dist.h"       // guarded_main, init, ctx
+#include "eval/report.h"     // write_report
+#include "eval/results.h"    // write_result, chatcore
+#include "eval/runner.h"     // EvalOptions, load_eval_model, run_task, run_bpb
+#include "eval/tasks.h"      // task_spec, chat_tasks, Oracle
 
 namespace {
+using namespace kiln;
+
+// "arc-easy,mmlu" -> {"arc-easy", "mmlu"}; each must be a task (all/chatcore/report stand alone).
+std::vector<std::string> split_tasks(const std::string& list) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t e; b <= list.size(); b = e + 1) {
+    e = std::min(list.find(',', b), list.size());
+    const std::string name = list.substr(b, e - b);
+    if (name != "bpb") eval::task_spec(name);  // throws naming the value
+    out.push_back(name);
+  }
+  return out;
+}
+
 int eval_main(int argc, char** argv) {
-  CLI::App app{"Evaluate a checkpoint on a task.\n\nUsage:\n  ./eval --task gsm8k --ckpt ckpt/sft/\n"
-               "  mpirun -np N ./eval --task mmlu --ckpt ckpt/sft/\n\n"
-               "Status of this build: argument checking only; the engine and the tasks are not "
-               "implemented yet.", "eval"};
-  std::string task, ckpt;
-  int64_t max_problems = -1;
-  app.add_option("--task", task, "task to run")
-      ->required()
-      ->check(CLI::IsMember({"gsm8k", "arc-easy", "arc-challenge", "mmlu", "humaneval"}));
-  app.add_option("--ckpt", ckpt, "checkpoint directory (newest complete step is used)");
-  app.add_option("--max-problems", max_problems, "evaluate at most N problems (-1: all)");
+  CLI::App app{"Evaluate a checkpoint.\n\nUsage:\n  ./eval --task gsm8k --ckpt ckpt/sft/\n"
+               "  mpirun -np N ./eval --task mmlu --ckpt ckpt/sft/ --max-examples 500\n"
+               "  ./eval --task all --ckpt runs/sft/ckpt      # every task, ChatCORE and report.md\n"
+               "  ./eval --task report --ckpt runs/sft/ckpt   # report.md from the results so far\n\n"
+               "Results go to <ckpt>/eval/<task>.json and one line per task on stdout; task data\n"
+               "comes from --data-dir (fill it with data_tools/fetch.sh tasks data/tasks).",
+               "eval"};
+  std::string task, ckpt, device = "auto", oracle = "none";
+  eval::EvalOptions o;
+  app.add_option("--task", task,
+                 "gsm8k | arc-easy | arc-challenge | mmlu | humaneval | bpb (or a comma-separated list of these) "
+                 "| chatcore | all | report")
+      ->required();
+  app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step), a step or a run directory")
+      ->required();
+  app.add_option("--data-dir", o.data_dir, "task data (arc/, mmlu/, gsm8k/, humaneval/ as data_tools/fetch.sh writes)");
+  app.add_option("--max-examples,--max-problems", o.max_examples, "the first N examples of each task (-1: all)")
+      ->check(CLI::Range(int64_t(-1), INT64_MAX));
+  app.add_option("--num-samples", o.num_samples, "generative tasks: samples per problem, pass@k")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--temperature", o.temperature, "generative tasks: sampling temperature (0 = greedy)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--top-k", o.top_k, "generative tasks: top-k (0 = all tokens)")->check(CLI::NonNegativeNumber);
+  app.add_option("--max-new-tokens", o.max_new_tokens, "generative tasks: tokens per completion")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", o.batch_size, "examples per forward / generate call (0: 8; bpb: train.device_batch_size)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", o.seed, "base seed of the per-problem sampling seeds");
+  app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--jobs", o.jobs, "HumanEval: sandboxes at once per rank (0: its share of the cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--timeout", o.sandbox.timeout_s, "HumanEval: wall-clock seconds per program")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--oracle", oracle,
+                 "self-check of the scorers: answer with the gold (must give 100 %) or a wrong answer (0 %) "
+                 "instead of the model's")
+      ->check(CLI::IsMember({"none", "gold", "wrong"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  kiln::dist::init(&argc, &argv);
-  kiln::log::info("[eval] task %s, checkpoint %s", task.c_str(), ckpt.empty() ? "(none)" : ckpt.c_str());
-  kiln::log::info("[eval] not implemented yet in this build: the engine and the task scorers do not exist.");
-  return 2;
+  if (task != "all" && task != "chatcore" && task != "report") split_tasks(task);  // validate before any work
+  o.oracle = oracle == "gold" ? eval::Oracle::Gold : oracle == "wrong" ? eval::Oracle::Wrong : eval::Oracle::None;
+  o.sandbox.cpu_seconds = static_cast<int64_t>(o.sandbox.timeout_s) + 1;
+  const dist::Context& dc = dist::init(&argc, &argv);
+  if (task == "report") {
+    if (dc.rank == 0) printf("report %s\n", eval::write_report(ckpt).c_str());
+    dist::finalize();
+    return 0;
+  }
+  if (o.num_samples > 1 && o.temperature == 0)
+    log::warn("[eval] --num-samples %lld with --temperature 0: greedy samples are identical, pass@k = pass@1",
+              (long long)o.num_samples);
+
+  eval::EvalModel em = eval::load_eval_model(ckpt, device);
+  if (dc.rank == 0)
+    fprintf(stderr, "[eval] %s (step %lld) on %s x %d rank(s), data %s\n", em.m.dir.c_str(), (long long)em.m.step,
+            em.device.str().c_str(), dc.world, o.data_dir.c_str());
+  std::vector<std::string> names;
+  if (task == "all") names.push_back("bpb");
+  if (task == "all" || task == "chatcore")
+    for (const auto& t : eval::chat_tasks()) names.push_back(t.name);
+  if (names.empty()) names = split_tasks(task);
+
+  std::vector<eval::TaskResult> results;
+  for (const auto& name : names) {
+    results.push_back(name == "bpb" ? eval::run_bpb(em, o) : eval::run_task(eval::task_spec(name), em, o));
+    eval::write_result(ckpt, results.back(), em, o);
+  }
+  if (task == "all" || task == "chatcore") {
+    if (auto c = eval::chatcore(results)) eval::write_result(ckpt, *c, em, o);
+  }
+  if (task == "all" && dc.rank == 0) printf("report %s\n", eval::write_report(ckpt).c_str());
+  dist::finalize();
+  return 0;
 }
 }  // namespace
 

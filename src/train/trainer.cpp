@@ -3,8 +3,6 @@
 // the micro-steps, gradient sync, clipping, schedule, optimizer steps and one log line.
 #include "train/trainer.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -18,6 +16,8 @@
 #include "dist/signals.h"      // stop_requested
 #include "engine/generator.h"  // Generator
 #include "engine/sampler.h"    // draw_seed
+#include "model/autocast.h"    // AutocastGuard
+#include "model/bpb.h"         // BpbAccumulator, BpbSums
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
 #include "train/grad_check.h"  // grad_norm_and_clip, nonfinite_message
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
@@ -28,26 +28,6 @@ namespace kiln::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// bf16 autocast around a forward pass (CUDA by default; CPU only when asked for).
-class AutocastGuard {
- public:
-  AutocastGuard(const torch::Device& d, bool on) : type_(d.type()), on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(type_, true);
-    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(type_, false);
-  }
-
- private:
-  c10::DeviceType type_;
-  bool on_;
-};
 
 void sync_device(const torch::Device& d) {
 #ifdef KILN_WITH_CUDA
@@ -64,7 +44,6 @@ struct Trainer::State {
   std::unique_ptr<dist::GradSync> sync;  // DDP: bucketed all-reduce overlapped with backward
   std::vector<torch::Tensor> params;
   torch::Generator sample_gen;
-  torch::Tensor token_bytes;  // (vocab) float on device, for bits-per-byte
   int64_t step = 0;           // optimizer steps done
   int64_t restored_step = -1;
   int64_t total = 0;
@@ -96,8 +75,6 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(*s.p.model, c.optim));
 
   s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
-  std::vector<float> tb(s.p.tokenizer->token_bytes().begin(), s.p.tokenizer->token_bytes().end());
-  s.token_bytes = torch::tensor(tb).to(s.p.device);
 
   // Horizon: explicit, or Chinchilla-style tokens = ratio * params (nanochat's default 20).
   if (c.train.max_steps >= 0) {
@@ -159,28 +136,15 @@ double Trainer::evaluate() {
   s.p.val_loader->restore({});  // the same validation tokens every time
   const int64_t per_batch = c.train.device_batch_size * c.model.seq_len * dc.world;
   const int64_t batches = std::max<int64_t>(1, c.eval.tokens / per_batch);
-  torch::Tensor nats = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.p.device));
-  torch::Tensor bytes = torch::zeros_like(nats), all_nats = torch::zeros_like(nats), count = torch::zeros_like(nats);
+  model::BpbAccumulator acc(s.p.tokenizer->token_bytes(), s.p.device);
   for (int64_t i = 0; i < batches; ++i) {
     data::Batch b = s.p.val_loader->next();
-    torch::Tensor loss;
-    {
-      AutocastGuard ag(s.p.device, s.autocast);
-      loss = s.p.model->forward_loss_per_token(b.inputs, b.targets).to(torch::kFloat64);
-    }
-    auto valid = b.targets >= 0;
-    auto nb = s.token_bytes.index({b.targets.clamp_min(0)}).to(torch::kFloat64) * valid;
-    nats += (loss * (nb > 0)).sum();
-    bytes += nb.sum();
-    all_nats += (loss * valid).sum();
-    count += valid.sum();
+    model::AutocastGuard ag(s.p.device, s.autocast);
+    acc.add(s.p.model, b.inputs, b.targets);
   }
-  const double tot_nats = dist::all_reduce_sum(nats.item<double>());
-  const double tot_bytes = dist::all_reduce_sum(bytes.item<double>());
-  const double tot_all = dist::all_reduce_sum(all_nats.item<double>());
-  const double tot_count = dist::all_reduce_sum(count.item<double>());
-  const double bpb = tot_nats / (std::log(2.0) * std::max(1.0, tot_bytes));
-  const double val_loss = tot_all / std::max(1.0, tot_count);
+  model::BpbSums t = acc.sums();
+  for (double* v : {&t.nats, &t.bytes, &t.all_nats, &t.tokens}) *v = dist::all_reduce_sum(*v);
+  const double bpb = t.bpb(), val_loss = t.loss();
   log::info("[eval] step %lld | val loss %.4f nats/token | val bpb %.4f", (long long)s.step, val_loss, bpb);
   nlohmann::ordered_json rec = {{"step", s.step}, {"val_loss", std::stod(f9(val_loss))}, {"val_bpb", std::stod(f9(bpb))}};
   s.metrics.write(rec);
@@ -291,7 +255,7 @@ int Trainer::run() {
     for (int64_t m = 0; m < s.accum; ++m) {
       torch::Tensor loss;
       {
-        AutocastGuard ag(s.p.device, s.autocast);
+        model::AutocastGuard ag(s.p.device, s.autocast);
         loss = micro_loss(s.p.model, batches[m], tgt.counts[m]);
       }
       loss_sum += loss.detach() * static_cast<double>(tgt.counts[m]);
