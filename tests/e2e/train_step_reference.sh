@@ -3,7 +3,8 @@
 # written from the math): ./pretrain runs 10 steps of the tiny model with 2 accumulation
 # micro-steps, clipping on (and active), Muon + AdamW, a warmup of 3 and a warmdown of 3 steps,
 # a checkpoint after every step; ./pretrain with max_steps=0 gives the initial weights. The
-# reference recomputes step 1 from the initial weights and step 2 from step 1's weights and optimizer state (loss, gradient norm, every weight after the step) and the LR
+# reference recomputes step 1 from the initial weights and steps 2, 3 from the previous step's
+# weights and optimizer state (loss, gradient norm, every weight after the step) and the LR
 # multiplier and Muon momentum that every step ran with (read from the checkpoints' optimizer
 # state, not from the log) against the formulas. Needs ../shared/data and KILN_PYTHON with torch.
 set -uo pipefail
@@ -24,4 +25,4 @@ args=("${TINY_ARGS[@]}" train.device_batch_size=8 train.total_batch_size=1024 tr
 grep -q "(2 micro-steps)" "$tmp/run.log" || fail "the run does not accumulate 2 micro-steps"
 "$py" tests/reference/train_step_ref.py "$tmp/init/ckpt/step_00000000" "$tmp/run/ckpt" "$tmp/shards/train_*.h5" 265 \
   || fail "kiln's training step differs from the PyTorch reference"
-echo "ok: loss, gradient norm, every weight after step 1 and the schedule of all 10 steps match the reference"
+echo "ok: loss, gradient norm, every weight after steps 1-3 and the schedule of all 10 steps match the reference"

@@ -130,17 +130,19 @@ def main(init_dir, ckpt_dir, shard_glob, vocab):
     hp.update(B=B, T=T, accum=accum, total=total, C=C, clip=f("train", "grad_clip"))
     rec = [json.loads(l) for l in open(os.path.join(os.path.dirname(ckpt_dir.rstrip("/")), "metrics.jsonl")) if '"loss"' in l]
     bad = []
-    # Step 1 from the initial weights (only lm_head moves: nanochat's zero head blocks every other
-    # gradient), then step 2 from step 1's weights and optimizer state, where every tensor moves.
-    steps = [(1, w0, None), (2, load_file(f"{ckpt_dir}/step_00000001/model.safetensors"),
-                             load_file(f"{ckpt_dir}/step_00000001/optim_rank_00000.safetensors"))]
+    # Step 1 from the initial weights (only lm_head moves: nanochat's zero head and zero c_proj
+    # block every other gradient), then steps 2 and 3 from the previous step's weights and
+    # optimizer state (step 2 moves wte and c_proj too, step 3 every tensor).
+    steps = [(1, w0, None)] + [(k, load_file(f"{ckpt_dir}/step_{k - 1:08d}/model.safetensors"),
+                                load_file(f"{ckpt_dir}/step_{k - 1:08d}/optim_rank_00000.safetensors")) for k in (2, 3)]
     for k, w_before, state in steps:
         loss, norm, w_ref = reference_step(c, hp, tokens, w_before, state, k - 1)
         kiln_loss, kiln_norm = rec[k - 1]["loss"], rec[k - 1]["grad_norm"]
         w_kiln = load_file(f"{ckpt_dir}/step_{k:08d}/model.safetensors")
         dl, dn = abs(kiln_loss - loss) / loss, abs(kiln_norm - norm) / norm
-        # Measured: loss <= 8.5e-8, norm <= 2.6e-10, updates <= 2e-6 (float32 sums in another
-        # order); a missing 1/accum doubles the norm, an off-by-one schedule changes lr and momentum.
+        # Measured: loss <= 8.5e-8, norm <= 6.3e-10, updates <= 2.7e-5 (float32 sums in another
+        # order, through Newton-Schulz); a missing 1/accum doubles the norm, an off-by-one schedule
+        # changes lr by 50% and the momentum (schedule check and weights).
         print(f"step {k}: loss      kiln {kiln_loss:.9g}  reference {loss:.9g}  rel.err {dl:.2e} (bound 1e-5)")
         print(f"step {k}: grad norm kiln {kiln_norm:.9g}  reference {norm:.9g}  rel.err {dn:.2e} (bound 1e-6), clip {hp['clip']}")
         if not dl < 1e-5: bad.append(f"step {k} loss")
@@ -151,9 +153,9 @@ def main(init_dir, ckpt_dir, shard_glob, vocab):
             moved += int(upd.abs().max().item() > 0)
             e = rel(w_kiln[n] - w_before[n], upd)  # error of the update, scale-free
             worst = max(worst, e)
-            if not e < 1e-4: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
-        print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-4)")
-        if k == 2 and moved != len(w_ref): bad.append(f"step 2 moved only {moved} of {len(w_ref)} tensors (vacuous check)")
+            if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
+        print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+        if k == 3 and moved != len(w_ref): bad.append(f"step 3 moved only {moved} of {len(w_ref)} tensors (vacuous check)")
 
     # The schedule: step_k's optimizer state holds what step k (0-based k-1) ran with.
     worst_s = 0.0
