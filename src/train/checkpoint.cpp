@@ -255,14 +255,14 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
 }
 
 void recover_checkpoint_dir(const std::string& dir) {
-  static const std::regex re("\\.(step_[0-9]{8})\\.(old|prune)");
+  static const std::regex re("\\.(step_[0-9]{8})\\.(old|prune|tmp)");
   std::error_code ec;
   std::vector<fs::path> leftovers;
   for (const auto& e : fs::directory_iterator(dir, ec)) leftovers.push_back(e.path());
   for (const auto& path : leftovers) {
     std::smatch m;
     const std::string name = path.filename().string();
-    if (!std::regex_match(name, m, re)) continue;
+    if (!std::regex_match(name, m, re) || m[2] == "tmp") continue;
     if (m[2] == "prune") {  // a crash while pruning: finish the delete
       fs::remove_all(path);
       continue;
@@ -280,6 +280,12 @@ void recover_checkpoint_dir(const std::string& dir) {
       log::warn("[ckpt] recovered %s from an interrupted save (restored the previous copy)", final_dir.c_str());
     }
     fsync_path(root);
+  }
+  // Whatever temp directories are left belong to saves that never finished: nothing reads them.
+  for (const auto& path : leftovers) {
+    std::smatch m;
+    const std::string name = path.filename().string();
+    if (std::regex_match(name, m, re) && m[2] == "tmp" && fs::exists(path)) fs::remove_all(path);
   }
 }
 

@@ -43,7 +43,8 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
 
 // Rank 0, before listing or saving: repair what a crash inside save_checkpoint left behind: a
 // .step_N.old from between the two renames (the complete new copy wins, else the old one comes
-// back) and .step_N.prune directories from an interrupted prune (deleted).
+// back), .step_N.prune directories from an interrupted prune and .step_N.tmp of unfinished saves
+// (deleted).
 void recover_checkpoint_dir(const std::string& dir);
 
 // Resuming step `step` while newer step directories exist forks the timeline: move the newer

@@ -141,9 +141,9 @@ int stage_main(Stage stage, int argc, char** argv) {
       apply_overrides(probe, {o});
       if (to_yaml(probe) != saved)
         throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
-                    "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device (same device type), train.skip_nonfinite, "
-                    "dist.timeout_s "
-                    "and dist.backend may change; start a new run to change anything else");
+                    "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device (same device type), "
+                    "train.skip_nonfinite, dist.timeout_s and dist.backend may change; start a new run to change "
+                    "anything else");
     }
     apply_overrides(cfg, overrides);
   } else {

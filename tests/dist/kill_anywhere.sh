@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kill anywhere on 2 ranks (issue 11): `mpirun -np 2 ./pretrain` with a checkpoint every step;
-# 5 times, SIGKILL one rank (picked at random) at a random instant once it trains; mpirun takes
+# 5 times, SIGKILL one rank (picked at random) 0..2 step-times after it logs a step; mpirun takes
 # the job down and it is resumed with --resume. The final losses and weights must equal an
 # uninterrupted 2-rank run bit for bit. KILLS and SEED may be set. Needs mpirun and KILN_DATA.
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +11,10 @@ steps=30
 args=("${TINY_ARGS[@]}" train.max_steps=$steps train.device_batch_size=8 train.total_batch_size=1024
       checkpoint.every=1 checkpoint.keep_last=2 eval.every=0 log.every=1)
 mpi() { "$root/tests/run_mpi.sh" 2 "$root/pretrain" "$@"; }
+t0=$(date +%s%N)
 mpi "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { tail -20 "$tmp/a.log"; fail "uninterrupted 2-rank run"; }
+# Kills land 0..2 step-times (with checkpoint) after a logged step: about one step per launch.
+step_ms=$(( ($(date +%s%N) - t0) / 1000000 / steps )); [ $step_ms -ge 20 ] || step_ms=20
 final=$(printf "step_%08d" $steps)
 run=$tmp/b kills=0 launches=0
 while [ $kills -lt "$KILLS" ]; do
@@ -21,7 +24,7 @@ while [ $kills -lt "$KILLS" ]; do
   fi
   job=$!
   for _ in $(seq 1 3000); do grep -Eq 'step +[0-9]+/[0-9]+ ' "$log" 2>/dev/null && break; kill -0 $job 2>/dev/null || break; sleep 0.01; done
-  sleep "0.$(printf %03d $((RANDOM % 400)))"
+  d=$(( (RANDOM * 32768 + RANDOM) % (2 * step_ms) )); sleep "$((d / 1000)).$(printf %03d $((d % 1000)))"
   r=$((RANDOM % 2))
   p=$(rank_pid "$run" $r) || { wait $job || true; fail "launch $launches ended before the kill: $(tail -3 "$log")"; }
   kill -KILL "$p"

@@ -15,12 +15,19 @@ KILLS=${KILLS:-20}
 RANDOM=${SEED:-$$}; echo "seed ${SEED:-$$}"
 
 tiny_data "$tmp"
-steps=40
+steps=${STEPS:-40}
 args=("${TINY_ARGS[@]}" train.max_steps=$steps train.device_batch_size=8 train.total_batch_size=1024
       checkpoint.every=1 checkpoint.keep_last=2 eval.every=0 log.every=1)
-t0=$(date +%s%N)
-./pretrain "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "uninterrupted run"; }
-echo "uninterrupted run: $(( ($(date +%s%N) - t0) / 1000000 )) ms for $steps steps"
+./pretrain "${args[@]}" run.dir="$tmp/a" >"$tmp/a.log" 2>&1 &
+pid=$!
+until grep -Eq 'step +1/[0-9]+ ' "$tmp/a.log" 2>/dev/null; do kill -0 $pid 2>/dev/null || break; sleep 0.01; done
+t1=$(date +%s%N)
+wait $pid || { cat "$tmp/a.log"; fail "uninterrupted run"; }
+run_ms=$(( ($(date +%s%N) - t1) / 1000000 ))
+# Kills land 0..2 step-times after a logged step (a step-time includes its checkpoint; start-up
+# excluded), so each launch advances about one step whatever the machine's speed.
+step_ms=$(( run_ms / (steps - 1) )); [ $step_ms -ge 20 ] || step_ms=20
+echo "uninterrupted run: $run_ms ms for steps 2..$steps (~$step_ms ms per step with its checkpoint)"
 final=$(printf "step_%08d" $steps)
 
 kills=0 in_save=0 launches=0
@@ -34,10 +41,12 @@ while [ $kills -lt "$KILLS" ]; do
   fi
   pid=$!
   if [ $((kills % 5)) = 0 ]; then
-    sleep "0.$(printf %03d $((RANDOM % 1000)))"  # somewhere in start-up (or just after)
+    # somewhere in start-up: up to 1 s, but at the latest when the first step is logged
+    for _ in $(seq 1 $((RANDOM % 100))); do grep -Eq 'step +[0-9]+/[0-9]+ ' "$log" 2>/dev/null && break; sleep 0.01; done
   else
     for _ in $(seq 1 3000); do grep -Eq 'step +[0-9]+/[0-9]+ ' "$log" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
-    sleep "0.$(printf %03d $((RANDOM % 400)))"    # 0-400 ms into training: steps and checkpoint writes
+    d=$(( (RANDOM * 32768 + RANDOM) % (2 * step_ms) ))  # into training: steps and checkpoint writes
+    sleep "$((d / 1000)).$(printf %03d $((d % 1000)))"
   fi
   if kill -9 $pid 2>/dev/null; then
     wait $pid 2>/dev/null; rc=$?

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -56,7 +57,7 @@ TEST(CheckpointRecovery, LeftoverOldIsRestoredAndDoesNotBlockTheNextSave) {
 TEST(CheckpointRecovery, CompleteNewCopyWinsOverTheOld) {
   const fs::path dir = kiln::test::temp_dir();
   const std::string d5 = kiln::train::save_checkpoint(dir, write_at(5, 1.0f), 0);
-  const fs::path other = kiln::test::temp_dir() + "_new";
+  const fs::path other = dir.string() + "_new";
   const std::string n5 = kiln::train::save_checkpoint(other.string(), write_at(5, 3.0f), 0);
   fs::rename(d5, dir / ".step_00000005.old");
   fs::rename(n5, dir / ".step_00000005.tmp");  // complete, with DONE, not yet renamed
@@ -133,12 +134,16 @@ TEST(CheckpointFaults, EveryPointOfTheSaveLeavesTheNewestCompleteLoadable) {
   const std::vector<std::pair<std::string, float>> points{{"after_tensors", 30.0f}, {"before_fsync", 30.0f},
                                                           {"before_done", 30.0f},   {"before_rename", 30.0f},
                                                           {"between_renames", 3.0f}, {"during_pruning", 3.0f}};
+  // The death-test child is a new process (another pid, so another temp_dir()): both must use
+  // the parent's directories, passed down in the environment.
+  if (!std::getenv("KILN_FAULT_TEST_DIR")) setenv("KILN_FAULT_TEST_DIR", kiln::test::temp_dir().c_str(), 1);
+  const std::string base = std::getenv("KILN_FAULT_TEST_DIR");
   for (const auto& [point, want] : points) {
     SCOPED_TRACE(point);
     // The death-test child re-runs this body from the start with KILN_FAULT inherited: only the
     // EXPECT_EXIT below may see it.
     unsetenv("KILN_FAULT");
-    const fs::path dir = kiln::test::temp_dir() + "_" + point;
+    const fs::path dir = base + "_" + point;
     fs::remove_all(dir);
     for (int64_t s : {1, 2}) kiln::train::save_checkpoint(dir, write_at(s, float(s)), 3);
     kiln::train::save_checkpoint(dir, write_at(3, 30.0f), 3);
