@@ -484,4 +484,14 @@ std::string describe_keys() {
   return os.str();
 }
 
+std::string describe_sources(const DataSources& s) {
+  std::string out;
+  for (const auto& d : s) {
+    if (!out.empty()) out += ", ";
+    out += d.path;
+    if (d.repeat != 1) out += " x" + std::to_string(d.repeat);
+  }
+  return out;
+}
+
 }  // namespace kiln

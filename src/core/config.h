@@ -36,6 +36,8 @@ struct DataSource {
   bool operator==(const DataSource&) const = default;
 };
 using DataSources = std::vector<DataSource>;
+// "a" or "a, b x2" for messages and reports.
+std::string describe_sources(const DataSources& s);
 
 struct DataConfig {
   std::string tokenizer;     // tokenizer JSON

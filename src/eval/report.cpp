@@ -105,7 +105,7 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   } catch (const std::exception& e) {
     o << "- model: depth " << c.model.depth << " (tokenizer unreadable: " << e.what() << ")\n";
   }
-  o << "- data: train `" << c.data.train << "`, val `" << c.data.val << "`, tokenizer `" << c.data.tokenizer << "`\n";
+  o << "- data: train `" << describe_sources(c.data.train) << "`, val `" << describe_sources(c.data.val) << "`, tokenizer `" << c.data.tokenizer << "`\n";
   o << "- schedule: " << s.step << " of " << s.total_steps << " steps of " << c.train.total_batch_size
     << " tokens (device batch " << c.train.device_batch_size << "); lr matrix " << c.optim.matrix_lr << ", embedding "
     << c.optim.embedding_lr << ", unembedding " << c.optim.unembedding_lr << ", warmdown " << c.optim.warmdown_ratio

@@ -125,10 +125,12 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
   const double t0 = now_s();
   const Config& c = em.m.cfg;
   std::vector<std::string> paths;
-  try {
-    paths = data::list_shards(c.data.val);
+  try {  // every validation source once (a mixture's repeat counts do not weigh bits per byte)
+    for (const auto& src : c.data.val)
+      for (auto& p : data::list_shards(src.path)) paths.push_back(std::move(p));
+    if (paths.empty()) throw Error("no data.val");
   } catch (const Error&) {
-    throw Error("[eval] bpb: the checkpoint's data.val = \"" + c.data.val + "\" matches no token shards from " +
+    throw Error("[eval] bpb: the checkpoint's data.val = \"" + describe_sources(c.data.val) + "\" matches no token shards from " +
                     "this directory",
                 "run ./eval from the directory training ran in, or prepare the validation shards again");
   }
@@ -159,7 +161,7 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
   r.extra["val_loss"] = s.loss();
   r.extra["tokens"] = static_cast<int64_t>(s.tokens);
   r.extra["bytes"] = static_cast<int64_t>(s.bytes);
-  r.extra["shards"] = c.data.val;
+  r.extra["shards"] = describe_sources(c.data.val);
   r.seconds = now_s() - t0;
   return r;
 }
