@@ -180,7 +180,7 @@ DataSources parse_sources(const YAML::Node& node, const std::string& key, const 
     DataSource s;
     for (auto kv = item.begin(); kv != item.end(); ++kv) {
       const std::string k = kv->first.as<std::string>();
-      const YAML::Node& v = kv->second;
+      const YAML::Node v = kv->second;  // a copy: kv-> yields a temporary (ASan: use-after-scope)
       if (k == "path" && v.IsScalar()) {
         s.path = v.Scalar();
       } else if (k == "repeat" && v.IsScalar()) {
