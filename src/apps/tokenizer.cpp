@@ -8,21 +8,14 @@
 #include <sstream>
 
 #include "core/error.h"          // Error
+#include "core/json_file.h"      // read_text_file
 #include "tokenizer/corpus.h"    // file_size
 #include "tokenizer/tokenizer.h" // Tokenizer, special_tokens
 #include "tokenizer/train.h"     // TrainOptions, train_tokenizer
 
 namespace {
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw kiln::Error("[tokenizer] cannot open " + path, "check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void print_compression(const kiln::tok::Tokenizer& tok, const std::string& path) {
-  std::string text = read_file(path);
+  std::string text = kiln::read_text_file(path);
   auto t0 = std::chrono::steady_clock::now();
   auto ids = tok.encode(text);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -82,7 +75,7 @@ int main(int argc, char** argv) {
       if (!held_out.empty()) print_compression(tok, held_out);
     } else if (encode->parsed()) {
       auto tok = Tokenizer::load(tok_path);
-      auto ids = tok.encode(read_file(file));
+      auto ids = tok.encode(kiln::read_text_file(file));
       std::string out;
       out.reserve(ids.size() * 6);
       for (size_t i = 0; i < ids.size(); ++i) {
@@ -93,7 +86,7 @@ int main(int argc, char** argv) {
       fwrite(out.data(), 1, out.size(), stdout);
     } else if (decode->parsed()) {
       auto tok = Tokenizer::load(tok_path);
-      std::istringstream in(read_file(file));
+      std::istringstream in(kiln::read_text_file(file));
       std::vector<uint32_t> ids;
       std::string w;
       while (in >> w) {

@@ -1,4 +1,4 @@
-// read_json_file (see json_file.h): the file's bytes in one read, then one parse.
+// read_text_file / read_json_file (see json_file.h): the file's bytes in one read, then one parse.
 #include "core/json_file.h"
 
 #include <fstream>
@@ -6,13 +6,18 @@
 
 namespace kiln {
 
-nlohmann::json read_json_file(const std::string& path) {
+std::string read_text_file(const std::string& path, const std::string& hint) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot read " + path, "check that the file exists and is readable");
+  if (!f) throw Error("cannot read " + path, hint);
   std::stringstream ss;
   ss << f.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  const std::string text = read_text_file(path);
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is not valid JSON (" + e.what() + ")", "the file is truncated or damaged");
   }

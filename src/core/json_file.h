@@ -12,6 +12,10 @@
 
 namespace kiln {
 
+// The whole file's bytes; throws kiln::Error naming it (with `hint`) when it cannot be read.
+std::string read_text_file(const std::string& path,
+                           const std::string& hint = "check that the file exists and is readable");
+
 // Parses the whole file; throws kiln::Error naming it when unreadable or not JSON.
 nlohmann::json read_json_file(const std::string& path);
 

@@ -8,19 +8,12 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_file.h"  // read_text_file
 
 namespace kiln::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("[task] cannot open " + path, "check the path (data_tools/fetch.sh fetches the tasks)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Calls fn(record, "path:line") for each non-blank JSONL line.
 template <class Fn>
@@ -133,7 +126,7 @@ std::vector<TaskExample> read_mmlu(const std::string& csv_or_dir) {
   static const std::vector<std::string> kLetters = {"A", "B", "C", "D"};
   std::vector<TaskExample> out;
   for (const auto& f : files) {
-    auto rows = parse_csv(read_file(f), f);
+    auto rows = parse_csv(read_text_file(f, "check the path (data_tools/fetch.sh fetches the tasks)"), f);
     for (size_t r = 0; r < rows.size(); ++r) {
       const auto& row = rows[r];
       if (r == 0 && !row.empty() && row[0] == "question") continue;  // header

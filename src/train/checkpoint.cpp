@@ -53,12 +53,6 @@ void write_text(const fs::path& p, const std::string& text) {
   fsync_path(p);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error("cannot read " + p.string());
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 uint32_t crc32_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) throw Error("cannot read " + p.string());
@@ -172,7 +166,7 @@ std::string verify_checkpoint(const std::string& step_dir) {
   const fs::path d(step_dir);
   nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(read_text(d / "meta.json"));
+    meta = nlohmann::json::parse(read_text_file((d / "meta.json").string()));
   } catch (const std::exception& e) {
     return (d / "meta.json").string() + " is unreadable (" + e.what() + ")";
   }

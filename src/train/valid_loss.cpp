@@ -10,10 +10,9 @@ namespace kiln::train {
 StepTargets count_step_targets(const std::vector<data::Batch>& batches, int world) {
   StepTargets t;
   t.world = world;
-  torch::Tensor counts = torch::empty({static_cast<int64_t>(batches.size())}, torch::kInt64);
   std::vector<torch::Tensor> each;
   for (const auto& b : batches) each.push_back((b.targets >= 0).sum());
-  counts = torch::stack(each).to(torch::kCPU);  // one device sync for all micro-batches
+  const torch::Tensor counts = torch::stack(each).to(torch::kCPU);  // one device sync for all micro-batches
   double local = 0;
   for (int64_t i = 0; i < counts.numel(); ++i) {
     t.counts.push_back(counts[i].item<int64_t>());
