@@ -10,8 +10,7 @@ cd "${1:-.}"
 root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, strip_timing
 source tests/e2e/chat_data.sh  # chat_setup, MID_ARGS, SFT_ARGS, chat_resume_check
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 
 chat_setup "$tmp"
 steps=12

@@ -12,8 +12,7 @@ set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 data=${KILN_DATA:-$root/../shared/data}
 [ -f "$data/arc/ARC-Easy-test.jsonl" ] || { echo "skipped: no task data under $data" >&2; exit 77; }
 [ -x ./eval ] || fail "./eval not built"

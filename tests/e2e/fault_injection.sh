@@ -11,8 +11,7 @@ set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, strip_timing
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 
 tiny_data "$tmp"
 args=("${TINY_ARGS[@]}" train.max_steps=5 train.device_batch_size=8 train.total_batch_size=1024

@@ -9,8 +9,7 @@ set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, strip_timing
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 KILLS=${KILLS:-20}
 RANDOM=${SEED:-$$}; echo "seed ${SEED:-$$}"
 

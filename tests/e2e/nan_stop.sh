@@ -10,8 +10,7 @@ root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
 py=${KILN_PYTHON:-python3}
 "$py" -c "import torch, safetensors" 2>/dev/null || { echo "skipped: $py lacks torch/safetensors"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 
 tiny_data "$tmp"
 ./pretrain "${TINY_ARGS[@]}" train.max_steps=10 checkpoint.every=5 eval.every=0 run.dir="$tmp/run" \

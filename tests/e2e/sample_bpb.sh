@@ -13,8 +13,7 @@ root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, skip
 py=${KILN_PYTHON:-python3}
 "$py" -c "import torch, safetensors, h5py" 2>/dev/null || skip "$py lacks torch/safetensors/h5py"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 
 tiny_data "$tmp"
 # bpb: 4 input files -> 4 validation documents; vocab 300 = 256 bytes + 35 merges + 9 specials.

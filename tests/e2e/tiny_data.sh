@@ -20,3 +20,11 @@ tiny_data() {
 
 # strip_timing METRICS.JSONL: the records without wall-clock fields (what must match exactly).
 strip_timing() { sed -E 's/,"(dt_ms|tok_per_s|mfu)":[^,}]*//g' "$1"; }
+
+# e2e_tmp: the e2e scripts' temporary directory $tmp (removed on exit) and fail MESSAGE.
+# (tests/dist/lib.sh makes its own, with rank cleanup hooks.)
+e2e_tmp() {
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  fail() { echo "FAIL: $*"; exit 1; }
+}

@@ -13,8 +13,7 @@ root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
 py=${KILN_PYTHON:-python3}
 "$py" -c "import torch, safetensors, h5py" 2>/dev/null || { echo "skipped: $py lacks torch/safetensors/h5py"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+e2e_tmp  # tmp (removed on exit), fail
 
 tiny_data "$tmp"
 args=("${TINY_ARGS[@]}" train.device_batch_size=8 train.total_batch_size=1024 train.grad_clip=0.25
