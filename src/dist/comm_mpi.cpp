@@ -107,6 +107,26 @@ class MpiComm : public Comm {
     return launched(w, async);
   }
 
+  std::shared_ptr<Work> reduce(torch::Tensor& t, ReduceOp op, int root, bool async) override {
+    check_cpu(t, "reduce");
+    TORCH_CHECK(root >= 0 && root < world_, "reduce: root ", root, " is not a rank of ", world_);
+    auto w = std::make_shared<MpiWork>();
+    const bool me = rank_ == root;
+    torch::Tensor buf = staged(t, op);
+    w->keep = {t, buf};
+    const int64_t n = buf.numel();
+    char* base = static_cast<char*>(buf.data_ptr());
+    for (int64_t off = 0; off < n; off += INT_MAX) {
+      const int cnt = static_cast<int>(std::min<int64_t>(INT_MAX, n - off));
+      char* p = base + off * buf.element_size();
+      w->reqs.emplace_back();
+      KILN_MPI_CHECK(MPI_Ireduce(me ? MPI_IN_PLACE : p, me ? p : nullptr, cnt, reduce_type(buf.scalar_type()),
+                                 mpi_op(op), root, comm_, &w->reqs.back()));
+    }
+    if (me) w->after = finisher(t, buf, op);  // only the root holds the result
+    return launched(w, async);
+  }
+
   std::shared_ptr<Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op,
                                        bool async) override {
     check_cpu(in, "reduce_scatter");

@@ -65,7 +65,9 @@ uint32_t crc32_file(const fs::path& p) {
   return static_cast<uint32_t>(crc);
 }
 
-constexpr int kFormatVersion = 1;  // meta.json "format_version" this kiln writes and reads
+// meta.json "format_version" this kiln writes and reads. 2: optimizer state keyed by parameter
+// name, each tensor in one optim_rank_* file (version 1 keyed it by position, per rank).
+constexpr int kFormatVersion = 2;
 
 // Step directories named step_NNNNNNNN (complete or not), with their step.
 std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& dir) {
@@ -222,14 +224,26 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
   if (load_rank_files) {
-    const int saved = json_get<int>(r.meta, "world_size", meta_path);
-    if (saved != world)
-      throw Error("checkpoint " + step_dir + " was written by " + std::to_string(saved) + " ranks; this job has " +
-                      std::to_string(world),
-                  "resume with the same number of processes (mpirun -np " + std::to_string(saved) +
-                      "), or start a new run initialised from these weights");
-    r.rank_state = read_json_file((d / rank_file("state", rank, "json")).string());
-    r.optim = model::load_safetensors((d / rank_file("optim", rank, "safetensors")).string());
+    // Any world size: the optimizer tensors are keyed by name and written once each (Note
+    // [Optimizer state by name]), so every rank reads all files and keeps what it owns. The
+    // per-rank parts (cursor, sampling RNG) come from this rank's files, or rank 0's for a rank
+    // the writing job did not have (its cursor is remapped by the caller; all ranks' agree).
+    r.saved_world = json_get<int>(r.meta, "world_size", meta_path);
+    if (r.saved_world < 1) throw Error(meta_path + ": world_size " + std::to_string(r.saved_world) + " is not a rank count");
+    const int mine = rank < r.saved_world ? rank : 0;
+    r.rank_state = read_json_file((d / rank_file("state", mine, "json")).string());
+    for (int k = 0; k < r.saved_world; ++k) {
+      const std::string f = (d / rank_file("optim", k, "safetensors")).string();
+      for (auto& [key, t] : model::load_safetensors(f)) {
+        if (key.starts_with("rng.")) {
+          if (k == rank) r.optim[key] = t;  // a rank's own RNG streams only
+          continue;
+        }
+        if (!r.optim.emplace(key, t).second)
+          throw Error(f + " holds optimizer tensor '" + key + "' that another rank's file holds too",
+                      "the checkpoint is damaged or was not written by kiln (each tensor is written once)");
+      }
+    }
   }
   return r;
 }
@@ -244,7 +258,7 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
            std::to_string(kFormatVersion) + "): update kiln";
   if (v < kFormatVersion)
     return where + ": format_version " + std::to_string(v) + " is older than this kiln reads (" +
-           std::to_string(kFormatVersion) + ")";
+           std::to_string(kFormatVersion) + "): its optimizer state is keyed by position, not by parameter name";
   return "";
 }
 

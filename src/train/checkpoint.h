@@ -58,11 +58,13 @@ struct CheckpointRead {
   nlohmann::json meta;
   nlohmann::json rank_state;
   std::map<std::string, torch::Tensor> model;
-  std::map<std::string, torch::Tensor> optim;
+  std::map<std::string, torch::Tensor> optim;  // every rank's optimizer tensors + this rank's RNG
+  int saved_world = 0;                          // ranks that wrote it (with rank files)
 };
 
 // Reads what `rank` needs; with load_rank_files=false only meta and model (sample, eval, chat).
-// Refuses a world size different from the one that wrote it when rank files are wanted.
+// With rank files, any world size: optim merges every rank's optimizer file (each tensor is in
+// one); rank_state is this rank's, or rank 0's when the writing job had fewer ranks.
 CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files = true);
 
 }  // namespace kiln::train
