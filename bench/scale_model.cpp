@@ -146,8 +146,8 @@ int measure(int argc, char** argv) {
   kiln::model::GPT model(kiln::model::GPTConfig::from(mc, 265));
   model->init_weights(1);
   kiln::OptimConfig oc;
-  auto opt = kiln::optim::make_optimizers(*model, oc);
-  auto zopt = kiln::optim::make_optimizers(*model, oc);
+  auto opt = kiln::optim::make_optimizers(model->param_groups(), oc, model->width());
+  auto zopt = kiln::optim::make_optimizers(model->param_groups(), oc, model->width());
   std::vector<int64_t> numels;
   std::map<std::string, bool> mine;
   for (const auto& p : model->parameters()) numels.push_back(p.numel());

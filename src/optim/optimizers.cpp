@@ -355,28 +355,26 @@ double muon_momentum(int64_t step, double start, double end, int64_t warmup) {
 
 double adamw_lr_scale(int64_t width) { return std::pow(double(width) / 768.0, -0.5); }
 
-namespace {
-// The named_parameters() keys of `params` (matched by identity), for state keyed by name.
-std::vector<std::string> names_of(kiln::model::GPTImpl& model, const std::vector<torch::Tensor>& params) {
-  std::vector<std::string> out;
-  const auto named = model.named_parameters();
-  for (const auto& p : params)
-    for (const auto& kv : named)
-      if (kv.value().is_same(p)) {
-        out.push_back(kv.key());
-        break;
-      }
-  TORCH_CHECK(out.size() == params.size(), "make_optimizers: a parameter group holds a tensor the model does not name");
-  return out;
-}
-}  // namespace
-
-Optimizers make_optimizers(kiln::model::GPTImpl& model, const kiln::OptimConfig& o) {
-  const double scale = adamw_lr_scale(model.config().n_embd);
-  auto un = model.unembedding_params(), emb = model.embedding_params(), mat = model.matrix_params();
-  AdamW adamw({{un, o.unembedding_lr * scale, names_of(model, un)}, {emb, o.embedding_lr * scale, names_of(model, emb)}},
+Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
+                           int64_t width) {
+  // Per role: the tensors and their names (the state is keyed by name, Note [Optimizer state by name]).
+  std::vector<torch::Tensor> matrix, embedding, unembedding;
+  std::vector<std::string> matrix_n, embedding_n, unembedding_n;
+  for (const auto& g : groups) {
+    auto* dst = g.role == "matrix" ? &matrix : g.role == "embedding" ? &embedding : g.role == "unembedding" ? &unembedding : nullptr;
+    auto* dst_n = g.role == "matrix" ? &matrix_n : g.role == "embedding" ? &embedding_n : &unembedding_n;
+    if (!dst)
+      throw Error("optim: the Muon + AdamW recipe has no rule for parameters of role '" + g.role + "' (" +
+                  (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)");
+    TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
+                " names for ", g.params.size(), " parameters");
+    dst->insert(dst->end(), g.params.begin(), g.params.end());
+    dst_n->insert(dst_n->end(), g.names.begin(), g.names.end());
+  }
+  const double scale = adamw_lr_scale(width);
+  AdamW adamw({{unembedding, o.unembedding_lr * scale, unembedding_n}, {embedding, o.embedding_lr * scale, embedding_n}},
               o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
-  Muon muon(mat, o.matrix_lr, o.muon_momentum_end, o.ns_steps, names_of(model, mat));
+  Muon muon(matrix, o.matrix_lr, o.muon_momentum_end, o.ns_steps, matrix_n);
   return Optimizers{std::move(muon), std::move(adamw)};
 }
 
