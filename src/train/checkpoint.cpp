@@ -66,8 +66,10 @@ uint32_t crc32_file(const fs::path& p) {
 }
 
 // meta.json "format_version" this kiln writes and reads. 2: optimizer state keyed by parameter
-// name, each tensor in one optim_rank_* file (version 1 keyed it by position, per rank).
+// name, each tensor in one optim_rank_* file. Version 1 keyed it by position, per rank: its
+// weights and checksums still read (sample, eval, chat, init.from), its optimizer state does not.
 constexpr int kFormatVersion = 2;
+constexpr int kOldestWeightsVersion = 1;
 
 // Step directories named step_NNNNNNNN (complete or not), with their step.
 std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& dir) {
@@ -174,7 +176,7 @@ std::string verify_checkpoint(const std::string& step_dir) {
   }
   if (!meta.is_object() || meta.value("format", "") != "kiln.checkpoint")
     return (d / "meta.json").string() + " is not a kiln checkpoint";
-  const std::string bad_format = check_format_version(meta, (d / "meta.json").string());
+  const std::string bad_format = check_format_version(meta, (d / "meta.json").string(), kOldestWeightsVersion);
   if (!bad_format.empty()) return bad_format;
   // Without checksums there is nothing to verify: refuse rather than pass vacuously.
   if (!meta.contains("crc32") || !meta["crc32"].is_object() || !meta["crc32"].contains("model.safetensors"))
@@ -219,8 +221,12 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   r.dir = step_dir;
   const std::string meta_path = (d / "meta.json").string();
   r.meta = read_json_file(meta_path);
-  const std::string bad_format = check_format_version(r.meta, meta_path);
-  if (!bad_format.empty()) throw Error(bad_format, "use a kiln that matches the checkpoint's format");
+  const std::string bad_format =
+      check_format_version(r.meta, meta_path, load_rank_files ? kFormatVersion : kOldestWeightsVersion);
+  if (!bad_format.empty())
+    throw Error(bad_format, load_rank_files ? "resume it with the kiln that wrote it, or start a new run from its "
+                                              "weights (init.from, with init.optimizer=false)"
+                                            : "use a kiln that matches the checkpoint's format");
   r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
   if (load_rank_files) {
@@ -248,7 +254,8 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   return r;
 }
 
-std::string check_format_version(const nlohmann::json& meta, const std::string& where) {
+std::string check_format_version(const nlohmann::json& meta, const std::string& where, int oldest) {
+  if (oldest <= 0) oldest = kFormatVersion;
   if (!meta.is_object() || !meta.contains("format_version") || !meta["format_version"].is_number_integer())
     return where + " has no format_version: an old kiln checkpoint this kiln cannot verify (re-save it with the "
                    "kiln that wrote it, or start a new run)";
@@ -256,9 +263,9 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
   if (v > kFormatVersion)
     return where + ": format_version " + std::to_string(v) + " is newer than this kiln reads (" +
            std::to_string(kFormatVersion) + "): update kiln";
-  if (v < kFormatVersion)
+  if (v < oldest)
     return where + ": format_version " + std::to_string(v) + " is older than this kiln reads (" +
-           std::to_string(kFormatVersion) + "): its optimizer state is keyed by position, not by parameter name";
+           std::to_string(oldest) + (v < 2 ? "): its optimizer state is keyed by position, not by parameter name" : ")");
   return "";
 }
 

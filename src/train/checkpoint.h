@@ -37,9 +37,9 @@ std::string newest_complete_step(const std::string& dir);
 // Check every file of a step directory against meta.json; returns "" or what is wrong.
 std::string verify_checkpoint(const std::string& step_dir);
 
-// "" when meta.json's format_version is the one this kiln reads, else what is wrong (a missing,
-// older or newer version), naming `where`.
-std::string check_format_version(const nlohmann::json& meta, const std::string& where);
+// "" when meta.json's format_version is one this kiln reads (oldest..current; oldest <= 0: the
+// current one only), else what is wrong (a missing, older or newer version), naming `where`.
+std::string check_format_version(const nlohmann::json& meta, const std::string& where, int oldest = 0);
 
 // Rank 0, before listing or saving: repair what a crash inside save_checkpoint left behind: a
 // .step_N.old from between the two renames (the complete new copy wins, else the old one comes
