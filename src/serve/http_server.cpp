@@ -171,6 +171,11 @@ struct HttpServer::Impl {
                                               32, 2 * (sched.stats().slots + sched.stats().queue) + 8));
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     svr.set_payload_max_length(4u << 20);
+    // httplib's default also sets SO_REUSEPORT, which lets a second server share a taken port.
+    svr.set_socket_options([](int sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
+    });
     svr.set_keep_alive_timeout(2);
     svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(reinterpret_cast<const char*>(kPageHtml), sizeof kPageHtml, "text/html; charset=utf-8");
