@@ -144,6 +144,25 @@ void Scheduler::fail_all(const std::string& what) {
   active_.clear();
 }
 
+// Engine thread: one event's token through its row's StopText to the request's Channel.
+void Scheduler::dispatch(const engine::Generator::Event& ev) {
+  Row& row = *rows_.at(static_cast<size_t>(ev.slot));
+  const int64_t tokens = static_cast<int64_t>(gen_.result(ev.slot).ids.size());
+  if (ev.finished && ev.finish == engine::Finish::Stop) {  // the stop token, not shown
+    finish_row(ev.slot, Delta{row.choice, row.text.flush(), true, "stop", tokens});
+    return;
+  }
+  ++tokens_;
+  auto out = row.text.push(engine::token_text(*tok_, ev.token.id));
+  if (out.stopped) {
+    finish_row(ev.slot, Delta{row.choice, std::move(out.text), true, "stop", tokens});
+  } else if (ev.finished) {
+    finish_row(ev.slot, Delta{row.choice, out.text + row.text.flush(), true, "length", tokens});
+  } else if (!out.text.empty()) {
+    row.req->channel->push(Delta{row.choice, std::move(out.text), false, "", tokens});
+  }
+}
+
 void Scheduler::loop() {
   while (true) {
     {
@@ -177,30 +196,12 @@ void Scheduler::loop() {
       }
       if (active_.empty()) continue;
     }
-    std::vector<engine::Generator::Event> events;
     try {
-      events = gen_.step();
-    } catch (const std::exception& e) {
+      const auto events = gen_.step();
+      ++steps_;
+      for (const auto& ev : events) dispatch(ev);
+    } catch (const std::exception& e) {  // a failed forward: fail the batch, keep serving
       fail_all(e.what());
-      continue;
-    }
-    ++steps_;
-    for (const auto& ev : events) {
-      Row& row = *rows_.at(static_cast<size_t>(ev.slot));
-      const int64_t tokens = static_cast<int64_t>(gen_.result(ev.slot).ids.size());
-      if (ev.finished && ev.finish == engine::Finish::Stop) {  // the stop token, not shown
-        finish_row(ev.slot, Delta{row.choice, row.text.flush(), true, "stop", tokens});
-        continue;
-      }
-      ++tokens_;
-      auto out = row.text.push(engine::token_text(*tok_, ev.token.id));
-      if (out.stopped) {
-        finish_row(ev.slot, Delta{row.choice, std::move(out.text), true, "stop", tokens});
-      } else if (ev.finished) {
-        finish_row(ev.slot, Delta{row.choice, out.text + row.text.flush(), true, "length", tokens});
-      } else if (!out.text.empty()) {
-        row.req->channel->push(Delta{row.choice, std::move(out.text), false, "", tokens});
-      }
     }
     std::erase_if(active_, [](const auto& r) { return r->open == 0; });
   }

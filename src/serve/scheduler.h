@@ -81,6 +81,7 @@ class Scheduler {
   void loop();
   void admit(std::shared_ptr<Request> r);
   void finish_row(int64_t slot, Delta d);
+  void dispatch(const engine::Generator::Event& ev);
   void fail_all(const std::string& what);
 
   engine::Generator gen_;
