@@ -13,24 +13,11 @@ MAX_TOKENS=${2:-64}
 PY=${KILN_PYTHON:-python3}
 cmake --build build -j 2 --target serve pretrain tokenizer prepare >/dev/null
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
+source tests/e2e/serve_lib.sh  # serve_model, start_server, stop_servers
 tmp=$(mktemp -d)
-spid=
-trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$tmp"' EXIT
-if [ -z "$ckpt" ]; then
-  tiny_data "$tmp"
-  ./pretrain "${TINY_ARGS[@]}" model.depth=4 model.seq_len=64 train.max_steps=10 train.device_batch_size=4 \
-    train.total_batch_size=1024 eval.every=0 checkpoint.every=10 run.dir="$tmp/run" >"$tmp/train.log" 2>&1 \
-    || { cat "$tmp/train.log"; exit 1; }
-  ckpt=$tmp/run
-fi
-./serve --ckpt "$ckpt" --port 0 --slots "$SLOTS" >"$tmp/serve.log" 2>&1 &
-spid=$!
-url=
-for _ in $(seq 1 600); do
-  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/serve.log" | head -1) && [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$tmp/serve.log"; exit 1; }
+trap 'stop_servers; rm -rf "$tmp"' EXIT
+[ -n "$ckpt" ] || serve_model "$tmp" 4
+start_server "$tmp/serve.log" --slots "$SLOTS"
 head -1 "$tmp/serve.log"
 "$PY" bench/serve_bench.py "$url" 16 "$MAX_TOKENS"
 echo "server: $(curl -s "$url/health")"

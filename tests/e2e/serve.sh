@@ -12,33 +12,14 @@ source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, skip
 py=${KILN_PYTHON:-python3}
 "$py" -c "import openai, requests, regex, torch" 2>/dev/null || skip "$py lacks openai/requests/regex/torch (launch/setup.sh)"
 e2e_tmp  # tmp (removed on exit), fail
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+source tests/e2e/serve_lib.sh  # serve_model, start_server, stop_servers
+trap 'stop_servers; rm -rf "$tmp"' EXIT
 
-tiny_data "$tmp"
-./pretrain "${TINY_ARGS[@]}" model.depth=2 model.seq_len=64 train.max_steps=10 train.device_batch_size=4 \
-  train.total_batch_size=1024 eval.every=0 checkpoint.every=10 run.dir="$tmp/run" >"$tmp/train.log" 2>&1 \
-  || { cat "$tmp/train.log"; fail "pretrain"; }
-
-# start_server LOG ARGS...: starts ./serve on a free port; sets url once it prints its URL.
-start_server() {
-  local log=$1
-  shift
-  ./serve --ckpt "$tmp/run" --port 0 "$@" >"$log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 300); do
-    url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1)
-    [ -n "$url" ] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log"; fail "./serve exited"; }
-    sleep 0.1
-  done
-  cat "$log"; fail "./serve did not print its URL"
-}
-
+serve_model "$tmp"
 start_server "$tmp/main.log" --slots 8 --queue 16 --model-name kiln-tiny
 "$py" tests/serve/openai_client_test.py main "$url" "$tmp/tok.json" "$tmp/run/ckpt/step_00000010" \
   || { echo "---- server log ----"; cat "$tmp/main.log"; fail "openai client tests (8 slots)"; }
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}"; rc=$?
+kill -TERM "${serve_pids[-1]}"; wait "${serve_pids[-1]}"; rc=$?
 [ $rc = 0 ] || fail "SIGTERM: ./serve exited with $rc"
 grep -q 'kiln serve: stopped' "$tmp/main.log" || fail "SIGTERM did not stop the server cleanly"
 
