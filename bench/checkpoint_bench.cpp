@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   // Full optimizer state without a (slow on CPU) Muon step: one AdamW step on the embedding and
   // head, and zero Muon momentum buffers loaded through Muon's own state format.
   kiln::OptimConfig oc;
-  auto opt = kiln::optim::make_optimizers(*model, oc);
+  auto opt = kiln::optim::make_optimizers(model->param_groups(), oc, model->width());
   for (auto& p : model->embedding_params()) p.mutable_grad() = torch::randn_like(p) * 1e-3;
   for (auto& p : model->unembedding_params()) p.mutable_grad() = torch::randn_like(p) * 1e-3;
   opt.adamw.step();

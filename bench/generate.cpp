@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
                                                                                         : torch::Device(torch::kCPU);
   at::set_num_threads(threads);
   torch::NoGradGuard ng;
-  kiln::model::GPT model{nullptr};
+  kiln::model::Model model;
   std::shared_ptr<const kiln::tok::Tokenizer> tok;
   if (!ckpt.empty()) {
     auto m = kiln::train::load_model(ckpt, dev);
@@ -60,13 +60,20 @@ int main(int argc, char** argv) {
     mc.width = 384;
     mc.n_head = 6;
     mc.seq_len = 256;
-    model = kiln::model::GPT(kiln::model::GPTConfig::from(mc, tok->vocab_size()));
+    model = kiln::model::GPT(kiln::model::GPTConfig::from(mc, tok->vocab_size())).ptr();
     auto g = at::make_generator<at::CPUGeneratorImpl>(3);
     for (auto& p : model->parameters()) p.normal_(0.0, 1.0 / std::sqrt(double(p.size(-1))), g);
     model->to(dev);
   }
   model->eval();
-  const auto& c = model->config();
+  // The PyTorch reference below is nanochat's architecture.
+  const auto* gpt = dynamic_cast<const kiln::model::GPTImpl*>(model.get());
+  if (!gpt) {
+    std::fprintf(stderr, "bench_generate: the checkpoint is a %s model; this bench compares nanochat's\n",
+                 model->arch().c_str());
+    return 2;
+  }
+  const auto& c = gpt->config();
   // The reference reads exactly these weights (kiln's parameter names) and this shape.
   kiln::model::save_safetensors(out + "/model.safetensors", kiln::model::named_parameters_of(*model));
   {
@@ -84,7 +91,7 @@ int main(int argc, char** argv) {
   // Prefill: batch 16 prompts of P tokens through forward_cached.
   {
     for (int rep = 0; rep < 2; ++rep) {  // first = warm-up
-      kiln::model::KVCache cache(c, 16, P + 1);
+      kiln::model::KVCache cache(model->cache_shape(), 16, P + 1);
       auto p = prompts(16, P, c.vocab_size);
       std::vector<int64_t> flat;
       for (auto& r : p) flat.insert(flat.end(), r.begin(), r.end());

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   kiln::model::GPT model(kiln::model::GPTConfig::from(m, s->vocab));
   model->init_weights(42);
   kiln::OptimConfig o;
-  auto opt = kiln::optim::make_optimizers(*model, o);
+  auto opt = kiln::optim::make_optimizers(model->param_groups(), o, model->width());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   std::vector<double> times;
   double last_loss = 0, t_fwd = 0, t_bwd = 0, t_opt = 0;  // summed over the timed steps

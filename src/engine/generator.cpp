@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "engine/calculator.h"
 #include "engine/sampler.h"
-#include "model/gpt.h"
+#include "model/lm.h"
 #include "model/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -35,7 +35,7 @@ struct Row {
 }  // namespace
 
 struct Generator::Impl {
-  model::GPT model;
+  std::shared_ptr<model::LM> model;
   std::shared_ptr<const tok::Tokenizer> tok;
   model::KVCache cache;
   std::vector<Row> rows;
@@ -43,8 +43,8 @@ struct Generator::Impl {
   bool was_training = false;
   int64_t python_start, python_end, output_start, output_end, assistant_end, bos;
 
-  Impl(model::GPT m, std::shared_ptr<const tok::Tokenizer> t, int64_t max_rows)
-      : model(std::move(m)), tok(std::move(t)), cache(model->config(), max_rows, 256) {
+  Impl(std::shared_ptr<model::LM> m, std::shared_ptr<const tok::Tokenizer> t, int64_t max_rows)
+      : model(std::move(m)), tok(std::move(t)), cache(model->cache_shape(), max_rows, 256) {
     if (!tok) throw Error("engine::Generator: no tokenizer");
     device = model->parameters().front().device();
     was_training = model->is_training();
@@ -128,7 +128,7 @@ struct Generator::Impl {
   }
 };
 
-Generator::Generator(model::GPT model, std::shared_ptr<const tok::Tokenizer> tokenizer, int64_t max_rows)
+Generator::Generator(std::shared_ptr<model::LM> model, std::shared_ptr<const tok::Tokenizer> tokenizer, int64_t max_rows)
     : impl_(std::make_unique<Impl>(std::move(model), std::move(tokenizer), max_rows)) {}
 Generator::~Generator() = default;
 Generator::Generator(Generator&&) noexcept = default;
@@ -137,7 +137,7 @@ Generator& Generator::operator=(Generator&&) noexcept = default;
 Generator::Slot Generator::add(std::vector<int64_t> prompt, const SamplingOptions& options) {
   auto& I = *impl_;
   if (prompt.empty()) throw Error("generation: empty prompt", "a prompt needs at least one token (<|bos|>)");
-  const int64_t vocab = I.model->config().vocab_size;
+  const int64_t vocab = I.model->vocab_size();
   for (int64_t id : prompt)
     if (id < 0 || id >= vocab)
       throw Error("generation: prompt token " + std::to_string(id) + " is outside the vocabulary of " +

@@ -16,7 +16,7 @@ namespace kiln::tok {
 class Tokenizer;
 }
 namespace kiln::model {
-class GPT;  // model/gpt.h
+class LM;  // model/lm.h
 }
 
 namespace kiln::engine {
@@ -37,7 +37,7 @@ struct GenResult {
 class Generator {
  public:
   // `max_rows`: how many rows may be live at once (cache slots); 0 = grow as needed.
-  Generator(model::GPT model, std::shared_ptr<const tok::Tokenizer> tokenizer, int64_t max_rows = 0);
+  Generator(std::shared_ptr<model::LM> model, std::shared_ptr<const tok::Tokenizer> tokenizer, int64_t max_rows = 0);
   ~Generator();
   Generator(Generator&&) noexcept;
   Generator& operator=(Generator&&) noexcept;

@@ -99,7 +99,7 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   int64_t params = 0;
   try {
     auto tok = tok::Tokenizer::load(s.step_dir + "/tokenizer.json");
-    params = model::GPT(model::GPTConfig::from(c.model, tok.vocab_size()), torch::kMeta)->num_params();
+    params = model::make_model(c.model, tok.vocab_size(), 0, torch::kMeta)->num_params();
     o << "- model: depth " << c.model.depth << ", width " << c.model.width << ", heads " << c.model.n_head
       << ", context " << c.model.seq_len << ", vocab " << tok.vocab_size() << ", " << params << " parameters\n";
   } catch (const std::exception& e) {

@@ -148,7 +148,7 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
     for (int64_t w = b; w < e; ++w) stream->read(w * T, T + 1, buf.data() + (w - b) * (T + 1));
     auto rows = torch::from_blob(buf.data(), {e - b, T + 1}, torch::kInt64).to(em.device);
     model::AutocastGuard ag(em.device, em.autocast);
-    acc.add(em.m.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T));
+    acc.add(*em.m.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T));
     done += e - b;
     prog.update(done, 0);
   }

@@ -22,9 +22,9 @@ BpbAccumulator::BpbAccumulator(const std::vector<int32_t>& token_bytes, const to
   tokens_ = torch::zeros_like(nats_);
 }
 
-void BpbAccumulator::add(GPT& model, const torch::Tensor& inputs, const torch::Tensor& targets) {
+void BpbAccumulator::add(LM& model, const torch::Tensor& inputs, const torch::Tensor& targets) {
   torch::NoGradGuard no_grad;
-  auto loss = model->forward_loss_per_token(inputs, targets).to(torch::kFloat64);
+  auto loss = model.forward_loss_per_token(inputs, targets).to(torch::kFloat64);
   auto valid = targets >= 0;
   auto nb = token_bytes_.index({targets.clamp_min(0)}) * valid;
   nats_ += (loss * (nb > 0)).sum();

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gpt.h"
+#include "model/lm.h"
 
 namespace kiln::model {
 
@@ -25,7 +25,7 @@ class BpbAccumulator {
  public:
   BpbAccumulator(const std::vector<int32_t>& token_bytes, const torch::Device& device);
   // One forward of (B,T) inputs against (B,T) targets (-1 = ignore); sums stay on the device.
-  void add(GPT& model, const torch::Tensor& inputs, const torch::Tensor& targets);
+  void add(LM& model, const torch::Tensor& inputs, const torch::Tensor& targets);
   // This process's sums (one device sync).
   BpbSums sums() const;
 

@@ -219,103 +219,21 @@ torch::Tensor GPTImpl::run_blocks(
 
 int64_t GPTImpl::max_positions() const { return layers_->cos.size(1); }
 
-// Note [Cached attention]: one mask covers prefill, decode and ragged rows: query i of row b sits
-// at position p = length(slot_b) + i and may see keys 0..p. Padding queries (i >= n_tokens[b])
-// compute garbage that is never read back: their keys are not written to the cache and their
-// logits are not returned. No query row is ever fully masked (key 0 is always visible).
+// Inference: the rows' positions index the rotary table; CachedStep does the cache bookkeeping
+// and the attention (see Note [Cached attention] in kv_cache.cpp).
 torch::Tensor GPTImpl::forward_cached(const torch::Tensor& idx, const std::vector<int64_t>& n_tokens,
                                       const std::vector<int64_t>& slots, KVCache& cache, bool all_logits) {
-  TORCH_CHECK(idx.dim() == 2, "GPT: idx must be (B, T)");
-  const int64_t B = idx.size(0), T = idx.size(1);
-  TORCH_CHECK(static_cast<int64_t>(n_tokens.size()) == B && static_cast<int64_t>(slots.size()) == B,
-              "forward_cached: one n_tokens and one slot per row");
+  TORCH_CHECK(idx.dim() == 2 && static_cast<int64_t>(n_tokens.size()) == idx.size(0), "GPT: idx must be (B, T)");
   const auto& L = *layers_;
-  const auto dev = idx.device();
-  std::vector<int64_t> pos0(B);  // each row's first position
-  int64_t t_keys = 0, n_valid = 0;
-  std::vector<char> seen(static_cast<size_t>(cache.slots()), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t s = slots[b], n = n_tokens[b];
-    TORCH_CHECK(s >= 0 && s < cache.slots() && !seen[s], "forward_cached: bad or repeated slot ", s);
-    seen[s] = 1;
-    TORCH_CHECK(n >= 1 && n <= T, "forward_cached: n_tokens ", n, " not in 1..", T);
-    pos0[b] = cache.length(s);
-    if (pos0[b] + n > max_positions())
-      throw Error("generation: a sequence of " + std::to_string(pos0[b] + n) + " tokens exceeds the model's " +
-                      std::to_string(max_positions()) + " positions (10 x model.seq_len)",
-                  "shorten the prompt or lower max_new_tokens");
-    t_keys = std::max(t_keys, pos0[b] + n);
-    n_valid += n;
-  }
-  cache.reserve(t_keys);
-  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  // Positions of every query (B, T), clamped for padding so the rotary lookup stays in range.
-  auto pos = (torch::tensor(pos0, i64).view({B, 1}) + torch::arange(T, i64).view({1, T}))
-                 .clamp_max(max_positions() - 1)
-                 .to(dev);
-  // The (row, time) pairs written to the cache: every row's first n_tokens[b] tokens.
-  std::vector<int64_t> w_row, w_t, w_slot, w_pos;
-  w_row.reserve(n_valid);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t i = 0; i < n_tokens[b]; ++i) {
-      w_row.push_back(b), w_t.push_back(i), w_slot.push_back(slots[b]), w_pos.push_back(pos0[b] + i);
-    }
-  const bool all_full = n_valid == B * T;
-  // Rows are usually slots 0..B-1 in order: then the cache is read by a view, not a gather.
-  bool identity = true, same_start = true;
-  for (int64_t b = 0; b < B; ++b) identity = identity && slots[b] == b, same_start = same_start && pos0[b] == pos0[0];
-  // Fast path (generate() without ragged rows, and every decode step of equal-length rows): the
-  // chunk is written by a slice copy and needs no mask (decode: every key is visible; prefill of
-  // empty slots: plain causal attention).
-  const bool uniform = identity && same_start && all_full;
-  const bool no_mask = uniform && (T == 1 || pos0[0] == 0);
-  torch::Tensor t_row, t_t, t_slot, t_pos, slot_idx, mask;
-  if (!uniform) {
-    t_row = torch::tensor(w_row, i64).to(dev), t_t = torch::tensor(w_t, i64).to(dev);
-    t_slot = torch::tensor(w_slot, i64).to(dev), t_pos = torch::tensor(w_pos, i64).to(dev);
-  }
-  if (!identity) slot_idx = torch::tensor(slots, i64).to(dev);
-  if (!no_mask) mask = torch::arange(t_keys, i64).to(dev).view({1, 1, 1, t_keys}) <= pos.view({B, 1, T, 1});
+  CachedStep step(cache, n_tokens, slots, idx.size(1), max_positions(), idx.device());
+  const auto& pos = step.positions();
   auto cos = L.cos.squeeze(0).index({pos}), sin = L.sin.squeeze(0).index({pos});  // (B, T, 1, D/2)
-  const bool gqa = cfg_.n_kv_head != cfg_.n_head;
-  auto x = run_blocks(
-      at::embedding(L.wte, idx), cos, sin, /*fused_qkv=*/false,
-      [&](size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-        if (cache.k_.empty()) {
-          cache.k_.resize(static_cast<size_t>(cfg_.n_layer));
-          cache.v_.resize(static_cast<size_t>(cfg_.n_layer));
-          for (size_t j = 0; j < cache.k_.size(); ++j) {
-            cache.k_[j] = torch::zeros({cache.slots(), cache.capacity(), cfg_.n_kv_head, cfg_.head_dim}, k.options());
-            cache.v_[j] = torch::zeros_like(cache.k_[j]);
-          }
-        }
-        auto& kc = cache.k_[layer];
-        auto& vc = cache.v_[layer];
-        if (uniform) {
-          kc.narrow(0, 0, B).narrow(1, pos0[0], T).copy_(k);
-          vc.narrow(0, 0, B).narrow(1, pos0[0], T).copy_(v);
-        } else {
-          auto kw = all_full ? k.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : k.index({t_row, t_t});
-          auto vw = all_full ? v.reshape({B * T, cfg_.n_kv_head, cfg_.head_dim}) : v.index({t_row, t_t});
-          kc.index_put_({t_slot, t_pos}, kw.to(kc.scalar_type()));
-          vc.index_put_({t_slot, t_pos}, vw.to(vc.scalar_type()));
-        }
-        auto K = identity ? kc.narrow(0, 0, B) : kc.index_select(0, slot_idx);
-        auto V = identity ? vc.narrow(0, 0, B) : vc.index_select(0, slot_idx);
-        K = K.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
-        V = V.narrow(1, 0, t_keys).transpose(1, 2).to(q.scalar_type());
-        if (no_mask)
-          return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, {}, 0.0, /*is_causal=*/T > 1,
-                                                  std::nullopt, gqa);
-        return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, mask, 0.0, /*is_causal=*/false,
-                                                std::nullopt, gqa);
-      });
-  for (int64_t b = 0; b < B; ++b) cache.len_[static_cast<size_t>(slots[b])] += n_tokens[b];
-  if (all_logits) return logits_from_hidden(x);
-  std::vector<int64_t> last(B);
-  for (int64_t b = 0; b < B; ++b) last[b] = n_tokens[b] - 1;
-  auto xl = x.index({torch::arange(B, i64).to(dev), torch::tensor(last, i64).to(dev)});  // (B, C)
-  return logits_from_hidden(xl);
+  auto x = run_blocks(at::embedding(L.wte, idx), cos, sin, /*fused_qkv=*/false,
+                      [&](size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+                        return step.attend(layer, q, k, v);
+                      });
+  step.commit();
+  return logits_from_hidden(all_logits ? x : step.last_rows(x));
 }
 
 // The head's rows for the real vocabulary: a contiguous prefix, so the GEMM skips the padding
@@ -376,5 +294,16 @@ std::vector<torch::Tensor> GPTImpl::matrix_params() {
 }
 std::vector<torch::Tensor> GPTImpl::embedding_params() { return {layers_->wte}; }
 std::vector<torch::Tensor> GPTImpl::unembedding_params() { return {layers_->lm_head}; }
+
+std::vector<ParamGroup> GPTImpl::param_groups() {
+  ParamGroup matrix{"matrix", {}, {}}, unembedding{"unembedding", {}, {}}, embedding{"embedding", {}, {}};
+  for (const auto& kv : named_parameters()) {
+    const auto& p = kv.value();
+    ParamGroup& g = p.is_same(layers_->wte) ? embedding : p.is_same(layers_->lm_head) ? unembedding : matrix;
+    g.names.push_back(kv.key());
+    g.params.push_back(p);
+  }
+  return {std::move(matrix), std::move(unembedding), std::move(embedding)};
+}
 
 }  // namespace kiln::model

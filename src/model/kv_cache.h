@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "model/gpt.h"
+#include "model/lm.h"
 
 namespace kiln::model {
 
@@ -14,7 +14,7 @@ class KVCache {
  public:
   // Storage is allocated on the first write, in the dtype and on the device of the keys; it grows
   // (slots and time) by copying when needed, up to the model's rotary table.
-  KVCache(const GPTConfig& cfg, int64_t slots, int64_t capacity);
+  KVCache(const CacheShape& shape, int64_t slots, int64_t capacity);
 
   int64_t slots() const { return static_cast<int64_t>(len_.size()); }
   int64_t capacity() const { return capacity_; }
@@ -30,12 +30,39 @@ class KVCache {
   void reserve(int64_t t);
 
  private:
-  friend class GPTImpl;
+  friend class CachedStep;
   int64_t n_layer_, n_kv_head_, head_dim_;
   int64_t capacity_;
   std::vector<int64_t> len_;
   std::vector<torch::Tensor> k_, v_;  // per layer (slots, capacity, H_kv, D); undefined until first write
   void resize(int64_t slots, int64_t capacity);
+};
+
+// One forward_cached call's bookkeeping, shared by every architecture: which cache slots and
+// positions each row's tokens take, the one mask that covers prefill, decode and ragged rows,
+// the cache writes and the attention over cached keys. See Note [Cached attention].
+class CachedStep {
+ public:
+  // Row b of a (B, T) chunk feeds its first n_tokens[b] tokens into slot slots[b]. Throws
+  // kiln::Error when a row would run past max_positions.
+  CachedStep(KVCache& cache, const std::vector<int64_t>& n_tokens, const std::vector<int64_t>& slots, int64_t T,
+             int64_t max_positions, const torch::Device& device);
+  // Each query's absolute position (B, T) int64, padding clamped to max_positions - 1.
+  const torch::Tensor& positions() const { return pos_; }
+  // Write layer `layer`'s k, v (B, T, H_kv, D) into the cache and attend q (B, T, H, D) over the
+  // slot's cached keys plus the causal part of the chunk. Returns (B, H, T, D).
+  torch::Tensor attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+  // x (B, T, C) at each row's last fed token: (B, C).
+  torch::Tensor last_rows(const torch::Tensor& x) const;
+  // After the last layer: every slot's length grows by its n_tokens.
+  void commit();
+
+ private:
+  KVCache& cache_;
+  std::vector<int64_t> n_tokens_, slots_, pos0_;
+  int64_t B_ = 0, T_ = 0, t_keys_ = 0;
+  bool all_full_ = false, identity_ = true, uniform_ = false, no_mask_ = false, committed_ = false;
+  torch::Tensor pos_, t_row_, t_t_, t_slot_, t_pos_, slot_idx_, mask_;
 };
 
 }  // namespace kiln::model

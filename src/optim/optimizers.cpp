@@ -261,11 +261,20 @@ double muon_momentum(int64_t step, double start, double end, int64_t warmup) {
 
 double adamw_lr_scale(int64_t width) { return std::pow(double(width) / 768.0, -0.5); }
 
-Optimizers make_optimizers(kiln::model::GPTImpl& model, const kiln::OptimConfig& o) {
-  const double scale = adamw_lr_scale(model.config().n_embd);
-  AdamW adamw({{model.unembedding_params(), o.unembedding_lr * scale}, {model.embedding_params(), o.embedding_lr * scale}},
-              o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
-  Muon muon(model.matrix_params(), o.matrix_lr, o.muon_momentum_end, o.ns_steps);
+Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
+                           int64_t width) {
+  std::vector<torch::Tensor> matrix, embedding, unembedding;
+  for (const auto& g : groups) {
+    auto* dst = g.role == "matrix" ? &matrix : g.role == "embedding" ? &embedding : g.role == "unembedding" ? &unembedding : nullptr;
+    if (!dst)
+      throw Error("optim: the Muon + AdamW recipe has no rule for parameters of role '" + g.role + "' (" +
+                  (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)");
+    dst->insert(dst->end(), g.params.begin(), g.params.end());
+  }
+  const double scale = adamw_lr_scale(width);
+  AdamW adamw({{unembedding, o.unembedding_lr * scale}, {embedding, o.embedding_lr * scale}}, o.adam_beta1, o.adam_beta2,
+              o.adam_eps, o.weight_decay);
+  Muon muon(matrix, o.matrix_lr, o.muon_momentum_end, o.ns_steps);
   return Optimizers{std::move(muon), std::move(adamw)};
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "model/gpt.h"
+#include "model/lm.h"
 #include "model/safetensors.h"
 
 namespace kiln::optim {
@@ -73,8 +73,10 @@ double muon_momentum(int64_t step, double start, double end, int64_t warmup);
 // nanochat's width rule for the AdamW lrs: (width / 768)^-0.5 (d20: 0.7746).
 double adamw_lr_scale(int64_t width);
 
-// nanochat's optimizer setup for a GPT: Muon (matrix_lr) on every block matrix; AdamW with two
-// groups, lm_head (unembedding_lr) then wte (embedding_lr), both times adamw_lr_scale(width).
+// nanochat's optimizer setup from a model's parameter groups (model::LM::param_groups): Muon
+// (matrix_lr) on the "matrix" role; AdamW with two groups, "unembedding" (unembedding_lr) then
+// "embedding" (embedding_lr), both times adamw_lr_scale(width). A role it has no rule for is an
+// error.
 struct Optimizers {
   Muon muon;
   AdamW adamw;
@@ -86,6 +88,7 @@ struct Optimizers {
   kiln::model::NamedTensors state() const;
   void load_state(const std::map<std::string, torch::Tensor>& state);
 };
-Optimizers make_optimizers(kiln::model::GPTImpl& model, const kiln::OptimConfig& o);
+Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
+                           int64_t width);
 
 }  // namespace kiln::optim

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/config.h"
-#include "model/gpt.h"
+#include "model/lm.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::train {
@@ -17,7 +17,7 @@ struct LoadedModel {
   int64_t step = 0;
   Config cfg;
   std::shared_ptr<const tok::Tokenizer> tokenizer;
-  model::GPT model{nullptr};
+  model::Model model;
 };
 
 LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device);

@@ -19,7 +19,7 @@
 #include "dist/comm.h"     // make_comm, bind_local_device
 #include "dist/dist.h"     // dist::init, ctx, broadcast_string
 #include "dist/signals.h"  // install_stop_handlers
-#include "model/gpt.h"     // GPT, GPTConfig
+#include "model/lm.h"      // make_model
 #include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
 #include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
@@ -238,9 +238,7 @@ int stage_main(Stage stage, int argc, char** argv) {
     parts.sample_prompts = chat_sample_prompts(*tok);
     parts.sample_stop = tok->special_id("<|assistant_end|>");
   }
-  parts.model = model::GPT(model::GPTConfig::from(cfg.model, vocab));
-  parts.model->init_weights(static_cast<uint64_t>(cfg.run.seed));
-  parts.model->to(device);
+  parts.model = model::make_model(cfg.model, vocab, static_cast<uint64_t>(cfg.run.seed), device);
   if (dc.world > 1) parts.comm = dist::make_comm(cfg.dist.backend, device, cfg.dist.timeout_s);
 
   train::Trainer trainer(std::move(parts));

@@ -72,7 +72,7 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   }
 
   // nanochat's optimizers: Muon for the block matrices, AdamW for embedding and head.
-  s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(*s.p.model, c.optim));
+  s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(s.p.model->param_groups(), c.optim, s.p.model->width()));
 
   s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
 
@@ -140,7 +140,7 @@ double Trainer::evaluate() {
   for (int64_t i = 0; i < batches; ++i) {
     data::Batch b = s.p.val_loader->next();
     model::AutocastGuard ag(s.p.device, s.autocast);
-    acc.add(s.p.model, b.inputs, b.targets);
+    acc.add(*s.p.model, b.inputs, b.targets);
   }
   model::BpbSums t = acc.sums();
   for (double* v : {&t.nats, &t.bytes, &t.all_nats, &t.tokens}) *v = dist::all_reduce_sum(*v);
@@ -256,7 +256,7 @@ int Trainer::run() {
       torch::Tensor loss;
       {
         model::AutocastGuard ag(s.p.device, s.autocast);
-        loss = micro_loss(s.p.model, batches[m], tgt.counts[m]);
+        loss = micro_loss(*s.p.model, batches[m], tgt.counts[m]);
       }
       loss_sum += loss.detach() * static_cast<double>(tgt.counts[m]);
       // Only the last micro-step's backward communicates; earlier ones sum gradients locally.

@@ -11,7 +11,7 @@
 #include "core/config.h"
 #include "data/loader.h"
 #include "dist/comm.h"
-#include "model/gpt.h"
+#include "model/lm.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 
@@ -20,7 +20,7 @@ namespace kiln::train {
 struct TrainerParts {
   Config cfg;
   torch::Device device = torch::kCPU;
-  model::GPT model{nullptr};
+  model::Model model;
   std::unique_ptr<data::Loader> train_loader;
   std::unique_ptr<data::Loader> val_loader;  // may be null: no validation
   std::shared_ptr<const tok::Tokenizer> tokenizer;

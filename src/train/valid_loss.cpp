@@ -22,9 +22,9 @@ StepTargets count_step_targets(const std::vector<data::Batch>& batches, int worl
   return t;
 }
 
-torch::Tensor micro_loss(model::GPT& model, const data::Batch& b, int64_t valid) {
-  if (valid > 0) return model->forward(b.inputs, b.targets);
-  return model->forward_loss_per_token(b.inputs, b.targets).sum();
+torch::Tensor micro_loss(model::LM& model, const data::Batch& b, int64_t valid) {
+  if (valid > 0) return model.forward(b.inputs, b.targets);
+  return model.forward_loss_per_token(b.inputs, b.targets).sum();
 }
 
 }  // namespace kiln::train

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "data/loader.h"
-#include "model/gpt.h"
+#include "model/lm.h"
 
 namespace kiln::train {
 
@@ -25,6 +25,6 @@ StepTargets count_step_targets(const std::vector<data::Batch>& batches, int worl
 
 // Micro-batch m's mean loss over its valid targets; with none, a zero that still carries the
 // graph (per-token losses are 0 there), so backward runs (GradSync's hooks) and adds no gradient.
-torch::Tensor micro_loss(model::GPT& model, const data::Batch& b, int64_t valid);
+torch::Tensor micro_loss(model::LM& model, const data::Batch& b, int64_t valid);
 
 }  // namespace kiln::train

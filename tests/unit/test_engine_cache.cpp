@@ -59,7 +59,7 @@ std::vector<std::vector<int64_t>> check_cached_greedy(GPT& model, const std::vec
                                                       int steps, double* worst) {
   torch::NoGradGuard ng;
   const int64_t B = static_cast<int64_t>(prompts.size());
-  KVCache cache(model->config(), B, 4);  // tiny capacity: growth is exercised too
+  KVCache cache(model->cache_shape(), B, 4);  // tiny capacity: growth is exercised too
   std::vector<std::vector<int64_t>> seqs = prompts, out(B);
   std::vector<int64_t> slots(B), n(B);
   int64_t T = 0;
@@ -102,7 +102,7 @@ TEST(EngineCache, CachedEqualsUncachedBatch1) {
   o.temperature = 0;
   o.max_new_tokens = 40;
   o.stop_tokens = {-1};  // never stops early: compare all 40
-  auto r = Generator(f.model, f.tok).generate({random_prompt(6, 1)}, {o});
+  auto r = Generator(f.model.ptr(), f.tok).generate({random_prompt(6, 1)}, {o});
   EXPECT_EQ(r[0].ids, ids[0]);
   EXPECT_EQ(r[0].finish, kiln::engine::Finish::Length);
 }
@@ -118,7 +118,7 @@ TEST(EngineCache, CachedEqualsUncachedRaggedBatch8) {
   o.temperature = 0;
   o.max_new_tokens = 30;
   o.stop_tokens = {-1};
-  auto r = Generator(f.model, f.tok).generate(prompts, {o});
+  auto r = Generator(f.model.ptr(), f.tok).generate(prompts, {o});
   for (size_t b = 0; b < prompts.size(); ++b) EXPECT_EQ(r[b].ids, ids[b]) << "row " << b;
 }
 
@@ -127,7 +127,7 @@ TEST(EngineCache, ChunkedPrefillUsesPrefixAndCausalMask) {
   torch::NoGradGuard ng;
   auto seq = random_prompt(20, 3);
   auto ref = f.model->forward(torch::tensor(seq).view({1, -1}))[0];  // (20, V)
-  KVCache cache(f.model->config(), 1, 8);
+  KVCache cache(f.model->cache_shape(), 1, 8);
   // 7 tokens, then a chunk of 9, then 4: every chunk after the first sees the prefix.
   int64_t at = 0;
   for (int64_t len : {7, 9, 4}) {
@@ -148,18 +148,18 @@ TEST(EngineCache, RowOutputIndependentOfOtherRows) {
   o.seed = 1234;
   o.stop_tokens = {-1};
   auto prompt = random_prompt(5, 9);
-  auto alone = Generator(f.model, f.tok).generate({prompt}, {o})[0].ids;
+  auto alone = Generator(f.model.ptr(), f.tok).generate({prompt}, {o})[0].ids;
   std::vector<std::vector<int64_t>> prompts = ragged_prompts();
   std::vector<SamplingOptions> opts(prompts.size(), o);
   for (size_t i = 0; i < opts.size(); ++i) opts[i].seed = 50 + i, opts[i].max_new_tokens = 5 + 7 * int64_t(i);
   prompts.insert(prompts.begin() + 3, prompt);
   opts.insert(opts.begin() + 3, o);
-  auto batch = Generator(f.model, f.tok).generate(prompts, opts);
+  auto batch = Generator(f.model.ptr(), f.tok).generate(prompts, opts);
   EXPECT_EQ(batch[3].ids, alone);
   EXPECT_NE(batch[2].ids, batch[4].ids);
   // A different seed gives a different sample (the seed is used at all).
   o.seed = 1235;
-  EXPECT_NE(Generator(f.model, f.tok).generate({prompt}, {o})[0].ids, alone);
+  EXPECT_NE(Generator(f.model.ptr(), f.tok).generate({prompt}, {o})[0].ids, alone);
 }
 
 TEST(EngineCache, FreedSlotIsReusedWhileOthersContinue) {
@@ -171,12 +171,12 @@ TEST(EngineCache, FreedSlotIsReusedWhileOthersContinue) {
   auto p0 = random_prompt(4, 20), p1 = random_prompt(9, 21), p2 = random_prompt(3, 22);
   std::vector<int64_t> ref0, ref1, ref2;
   {
-    Generator g(f.model, f.tok);
+    Generator g(f.model.ptr(), f.tok);
     ref0 = g.generate({p0}, {o})[0].ids;
     ref1 = g.generate({p1}, {o})[0].ids;
     ref2 = g.generate({p2}, {o})[0].ids;
   }
-  Generator g(f.model, f.tok);
+  Generator g(f.model.ptr(), f.tok);
   auto s0 = g.add(p0, o), s1 = g.add(p1, o);
   for (int i = 0; i < 3; ++i) g.step();
   g.remove(s0);  // row 0 leaves early; row 2 takes its slot, row 1 carries on
@@ -195,7 +195,7 @@ TEST(EngineCache, StopTokensCancelAndErrors) {
   o.max_new_tokens = 30;
   o.stop_tokens = {-1};
   auto prompt = random_prompt(5, 4);
-  Generator g(f.model, f.tok);
+  Generator g(f.model.ptr(), f.tok);
   auto full = g.generate({prompt}, {o})[0].ids;
   o.stop_tokens = {full[10]};  // stops at the first occurrence of that id, which is excluded
   auto stopped = g.generate({prompt}, {o})[0];
@@ -234,17 +234,17 @@ TEST(EngineCache, ToolUseForcesCalculatorOutput) {
   SamplingOptions o;
   o.temperature = 0;
   o.max_new_tokens = 8;
-  auto r = Generator(f.model, f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
+  auto r = Generator(f.model.ptr(), f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
   std::vector<int64_t> want = {ps, '1', '2', '*', '3', pe, os, '3', '6'};
   want.resize(8);
   EXPECT_EQ(r.ids, want);
   EXPECT_EQ(r.mask, (std::vector<uint8_t>{1, 1, 1, 1, 1, 1, 0, 0}));
   o.max_new_tokens = 10;
-  r = Generator(f.model, f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
+  r = Generator(f.model.ptr(), f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
   EXPECT_EQ(r.ids.at(8), '6');
   EXPECT_EQ(r.ids.at(9), oe);
   EXPECT_EQ(r.mask.at(9), 0);
   o.tools = false;  // without tools nothing is forced
-  r = Generator(f.model, f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
+  r = Generator(f.model.ptr(), f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
   EXPECT_EQ(r.mask, std::vector<uint8_t>(r.ids.size(), 1));
 }

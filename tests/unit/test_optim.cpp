@@ -59,7 +59,7 @@ TEST(Optim, MakeOptimizersGroupsAndLrs) {
   m.seq_len = 8;
   kiln::model::GPT model(kiln::model::GPTConfig::from(m, 70));
   kiln::OptimConfig o;
-  auto opt = make_optimizers(*model, o);
+  auto opt = make_optimizers(model->param_groups(), o, model->width());
   EXPECT_EQ(opt.muon.params().size(), 12u);
   EXPECT_DOUBLE_EQ(opt.adamw.lr(0), 0.004 * 2.0);  // (192/768)^-0.5 = 2, lm_head group first
   EXPECT_DOUBLE_EQ(opt.adamw.lr(1), 0.2 * 2.0);
@@ -105,7 +105,7 @@ TEST(Optim, SaveLoadResumeIsBitIdentical) {
   // Uninterrupted run of 8 steps.
   kiln::model::GPT a(resume_config());
   a->init_weights(3);
-  auto oa = make_optimizers(*a, o);
+  auto oa = make_optimizers(a->param_groups(), o, a->width());
   for (int64_t s = 0; s < 8; ++s) {
     train_step(a, oa, s, o);
     if (s == 3) {  // checkpoint after step 3 via files, as the trainer does
@@ -116,7 +116,7 @@ TEST(Optim, SaveLoadResumeIsBitIdentical) {
   // Resumed run: fresh objects (different init), load both files, steps 4..7.
   kiln::model::GPT b(resume_config());
   b->init_weights(99);
-  auto ob = make_optimizers(*b, o);
+  auto ob = make_optimizers(b->param_groups(), o, b->width());
   kiln::model::load_safetensors_into(dir + "/model.safetensors", kiln::model::named_parameters_of(*b));
   ob.load_state(kiln::model::load_safetensors(dir + "/optim.safetensors"));
   EXPECT_EQ(ob.muon.steps(), 4);
@@ -136,7 +136,7 @@ TEST(Optim, LoadStateRejectsAnotherModel) {
   kiln::OptimConfig o;
   kiln::model::GPT a(resume_config());
   a->init_weights(1);
-  auto oa = make_optimizers(*a, o);
+  auto oa = make_optimizers(a->param_groups(), o, a->width());
   train_step(a, oa, 0, o);
   auto st = oa.state();
   std::map<std::string, torch::Tensor> map(st.begin(), st.end());
@@ -146,9 +146,9 @@ TEST(Optim, LoadStateRejectsAnotherModel) {
   m.n_head = 2;
   m.seq_len = 16;
   kiln::model::GPT c(kiln::model::GPTConfig::from(m, 50));
-  auto oc = make_optimizers(*c, o);
+  auto oc = make_optimizers(c->param_groups(), o, c->width());
   EXPECT_THROW(oc.load_state(map), kiln::Error);
   map.erase("adamw.0.exp_avg");
-  auto ob = make_optimizers(*a, o);
+  auto ob = make_optimizers(a->param_groups(), o, a->width());
   EXPECT_THROW(ob.load_state(map), kiln::Error);
 }

@@ -49,7 +49,7 @@ TEST(ValidLoss, AllMaskedMicroBatchIsFiniteWithZeroGradient) {
   ASSERT_EQ((b.targets >= 0).sum().item<int64_t>(), 0);
   auto st = train::count_step_targets({b}, 1);
   EXPECT_EQ(st.total, 0);
-  auto loss = train::micro_loss(g, b, st.counts[0]);
+  auto loss = train::micro_loss(*g, b, st.counts[0]);
   EXPECT_TRUE(std::isfinite(loss.item<double>()));
   EXPECT_EQ(loss.item<double>(), 0.0);
   (loss * st.weight(0)).backward();
@@ -63,7 +63,7 @@ TEST(ValidLoss, StepLossIsSumOverValidTargetsOverTheirCount) {
   auto st = train::count_step_targets(mb, 1);
   double reported = 0;
   for (size_t m = 0; m < mb.size(); ++m) {
-    auto l = train::micro_loss(g, mb[m], st.counts[m]);
+    auto l = train::micro_loss(*g, mb[m], st.counts[m]);
     reported += l.item<double>() * double(st.counts[m]);
     (l * st.weight(m)).backward();
   }
@@ -121,7 +121,7 @@ checkpoint: {every: 0, keep_last: 0}
   p.tokenizer = tok;
   p.tokenizer_path = dir + "/tok.json";
   p.train_loader = std::make_unique<MaskedFirstLoader>(tok->vocab_size());
-  p.model = model::GPT(model::GPTConfig::from(c.model, tok->vocab_size()));
+  p.model = model::GPT(model::GPTConfig::from(c.model, tok->vocab_size())).ptr();
   p.model->init_weights(1);
   std::vector<torch::Tensor> before;
   for (auto& w : p.model->parameters()) before.push_back(w.detach().clone());

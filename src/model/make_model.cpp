@@ -1,0 +1,19 @@
+// make_model: the architecture a config names, built, initialised and placed on its device. The
+// one place that maps model.arch to a class (lm.h).
+#include "model/gpt.h"
+#include "model/lm.h"
+
+namespace kiln::model {
+
+Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device) {
+  // Built on the CPU, initialised there (a seed gives the same weights on every device), then
+  // moved; on the meta device only the shapes exist (parameter counts, FLOPs).
+  const torch::Device build = device.is_meta() ? device : torch::Device(torch::kCPU);
+  Model model = std::make_shared<GPTImpl>(GPTConfig::from(m, vocab_size), build);
+  if (device.is_meta()) return model;
+  model->init_weights(seed);
+  model->to(device);
+  return model;
+}
+
+}  // namespace kiln::model
