@@ -71,7 +71,7 @@ GPT2Config GPT2Config::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   c.n_layer = s.n_layer;
   c.n_embd = s.width;
   c.n_head = s.n_head;
-  c.n_ctx = m.n_ctx;
+  c.n_ctx = m.n_ctx > 0 ? m.n_ctx : 1024;
   c.seq_len = m.seq_len;
   c.dropout = m.dropout;
   if (m.vocab_size > 0 && vocab_size > 0 && m.vocab_size < vocab_size)

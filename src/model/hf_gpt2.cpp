@@ -66,7 +66,7 @@ GPT2Config read_hf_gpt2_config(const std::string& path) {
 }
 
 nlohmann::ordered_json hf_gpt2_config(const GPT2Config& c, int64_t eos_id) {
-  return {{"architectures", {"GPT2LMHeadModel"}},
+  return {{"architectures", nlohmann::ordered_json::array({"GPT2LMHeadModel"})},
           {"model_type", "gpt2"},
           {"activation_function", "gelu_new"},
           {"n_layer", c.n_layer},

@@ -36,19 +36,19 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
   need_file(st_path, "the weights; a pytorch_model.bin alone is not read: save with safe_serialization=True");
   model::GPT2Config g = model::read_hf_gpt2_config(cfg_path);
 
-  tok::Tokenizer tok;
+  tok::Tokenizer tokenizer;
   if (!tokenizer_json.empty()) {
-    tok = tok::Tokenizer::load(tokenizer_json);
+    tokenizer = tok::Tokenizer::load(tokenizer_json);
   } else {
     const std::string v = hf_dir + "/vocab.json", m = hf_dir + "/merges.txt";
     if (!fs::is_regular_file(v) || !fs::is_regular_file(m))
       throw Error("[import] " + hf_dir + " has no vocab.json + merges.txt",
                   "copy GPT-2's tokenizer files there, or give a kiln tokenizer with --tokenizer FILE");
-    tok = tok::import_gpt2_files(v, m);
+    tokenizer = tok::import_gpt2_files(v, m);
   }
-  if (int64_t(tok.vocab_size()) > g.vocab_size)
+  if (int64_t(tokenizer.vocab_size()) > g.vocab_size)
     throw Error("[import] " + cfg_path + ": vocab_size " + std::to_string(g.vocab_size) + " is smaller than the tokenizer's " +
-                    std::to_string(tok.vocab_size()) + " tokens",
+                    std::to_string(tokenizer.vocab_size()) + " tokens",
                 "use the tokenizer the model was trained with");
 
   const std::string yaml = "model:\n  arch: gpt2\n  depth: " + std::to_string(g.n_layer) +
@@ -60,7 +60,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
 
   auto hf = model::load_safetensors(st_path);
   auto weights = model::hf_to_kiln(hf, g, st_path);
-  model::GPT2Impl net(model::GPT2Config::from(cfg.model, tok.vocab_size()), torch::kCPU);
+  model::GPT2Impl net(model::GPT2Config::from(cfg.model, tokenizer.vocab_size()), torch::kCPU);
   CheckpointWrite w;
   {
     torch::NoGradGuard ng;
@@ -72,13 +72,13 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
   // save_checkpoint copies the tokenizer from a file: write it beside the output first.
   fs::create_directories(out_dir);
   const std::string tok_tmp = out_dir + "/.import_tokenizer.json";
-  tok.save(tok_tmp);
+  tokenizer.save(tok_tmp);
   w.step = 0;
   w.rank_state = {{"step", 0}, {"rank", 0}, {"cursor", {{"batches", 0}, {"epoch", 0}, {"position", 0}}}};
   w.meta = {{"config", to_yaml(cfg)},
             {"stage", "import"},
             {"lineage", {{"imported_from", fs::absolute(hf_dir).string()}}},
-            {"tokenizer_sha256", tok.sha256()},
+            {"tokenizer_sha256", tokenizer.sha256()},
             {"total_steps", 0},
             {"stopped_early", false},
             {"device", "cpu"},

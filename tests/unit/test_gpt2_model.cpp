@@ -27,7 +27,10 @@ std::string py_ref() { return std::string(KILN_PYTHON) + " " + test::source_dir(
 
 std::string join(const std::vector<int64_t>& ids) {
   std::string s;
-  for (auto i : ids) s += (s.empty() ? "" : ",") + std::to_string(i);
+  for (auto i : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(i);
+  }
   return s;
 }
 
