@@ -25,7 +25,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git python3 python3-ve
       libpcre2-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libssl-dev)
 # engine: tmux drives ./chat as a user would in tests/e2e/chat_tmux.sh.
 pkgs+=(tmux)
-# serve: cpp-httplib (header-only HTTP server); chromium opens the chat page in tests/e2e/serve_page.
+# serve: cpp-httplib (./serve links Debian's build of it); chromium opens the chat page in tests/e2e/serve_page.sh.
 pkgs+=(libcpp-httplib-dev chromium)
 # dist: KILN_SLURM=1 adds a local Slurm (~10 MB) for tests/e2e/slurm.sh, which skips without it.
 [ "${KILN_SLURM:-0}" = 1 ] && pkgs+=(slurm-wlm munge)

@@ -10,6 +10,7 @@
 #include "core/error.h"          // Error
 #include "dist/dist.h"           // guarded_main
 #include "engine/generator.h"    // Generator, SamplingOptions, GenToken
+#include "engine/token_text.h"   // token_text
 #include "engine/utf8_stream.h"  // Utf8Stream
 #include "train/load_model.h"    // load_model
 
@@ -23,7 +24,6 @@ struct Chat {
   kiln::engine::SamplingOptions opts;
   std::vector<int64_t> conv;  // <|bos|> then the turns so far
   int64_t user_start, user_end, assistant_start, assistant_end;
-  int64_t python_start, python_end, output_start, output_end;
   uint64_t turn = 0;
 
   Chat(kiln::train::LoadedModel lm, const kiln::engine::SamplingOptions& o)
@@ -31,8 +31,6 @@ struct Chat {
     const auto& t = *m.tokenizer;
     user_start = t.special_id("<|user_start|>"), user_end = t.special_id("<|user_end|>");
     assistant_start = t.special_id("<|assistant_start|>"), assistant_end = t.special_id("<|assistant_end|>");
-    python_start = t.special_id("<|python_start|>"), python_end = t.special_id("<|python_end|>");
-    output_start = t.special_id("<|output_start|>"), output_end = t.special_id("<|output_end|>");
     clear();
   }
 
@@ -40,15 +38,6 @@ struct Chat {
   void clear() {
     conv = {static_cast<int64_t>(m.tokenizer->bos_id())};
     turn = 0;
-  }
-
-  // What a token shows on the terminal: text bytes, tool calls as [python: ...] [= ...].
-  std::string shown(int64_t id) const {
-    if (id == python_start) return "[python: ";
-    if (id == output_start) return "[= ";
-    if (id == python_end || id == output_end) return "] ";
-    if (id >= static_cast<int64_t>(m.tokenizer->bos_id())) return "";  // other specials
-    return m.tokenizer->decode_token(static_cast<uint32_t>(id));
   }
 
   // One user turn: appends it, streams the reply to stdout, appends the reply.
@@ -68,7 +57,7 @@ struct Chat {
     o.seed = opts.seed + turn++;
     kiln::engine::Utf8Stream out;
     auto res = gen.generate({prompt}, {o}, [&](size_t, const GenToken& t) {
-      std::fputs(out.push(shown(t.id)).c_str(), stdout);
+      std::fputs(out.push(kiln::engine::token_text(*m.tokenizer, t.id)).c_str(), stdout);
       std::fflush(stdout);
       return true;
     })[0];

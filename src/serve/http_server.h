@@ -1,0 +1,43 @@
+// The HTTP side of ./serve on cpp-httplib: the routes (/, /health, /v1/models,
+// /v1/chat/completions, /v1/completions), the API key check, SSE streaming with disconnect
+// detection, and OpenAI-shaped errors for every refusal (404, 401, 400, 413, 503, 500).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "serve/request.h"
+
+namespace kiln::tok {
+class Tokenizer;
+}
+
+namespace kiln::serve {
+
+class Scheduler;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;            // 0: any free port
+  std::string api_key;        // empty: no key needed
+  std::string model = "kiln"; // the id /v1/models lists and replies carry
+  int threads = 0;            // HTTP worker threads; 0: enough for slots + queue streams
+  Limits limits;
+};
+
+class HttpServer {
+ public:
+  HttpServer(Scheduler& scheduler, std::shared_ptr<const tok::Tokenizer> tok, ServerOptions options);
+  ~HttpServer();
+  // Binds (throws kiln::Error when it cannot) and returns the port.
+  int bind();
+  // Serves until stop().
+  void listen();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::serve

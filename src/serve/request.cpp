@@ -1,0 +1,203 @@
+// Request parsing; see request.h. The limits are nanochat's web server's (500 messages, 8000
+// characters each, 32000 in all, temperature 0..2, top_k 0..200) plus OpenAI's (top_p in (0, 1],
+// up to 4 stop strings); prompt + max_tokens must fit the model's positions.
+#include "serve/request.h"
+
+#include <nlohmann/json.hpp>
+
+#include <random>
+
+#include "core/error.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace kiln::serve {
+
+namespace {
+using nlohmann::json;
+
+ApiError bad(const std::string& msg, const std::string& param, const std::string& code = "invalid_value") {
+  return ApiError(400, msg, code, param);
+}
+
+size_t utf8_chars(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+json parse_body(const std::string& body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    throw ApiError(400, "the request body is not valid JSON", "invalid_json");
+  if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object", "invalid_json");
+  return j;
+}
+
+bool has(const json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
+
+double number(const json& j, const char* key, double dflt, double lo, double hi, bool lo_open = false) {
+  if (!has(j, key)) return dflt;
+  const json& v = j.at(key);
+  if (!v.is_number()) throw bad(std::string("'") + key + "' must be a number", key, "invalid_type");
+  const double x = v.get<double>();
+  if (!(lo_open ? x > lo : x >= lo) || !(x <= hi))
+    throw bad(std::string("'") + key + "' = " + v.dump() + " is out of range: it must be in " + (lo_open ? "(" : "[") +
+                  json(lo).dump() + ", " + json(hi).dump() + "]",
+              key);
+  return x;
+}
+
+int64_t integer(const json& j, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  if (!has(j, key)) return dflt;
+  const json& v = j.at(key);
+  if (!v.is_number_integer()) throw bad(std::string("'") + key + "' must be an integer", key, "invalid_type");
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+    throw bad(std::string("'") + key + "' = " + v.dump() + " is out of range [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]", key);
+  const int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi)
+    throw bad(std::string("'") + key + "' = " + v.dump() + " is out of range [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]", key);
+  return x;
+}
+
+// Fields common to both endpoints; the prompt is already in job.prompt.
+void common(const json& j, const Limits& L, Job& job) {
+  if (has(j, "model") && !j.at("model").is_string()) throw bad("'model' must be a string", "model", "invalid_type");
+  if (has(j, "stream") && !j.at("stream").is_boolean()) throw bad("'stream' must be true or false", "stream", "invalid_type");
+  job.stream = has(j, "stream") && j.at("stream").get<bool>();
+  if (has(j, "stream_options")) {
+    const json& so = j.at("stream_options");
+    if (!so.is_object()) throw bad("'stream_options' must be an object", "stream_options", "invalid_type");
+    if (!job.stream) throw bad("'stream_options' is only allowed with stream: true", "stream_options");
+    if (has(so, "include_usage")) {
+      if (!so.at("include_usage").is_boolean())
+        throw bad("'stream_options.include_usage' must be true or false", "stream_options", "invalid_type");
+      job.include_usage = so.at("include_usage").get<bool>();
+    }
+  }
+  auto& o = job.options;
+  o.temperature = number(j, "temperature", 1.0, 0.0, 2.0);
+  o.top_p = number(j, "top_p", 1.0, 0.0, 1.0, /*lo_open=*/true);
+  o.top_k = integer(j, "top_k", 0, 0, 200);
+  job.n = integer(j, "n", 1, 1, L.max_n);
+  if (has(j, "seed")) {
+    if (!j.at("seed").is_number_integer()) throw bad("'seed' must be an integer", "seed", "invalid_type");
+    o.seed = j.at("seed").is_number_unsigned() ? j.at("seed").get<uint64_t>()
+                                               : static_cast<uint64_t>(j.at("seed").get<int64_t>());
+  } else {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    o.seed = rng();
+  }
+  if (has(j, "stop")) {
+    const json& s = j.at("stop");
+    std::vector<json> items = s.is_array() ? std::vector<json>(s.begin(), s.end()) : std::vector<json>{s};
+    if (items.size() > L.max_stops)
+      throw bad("'stop' has " + std::to_string(items.size()) + " strings; at most " + std::to_string(L.max_stops) +
+                    " are allowed", "stop");
+    for (const json& x : items) {
+      if (!x.is_string()) throw bad("'stop' must be a string or a list of strings", "stop", "invalid_type");
+      const auto& str = x.get_ref<const std::string&>();
+      if (str.empty() || utf8_chars(str) > L.max_stop_chars)
+        throw bad("a stop string must have 1 to " + std::to_string(L.max_stop_chars) + " characters", "stop");
+      job.stop.push_back(str);
+    }
+  }
+  const int64_t prompt = static_cast<int64_t>(job.prompt.size());
+  const int64_t room = L.context - prompt;
+  if (room < 1)
+    throw ApiError(400, "the prompt is " + std::to_string(prompt) + " tokens; the model's context is " +
+                            std::to_string(L.context) + " tokens, leaving no room for a reply",
+                   "context_length_exceeded", "messages");
+  const char* key = has(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  if (has(j, key)) {
+    o.max_new_tokens = integer(j, key, 0, 1, L.max_tokens);
+    if (o.max_new_tokens > room)
+      throw ApiError(400, "the prompt (" + std::to_string(prompt) + " tokens) + " + key + " (" +
+                              std::to_string(o.max_new_tokens) + ") exceeds the model's context of " +
+                              std::to_string(L.context) + " tokens",
+                     "context_length_exceeded", key);
+  } else {
+    o.max_new_tokens = std::min(L.default_max_tokens, room);
+  }
+}
+
+std::string content_text(const json& c, size_t i) {
+  const std::string where = "messages[" + std::to_string(i) + "].content";
+  if (c.is_string()) return c.get<std::string>();
+  if (c.is_array()) {  // [{"type": "text", "text": "..."}]
+    std::string out;
+    for (const json& part : c) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part.at("text").is_string())
+        throw bad(where + ": only text parts {\"type\": \"text\", \"text\": ...} are supported", "messages", "invalid_type");
+      out += part.at("text").get<std::string>();
+    }
+    return out;
+  }
+  throw bad(where + " must be a string or a list of text parts", "messages", "invalid_type");
+}
+}  // namespace
+
+Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
+  const json j = parse_body(body);
+  if (!has(j, "messages") || !j.at("messages").is_array())
+    throw bad("'messages' is required: a list of {\"role\", \"content\"}", "messages", "missing_required_parameter");
+  const json& msgs = j.at("messages");
+  if (msgs.empty()) throw bad("'messages' is empty: give at least one user message", "messages");
+  if (msgs.size() > L.max_messages)
+    throw bad("'messages' has " + std::to_string(msgs.size()) + " messages; at most " + std::to_string(L.max_messages) +
+                  " are allowed", "messages");
+  tok::Conversation conv;
+  size_t total = 0;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const json& m = msgs[i];
+    if (!m.is_object() || !m.contains("role") || !m.at("role").is_string())
+      throw bad("messages[" + std::to_string(i) + "] must be an object with a string 'role'", "messages", "invalid_type");
+    const std::string role = m.at("role").get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant")
+      throw bad("messages[" + std::to_string(i) + "] has the unknown role '" + role +
+                    "': the roles are system, user and assistant", "messages", "invalid_role");
+    if (!m.contains("content")) throw bad("messages[" + std::to_string(i) + "] has no content", "messages", "invalid_type");
+    std::string text = content_text(m.at("content"), i);
+    const size_t chars = utf8_chars(text);
+    if (chars > L.max_message_chars)
+      throw bad("messages[" + std::to_string(i) + "] has " + std::to_string(chars) + " characters; at most " +
+                    std::to_string(L.max_message_chars) + " are allowed", "messages", "string_above_max_length");
+    total += chars;
+    conv.messages.push_back({role, std::move(text)});
+  }
+  if (total > L.max_total_chars)
+    throw bad("the messages have " + std::to_string(total) + " characters in all; at most " +
+                  std::to_string(L.max_total_chars) + " are allowed", "messages", "string_above_max_length");
+  if (conv.messages.back().role != "user")
+    throw bad("the last message must be the user's (the reply continues the conversation)", "messages", "invalid_role");
+  Job job;
+  try {
+    for (uint32_t id : tok::render_for_completion(tok, conv)) job.prompt.push_back(id);
+  } catch (const Error& e) {  // roles out of order
+    throw bad(e.what(), "messages", "invalid_role");
+  }
+  common(j, L, job);
+  return job;
+}
+
+Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
+  const json j = parse_body(body);
+  if (!has(j, "prompt")) throw bad("'prompt' is required", "prompt", "missing_required_parameter");
+  json p = j.at("prompt");
+  if (p.is_array() && p.size() == 1) p = p[0];
+  if (!p.is_string()) throw bad("'prompt' must be a string (or a list of one string)", "prompt", "invalid_type");
+  const std::string text = p.get<std::string>();
+  if (utf8_chars(text) > L.max_total_chars)
+    throw bad("'prompt' has " + std::to_string(utf8_chars(text)) + " characters; at most " +
+                  std::to_string(L.max_total_chars) + " are allowed", "prompt", "string_above_max_length");
+  Job job;
+  job.chat = false;
+  job.prompt.push_back(tok.bos_id());
+  for (uint32_t id : tok.encode(text)) job.prompt.push_back(id);
+  common(j, L, job);
+  return job;
+}
+
+}  // namespace kiln::serve

@@ -1,0 +1,53 @@
+// An OpenAI request body (POST /v1/chat/completions or /v1/completions) checked against the
+// server's limits and turned into what the scheduler runs: the prompt's token ids, the sampling
+// options, the stop strings. Every mistake is an ApiError with its HTTP status, in OpenAI's terms.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/sampling_options.h"
+
+namespace kiln::tok {
+class Tokenizer;
+}
+
+namespace kiln::serve {
+
+// An error answered as {"error": {"message", "type", "param", "code"}} with HTTP `status`.
+struct ApiError : std::runtime_error {
+  int status;
+  std::string type, code, param;
+  ApiError(int status_, const std::string& message, std::string code_ = "", std::string param_ = "",
+           std::string type_ = "invalid_request_error")
+      : std::runtime_error(message), status(status_), type(std::move(type_)), code(std::move(code_)),
+        param(std::move(param_)) {}
+};
+
+struct Limits {
+  int64_t context = 0;  // the model's positions: prompt + max_tokens must fit
+  int64_t max_n = 1;    // choices per request (at most the slots)
+  size_t max_messages = 500;
+  size_t max_message_chars = 8000;  // per message (and per completion prompt), in characters
+  size_t max_total_chars = 32000;
+  int64_t max_tokens = 4096;          // the largest max_tokens accepted
+  int64_t default_max_tokens = 256;   // when the request gives none (cut to what fits)
+  size_t max_stops = 4;
+  size_t max_stop_chars = 64;
+};
+
+struct Job {
+  bool chat = true;  // chat.completion vs text_completion
+  bool stream = false;
+  bool include_usage = false;
+  int64_t n = 1;
+  std::vector<int64_t> prompt;
+  engine::SamplingOptions options;  // choice i samples with seed options.seed + i
+  std::vector<std::string> stop;
+};
+
+Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
+Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
+
+}  // namespace kiln::serve

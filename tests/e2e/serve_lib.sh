@@ -1,0 +1,28 @@
+# Sourced by the ./serve tests and bench/serve_bench.sh (after tiny_data.sh): serve_model DIR
+# [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run; start_server
+# LOG ARGS... starts ./serve --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
+# once it prints its URL; stop_servers kills what is left (for an EXIT trap).
+serve_pids=()
+serve_model() {
+  local dir=$1 depth=${2:-2}
+  tiny_data "$dir"
+  ./pretrain "${TINY_ARGS[@]}" model.depth="$depth" model.seq_len=64 train.max_steps=10 train.device_batch_size=4 \
+    train.total_batch_size=1024 eval.every=0 checkpoint.every=10 run.dir="$dir/run" >"$dir/train.log" 2>&1 \
+    || { cat "$dir/train.log"; echo "FAIL: pretrain"; exit 1; }
+  ckpt=$dir/run
+}
+start_server() {
+  local log=$1
+  shift
+  ./serve --ckpt "$ckpt" --port 0 "$@" >"$log" 2>&1 &
+  serve_pids+=($!)
+  url=
+  for _ in $(seq 1 300); do
+    url=$(grep -ao 'http://127.0.0.1:[0-9]*' "$log" | head -1) || true
+    [ -n "$url" ] && return 0
+    kill -0 "${serve_pids[-1]}" 2>/dev/null || { cat "$log"; echo "FAIL: ./serve exited"; exit 1; }
+    sleep 0.1
+  done
+  cat "$log"; echo "FAIL: ./serve did not print its URL"; exit 1
+}
+stop_servers() { for p in "${serve_pids[@]}"; do kill "$p" 2>/dev/null; done; }
