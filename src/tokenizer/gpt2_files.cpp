@@ -100,7 +100,14 @@ Tokenizer import_gpt2_files(const std::string& encoder_json, const std::string& 
     if (!v.is_number_unsigned() || v.get<uint64_t>() >= (1u << 31))
       throw Error("[tokenizer] " + encoder_json + ": entry '" + key + "' has id " + v.dump() + ", not a token id", kHint);
     const uint32_t id = uint32_t(v.get<uint64_t>());
-    if (id >= n_ordinary) specials.emplace_back(id, key);
+    if (id >= n_ordinary) {
+      if (!key.starts_with("<|") || !key.ends_with("|>"))
+        throw Error("[tokenizer] " + encoder_json + ": token '" + key + "' has id " + std::to_string(id) + ", beyond the " +
+                        std::to_string(n_ordinary) + " tokens that " + vocab_bpe + "'s " + std::to_string(lines.size()) +
+                        " merges make",
+                    std::string("the two files do not belong together (or one is truncated); ") + kHint);
+      specials.emplace_back(id, key);
+    }
     else if (to_bytes(key, bytes)) id_of.emplace(bytes, id);
     else throw Error("[tokenizer] " + encoder_json + ": entry '" + key + "' is not spelled in GPT-2's byte alphabet", kHint);
   }

@@ -97,6 +97,7 @@ TEST(Gpt2Tokenizer, MismatchedOrDamagedFilesAreClearErrors) {
   test::spit(dir + "/short.bpe", merges.substr(0, merges.size() / 2));
   e = test::error_of([&] { tok::import_gpt2_files(d + "/encoder.json", dir + "/short.bpe"); });
   EXPECT_NE(e.find("short.bpe"), std::string::npos) << "[" << e << "]";
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
   test::spit(dir + "/enc.json", "{\"a\": 0");
   e = test::error_of([&] { tok::import_gpt2_files(dir + "/enc.json", d + "/vocab.bpe"); });
   EXPECT_NE(e.find("enc.json"), std::string::npos) << e;
