@@ -1,4 +1,4 @@
-// ./tokenizer train|encode|decode|info — train and use the byte-level BPE tokenizer. Scripts rely
+// ./tokenizer train|encode|decode|info|import-gpt2 — train, use or import a byte-level BPE tokenizer. Scripts rely
 // on this command-line shape (issue #3); all logic lives in src/tokenizer so tests can reach it.
 #include <CLI/CLI.hpp>
 
@@ -10,7 +10,8 @@
 #include "core/error.h"          // Error
 #include "core/json_file.h"      // read_text_file
 #include "tokenizer/corpus.h"    // file_size
-#include "tokenizer/tokenizer.h" // Tokenizer, special_tokens
+#include "tokenizer/gpt2_files.h" // import_gpt2_files
+#include "tokenizer/tokenizer.h" // Tokenizer
 #include "tokenizer/train.h"     // TrainOptions, train_tokenizer
 
 namespace {
@@ -49,6 +50,12 @@ int main(int argc, char** argv) {
   decode->add_option("IDS_FILE", file)->required();
   auto* info = app.add_subcommand("info", "print a tokenizer's vocabulary size, specials and hash");
   info->add_option("--tokenizer", tok_path)->required();
+  auto* import_gpt2 = app.add_subcommand("import-gpt2", "convert OpenAI's GPT-2 encoder.json + vocab.bpe (or Hugging "
+                                                        "Face's vocab.json + merges.txt) into a kiln tokenizer JSON");
+  std::string encoder_json, vocab_bpe;
+  import_gpt2->add_option("--encoder", encoder_json, "encoder.json (Hugging Face: vocab.json)")->required();
+  import_gpt2->add_option("--vocab", vocab_bpe, "vocab.bpe (Hugging Face: merges.txt)")->required();
+  import_gpt2->add_option("--output", output, "tokenizer JSON to write")->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -98,12 +105,17 @@ int main(int argc, char** argv) {
       }
       std::string bytes = tok.decode(ids);
       fwrite(bytes.data(), 1, bytes.size(), stdout);
+    } else if (import_gpt2->parsed()) {
+      auto tok = kiln::tok::import_gpt2_files(encoder_json, vocab_bpe);
+      tok.save(output);
+      printf("[tokenizer] wrote %s: GPT-2 byte-level BPE, vocab %u (%zu merges, %s = %u), sha256 %s\n", output.c_str(),
+             tok.vocab_size(), tok.merges().size(), tok.specials().front().c_str(), tok.bos_id(), tok.sha256().c_str());
     } else if (info->parsed()) {
       auto tok = Tokenizer::load(tok_path);
       printf("tokenizer %s\n  vocab_size %u (256 bytes + %zu merges + %zu specials)\n  sha256 %s\n  pattern %s\n",
-             tok_path.c_str(), tok.vocab_size(), tok.merges().size(), kiln::tok::special_tokens().size(),
+             tok_path.c_str(), tok.vocab_size(), tok.merges().size(), tok.specials().size(),
              tok.sha256().c_str(), tok.pattern().c_str());
-      for (const auto& s : kiln::tok::special_tokens()) printf("  %-20s %u\n", s.c_str(), tok.special_id(s));
+      for (const auto& s : tok.specials()) printf("  %-20s %u\n", s.c_str(), tok.special_id(s));
     }
   } catch (const kiln::Error& e) {
     fprintf(stderr, "%s\n", e.what());

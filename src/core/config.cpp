@@ -46,7 +46,11 @@ const std::vector<Field>& fields() {
       KILN_S(run, device, (std::vector<std::string>{"auto", "cpu", "cuda"}), "where to train"),
       KILN_S(init, from, {}, "start from this checkpoint's weights (dir, step dir or run dir; \"\": fresh init)"),
       KILN_F(init, optimizer, -kInf, kInf, "with init.from: also load its optimizer state (warm start)"),
-      KILN_F(model, depth, 1, 256, "the one dial: layers; width = 64*depth, heads = ceil(width/128)"),
+      KILN_S(model, arch, (std::vector<std::string>{"nanochat", "gpt2"}),
+             "architecture: nanochat (rotary, RMSNorm, relu^2, Muon) or gpt2 (OpenAI's GPT-2)"),
+      KILN_S(model, size, (std::vector<std::string>{"", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}),
+             "arch gpt2: a named size (sets depth/width/n_head); \"\": from depth/width/n_head"),
+      KILN_F(model, depth, 1, 256, "the one dial: layers; width = 64*depth, heads = ceil(width/128) (gpt2: width/64)"),
       KILN_F(model, width, 0, 65536, "model width (0: 64*depth)"),
       KILN_F(model, n_head, 0, 1024, "attention heads (0: ceil(width/128))"),
       KILN_F(model, n_kv_head, 0, 1024, "key/value heads for GQA (0: n_head)"),
@@ -54,6 +58,8 @@ const std::vector<Field>& fields() {
       KILN_F(model, vocab_size, 0, 4294967296.0, "vocabulary size (0: from the tokenizer)"),
       KILN_F(model, softcap, 0, 1e6, "logit softcap c: c*tanh(x/c), 0 disables"),
       KILN_F(model, rope_base, 1, 1e12, "rotary embedding base"),
+      KILN_F(model, n_ctx, 0, 1048576, "arch gpt2: learned positions (0: 1024); model.seq_len <= n_ctx"),
+      KILN_F(model, dropout, 0, 0.999, "arch gpt2: dropout while training (embeddings, attention, residuals)"),
       KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
       KILN_S(data, train, {}, "training shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
       KILN_S(data, val, {}, "validation shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
@@ -70,6 +76,9 @@ const std::vector<Field>& fields() {
       KILN_S(train, dtype, (std::vector<std::string>{"auto", "float32", "bfloat16"}),
              "compute dtype (auto: bf16 autocast on CUDA, fp32 on CPU)"),
       KILN_F(train, skip_nonfinite, 0, 1, "on a NaN/Inf loss or gradient: false stops (default), true skips the step"),
+      KILN_S(optim, recipe, (std::vector<std::string>{"nanochat", "adamw"}),
+             "nanochat: Muon on matrices + AdamW (embedding_lr, unembedding_lr); adamw: GPT-2's AdamW only (optim.lr)"),
+      KILN_F(optim, lr, 0, 1e3, "recipe adamw: learning rate (weight_decay on matrices and embeddings only)"),
       KILN_F(optim, matrix_lr, 0, 1e3, "Muon learning rate for the block matrices"),
       KILN_F(optim, embedding_lr, 0, 1e3, "AdamW learning rate for the embedding"),
       KILN_F(optim, unembedding_lr, 0, 1e3, "AdamW learning rate for the head"),
@@ -278,6 +287,58 @@ std::string file_stem(const std::string& path) {
   return std::filesystem::path(path).stem().string();
 }
 
+// model.arch gpt2: the named size's shape, n_ctx's default, and the keys that only one of the
+// architectures reads (set for the other, they would be silently ignored: an error instead).
+void resolve_gpt2(Config& c) {
+  auto& m = c.model;
+  auto given = [&](const char* k) { return std::find(c.given.begin(), c.given.end(), k) != c.given.end(); };
+  auto bad = [&](const std::string& what, const std::string& hint) { throw Error(c.source + ": " + what, hint); };
+  // Only non-default values count: a dumped config (checkpoint meta.json) lists every key.
+  if (m.arch != "gpt2") {
+    if (!m.size.empty() || m.n_ctx != 0 || m.dropout != 0.0)
+      bad("model.size / model.n_ctx / model.dropout apply to model.arch: gpt2 (this is " + m.arch + ")",
+          "remove them, or set model.arch: gpt2");
+    return;
+  }
+  const ModelConfig d;
+  if (m.n_kv_head != d.n_kv_head || m.softcap != d.softcap || m.rope_base != d.rope_base)
+    bad("model.n_kv_head / model.softcap / model.rope_base do not exist in GPT-2 (model.arch: gpt2)",
+        "remove them from the config");
+  if (!m.size.empty()) {
+    struct Named { const char* name; int64_t depth, width, heads; };
+    static const Named sizes[] = {{"gpt2", 12, 768, 12}, {"gpt2-medium", 24, 1024, 16},
+                                  {"gpt2-large", 36, 1280, 20}, {"gpt2-xl", 48, 1600, 25}};
+    for (const auto& n : sizes) {
+      if (m.size != n.name) continue;
+      const int64_t want[] = {n.depth, n.width, n.heads};
+      int64_t* have[] = {&m.depth, &m.width, &m.n_head};
+      const char* keys[] = {"model.depth", "model.width", "model.n_head"};
+      for (int i = 0; i < 3; ++i) {
+        if (given(keys[i]) && *have[i] != want[i])
+          bad(std::string(keys[i]) + " = " + std::to_string(*have[i]) + " contradicts model.size: " + m.size + " (" +
+                  std::to_string(want[i]) + ")",
+              std::string("remove ") + keys[i] + " or model.size");
+        *have[i] = want[i];
+      }
+    }
+  }
+  // GPT-2 trains with AdamW alone (nanoGPT's betas 0.9/0.95, eps 1e-8, decay 0.1 on 2-D weights).
+  auto& o = c.optim;
+  if (!given("optim.recipe")) o.recipe = "adamw";
+  if (o.recipe != "adamw")
+    bad("optim.recipe = " + o.recipe + ": model.arch gpt2 trains with optim.recipe adamw",
+        "remove optim.recipe (gpt2 defaults to adamw) or set it to adamw");
+  if (!given("optim.adam_beta1")) o.adam_beta1 = 0.9;
+  if (!given("optim.adam_eps")) o.adam_eps = 1e-8;
+  if (!given("optim.weight_decay")) o.weight_decay = 0.1;
+  if (m.n_ctx == 0) m.n_ctx = 1024;
+  if (!given("model.seq_len")) m.seq_len = std::min<int64_t>(m.seq_len, m.n_ctx);
+  if (m.seq_len > m.n_ctx)
+    bad("model.seq_len = " + std::to_string(m.seq_len) + " exceeds model.n_ctx = " + std::to_string(m.n_ctx) +
+            " (GPT-2's learned positions)",
+        "lower model.seq_len or raise model.n_ctx (a model imported from Hugging Face has its n_positions)");
+}
+
 // Fill defaults that depend on other keys, then check what a single key's range cannot.
 void resolve_and_validate(Config& c) {
   const std::string& src = c.source;
@@ -285,6 +346,7 @@ void resolve_and_validate(Config& c) {
   if (c.run.name.empty()) c.run.name = "run";
   if (c.run.dir.empty()) c.run.dir = "runs/" + c.run.name;
   if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.run.dir + "/ckpt";
+  resolve_gpt2(c);
   derive_shape(c.model);  // throws on inconsistent explicit sizes
   auto bad = [&](const std::string& what) { throw Error(src + ": " + what); };
   if (c.train.total_batch_size % (c.train.device_batch_size * c.model.seq_len) != 0)
@@ -320,6 +382,9 @@ ModelShape derive_shape(const ModelConfig& m) {
   if (m.n_head > 0) {
     s.n_head = m.n_head;
     rule << "; heads = " << s.n_head << " (given)";
+  } else if (m.arch == "gpt2") {
+    s.n_head = std::max<int64_t>(1, s.width / 64);
+    rule << "; heads = " << s.width << "/64 = " << s.n_head;
   } else {
     s.n_head = std::max<int64_t>(1, (s.width + 127) / 128);
     rule << "; heads = ceil(" << s.width << "/128) = " << s.n_head;
@@ -328,7 +393,7 @@ ModelShape derive_shape(const ModelConfig& m) {
     throw Error("model.width = " + std::to_string(s.width) + " is not divisible by model.n_head = " +
                 std::to_string(s.n_head) + "; choose a width that the heads divide");
   s.head_dim = s.width / s.n_head;
-  if (s.head_dim % 2 != 0)  // rotary embeddings rotate pairs of channels
+  if (s.head_dim % 2 != 0 && m.arch != "gpt2")  // rotary embeddings rotate pairs of channels
     throw Error("model.width / model.n_head = " + std::to_string(s.width) + " / " + std::to_string(s.n_head) +
                     " gives head_dim " + std::to_string(s.head_dim) + ", which is odd",
                 "rotary embeddings need an even head_dim: change model.width or model.n_head (e.g. width = 64*depth)");

@@ -17,7 +17,9 @@ struct RunConfig {
 };
 
 struct ModelConfig {
-  int64_t depth = 20;        // the one dial: width 64*depth, heads ceil(width/128)
+  std::string arch = "nanochat";  // nanochat | gpt2 (model::make_model builds it)
+  std::string size;          // gpt2: gpt2 | gpt2-medium | gpt2-large | gpt2-xl sets depth/width/n_head
+  int64_t depth = 20;        // the one dial: width 64*depth, heads ceil(width/128) (gpt2: width/64)
   int64_t width = 0;         // 0 -> 64*depth
   int64_t n_head = 0;        // 0 -> ceil(width/128)
   int64_t n_kv_head = 0;     // 0 -> n_head (GQA when smaller)
@@ -25,6 +27,8 @@ struct ModelConfig {
   int64_t vocab_size = 0;    // 0 -> from the tokenizer
   double softcap = 15.0;
   double rope_base = 10000.0;
+  int64_t n_ctx = 0;         // gpt2: learned positions (0 -> 1024); seq_len <= n_ctx
+  double dropout = 0.0;      // gpt2: embedding/attention/residual dropout while training
   bool operator==(const ModelConfig&) const = default;
 };
 
@@ -69,6 +73,8 @@ struct TrainConfig {
 };
 
 struct OptimConfig {
+  std::string recipe = "nanochat";  // nanochat (Muon + AdamW) | adamw (GPT-2 / nanoGPT: AdamW only)
+  double lr = 6e-4;                 // recipe adamw: the one learning rate
   double matrix_lr = 0.02;
   double embedding_lr = 0.2;
   double unembedding_lr = 0.004;

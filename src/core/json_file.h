@@ -16,6 +16,10 @@ namespace kiln {
 std::string read_text_file(const std::string& path,
                            const std::string& hint = "check that the file exists and is readable");
 
+// Writes `bytes` to path.tmp, then renames it over `path` (readers never see half a file);
+// throws kiln::Error naming the file when it cannot be written.
+void write_text_file(const std::string& path, const std::string& bytes);
+
 // Parses the whole file; throws kiln::Error naming it when unreadable or not JSON.
 nlohmann::json read_json_file(const std::string& path);
 

@@ -50,11 +50,17 @@ struct Generator::Impl {
     was_training = model->is_training();
     model->eval();
     rows.resize(static_cast<size_t>(max_rows));
-    python_start = tok->special_id("<|python_start|>");
-    python_end = tok->special_id("<|python_end|>");
-    output_start = tok->special_id("<|output_start|>");
-    output_end = tok->special_id("<|output_end|>");
-    assistant_end = tok->special_id("<|assistant_end|>");
+    // A tokenizer without nanochat's chat tokens (GPT-2's) gets -1: never sampled, so the tool
+    // state machine and the default stop on <|assistant_end|> stay inert.
+    auto id = [&](const char* name) -> int64_t {
+      auto v = tok->find_special(name);
+      return v ? int64_t(*v) : -1;
+    };
+    python_start = id("<|python_start|>");
+    python_end = id("<|python_end|>");
+    output_start = id("<|output_start|>");
+    output_end = id("<|output_end|>");
+    assistant_end = id("<|assistant_end|>");
     bos = tok->bos_id();
   }
   ~Impl() {

@@ -1,6 +1,8 @@
 // make_model: the architecture a config names, built, initialised and placed on its device. The
 // one place that maps model.arch to a class (lm.h).
+#include "core/error.h"
 #include "model/gpt.h"
+#include "model/gpt2.h"
 #include "model/lm.h"
 
 namespace kiln::model {
@@ -9,7 +11,10 @@ Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, 
   // Built on the CPU, initialised there (a seed gives the same weights on every device), then
   // moved; on the meta device only the shapes exist (parameter counts, FLOPs).
   const torch::Device build = device.is_meta() ? device : torch::Device(torch::kCPU);
-  Model model = std::make_shared<GPTImpl>(GPTConfig::from(m, vocab_size), build);
+  Model model;
+  if (m.arch == "nanochat") model = std::make_shared<GPTImpl>(GPTConfig::from(m, vocab_size), build);
+  else if (m.arch == "gpt2") model = std::make_shared<GPT2Impl>(GPT2Config::from(m, vocab_size), build);
+  else throw Error("model.arch = \"" + m.arch + "\" is not an architecture kiln builds", "use nanochat or gpt2");
   if (device.is_meta()) return model;
   model->init_weights(seed);
   model->to(device);

@@ -239,7 +239,7 @@ void AdamW::step() {
   auto& s = *impl_;
   size_t i = 0;
   for (auto& group : s.groups) {
-    const double lr = group.lr;
+    const double lr = group.lr, wd = group.weight_decay >= 0 ? group.weight_decay : s.weight_decay;
     for (auto& p : group.params) {
       const size_t k = i++;
       if (!s.owned[k]) continue;
@@ -250,7 +250,7 @@ void AdamW::step() {
         s.exp_avg_sq[k] = torch::zeros_like(p);
       }
       const int64_t t = ++s.step[k];
-      if (s.weight_decay != 0.0) p.mul_(1.0 - lr * s.weight_decay);  // mul_(1.0) would be a no-op
+      if (wd != 0.0) p.mul_(1.0 - lr * wd);  // mul_(1.0) would be a no-op
       s.exp_avg[k].lerp_(g, 1.0 - s.beta1);
       s.exp_avg_sq[k].mul_(s.beta2).addcmul_(g, g, 1.0 - s.beta2);
       // Same double arithmetic as torch.optim.adamw._single_tensor_adamw.
@@ -357,6 +357,23 @@ double adamw_lr_scale(int64_t width) { return std::pow(double(width) / 768.0, -0
 
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width) {
+  if (o.recipe == "adamw") {
+    std::vector<torch::Tensor> decay, no_decay;
+    std::vector<std::string> decay_n, no_decay_n;
+    for (const auto& g : groups) {
+      const bool vector = g.role == "vector";
+      if (!vector && g.role != "matrix" && g.role != "embedding" && g.role != "unembedding")
+        throw Error("optim: the adamw recipe has no rule for parameters of role '" + g.role + "' (" +
+                    (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)");
+      TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
+                  " names for ", g.params.size(), " parameters");
+      (vector ? no_decay : decay).insert((vector ? no_decay : decay).end(), g.params.begin(), g.params.end());
+      (vector ? no_decay_n : decay_n).insert((vector ? no_decay_n : decay_n).end(), g.names.begin(), g.names.end());
+    }
+    AdamW adamw({{decay, o.lr, decay_n, o.weight_decay}, {no_decay, o.lr, no_decay_n, 0.0}}, o.adam_beta1,
+                o.adam_beta2, o.adam_eps, o.weight_decay);
+    return Optimizers{Muon({}, o.matrix_lr, o.muon_momentum_end, o.ns_steps), std::move(adamw)};
+  }
   // Per role: the tensors and their names (the state is keyed by name, Note [Optimizer state by name]).
   std::vector<torch::Tensor> matrix, embedding, unembedding;
   std::vector<std::string> matrix_n, embedding_n, unembedding_n;
@@ -365,7 +382,8 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
     auto* dst_n = g.role == "matrix" ? &matrix_n : g.role == "embedding" ? &embedding_n : &unembedding_n;
     if (!dst)
       throw Error("optim: the Muon + AdamW recipe has no rule for parameters of role '" + g.role + "' (" +
-                  (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)");
+                      (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)",
+                  "optim.recipe adamw steps every role (GPT-2's recipe)");
     TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
                 " names for ", g.params.size(), " parameters");
     dst->insert(dst->end(), g.params.begin(), g.params.end());

@@ -59,6 +59,7 @@ class AdamW {
     std::vector<torch::Tensor> params;
     double lr;
     std::vector<std::string> names = {};  // per parameter, for the state keys; empty: positions
+    double weight_decay = -1.0;           // < 0: the optimizer's weight_decay
   };
   AdamW(std::vector<Group> groups, double beta1 = 0.8, double beta2 = 0.95, double eps = 1e-10,
         double weight_decay = 0.0);
@@ -91,10 +92,12 @@ double muon_momentum(int64_t step, double start, double end, int64_t warmup);
 // nanochat's width rule for the AdamW lrs: (width / 768)^-0.5 (d20: 0.7746).
 double adamw_lr_scale(int64_t width);
 
-// nanochat's optimizer setup from a model's parameter groups (model::LM::param_groups): Muon
-// (matrix_lr) on the "matrix" role; AdamW with two groups, "unembedding" (unembedding_lr) then
-// "embedding" (embedding_lr), both times adamw_lr_scale(width). A role it has no rule for is an
-// error.
+// The optimizers of optim.recipe from a model's parameter groups (model::LM::param_groups).
+// nanochat: Muon (matrix_lr) on the "matrix" role; AdamW with two groups, "unembedding"
+// (unembedding_lr) then "embedding" (embedding_lr), both times adamw_lr_scale(width).
+// adamw (GPT-2, nanoGPT): no Muon parameters; AdamW at optim.lr with two groups, every 2-D role
+// (matrix, embedding, unembedding) with weight_decay, then "vector" (biases, norms) without.
+// A role the recipe has no rule for is an error.
 struct Optimizers {
   Muon muon;
   AdamW adamw;

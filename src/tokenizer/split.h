@@ -13,6 +13,9 @@ namespace kiln::tok {
 inline constexpr const char* kGpt4Pattern =
     R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)";
 
+// GPT-2's pattern (OpenAI's encoder.py; tiktoken's r50k_base is its possessive rewrite).
+inline constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 class Splitter {
  public:
   // Throws kiln::Error (naming `where`) when the pattern does not compile.

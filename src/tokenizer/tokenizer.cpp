@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -23,6 +24,8 @@ namespace kiln::tok {
 struct Tokenizer::Impl {
   std::string pattern;
   std::vector<Merge> merges;
+  std::vector<uint32_t> byte_ids;        // id of each byte value; empty = identity
+  std::vector<std::string> specials;     // in id order after the merges
   PairMap ranks;                         // (a, b) -> merge rank
   std::vector<std::string> token_str;    // bytes of each id (a special's own name)
   std::vector<int32_t> token_bytes;      // UTF-8 byte length per id, 0 for specials
@@ -31,11 +34,22 @@ struct Tokenizer::Impl {
   std::string sha;
   std::unique_ptr<Splitter> splitter;
 
+  uint32_t id_of(uint8_t b) const { return byte_ids.empty() ? b : byte_ids[b]; }
+
   void build(const std::string& where) {
     splitter = std::make_unique<Splitter>(pattern, where);
     n_ordinary = 256 + uint32_t(merges.size());
-    token_str.clear();
-    for (int b = 0; b < 256; ++b) token_str.emplace_back(1, char(b));
+    if (specials.empty()) specials = special_tokens();
+    if (!byte_ids.empty()) {
+      std::vector<char> seen(256, 0);
+      for (uint32_t id : byte_ids)
+        if (id < 256) seen[id] = 1;
+      if (byte_ids.size() != 256 || std::count(seen.begin(), seen.end(), 1) != 256)
+        throw Error(where + ": byte_ids is not a permutation of 0..255",
+                    "the file is corrupt; re-import it (./tokenizer import-gpt2) or retrain");
+    }
+    token_str.assign(256, std::string());
+    for (int b = 0; b < 256; ++b) token_str[id_of(uint8_t(b))] = std::string(1, char(b));
     ranks.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
       auto [a, b] = merges[r];
@@ -53,7 +67,7 @@ struct Tokenizer::Impl {
     }
     token_bytes.assign(token_str.size(), 0);
     for (size_t i = 0; i < token_str.size(); ++i) token_bytes[i] = int32_t(token_str[i].size());
-    for (const auto& s : special_tokens()) {
+    for (const auto& s : specials) {
       token_str.push_back(s);
       token_bytes.push_back(0);
     }
@@ -64,11 +78,11 @@ struct Tokenizer::Impl {
 
   // One chunk: a whole-token lookup first (most chunks), else BPE merges by rank (bpe_merge.h).
   void encode_chunk(std::string_view chunk, std::vector<uint32_t>& out) const {
-    if (chunk.size() == 1) { out.push_back(uint8_t(chunk[0])); return; }
+    if (chunk.size() == 1) { out.push_back(id_of(uint8_t(chunk[0]))); return; }
     if (auto it = whole.find(chunk); it != whole.end()) { out.push_back(it->second); return; }
     thread_local std::vector<uint32_t> ids;
     ids.resize(chunk.size());
-    for (size_t i = 0; i < chunk.size(); ++i) ids[i] = uint8_t(chunk[i]);
+    for (size_t i = 0; i < chunk.size(); ++i) ids[i] = id_of(uint8_t(chunk[i]));
     size_t n = bpe_merge(ids, chunk.size(), ranks);
     out.insert(out.end(), ids.begin(), ids.begin() + n);
   }
@@ -83,10 +97,13 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
-Tokenizer Tokenizer::from_merges(std::vector<Merge> merges, const std::string& pattern) {
+Tokenizer Tokenizer::from_merges(std::vector<Merge> merges, const std::string& pattern,
+                                 std::vector<uint32_t> byte_ids, std::vector<std::string> specials) {
   Tokenizer t;
   t.impl_->pattern = pattern.empty() ? kGpt4Pattern : pattern;
   t.impl_->merges = std::move(merges);
+  t.impl_->byte_ids = std::move(byte_ids);
+  t.impl_->specials = std::move(specials);
   t.impl_->build("tokenizer");
   t.impl_->sha = sha256_hex(t.to_json());
   return t;
@@ -128,22 +145,33 @@ Tokenizer Tokenizer::load(const std::string& path) {
       return uint32_t(v.get<uint64_t>());
     };
     for (const auto& m : need("merges")) t.impl_->merges.emplace_back(id(m.at(0)), id(m.at(1)));
+    if (j.contains("byte_ids"))
+      for (const auto& b : j.at("byte_ids")) t.impl_->byte_ids.push_back(id(b));
+    // The specials in id order (an object's keys come back sorted by name, not by id).
+    std::vector<std::pair<uint64_t, std::string>> sp;
+    for (const auto& [name, v] : need("special_tokens").items()) sp.emplace_back(id(v), name);
+    std::sort(sp.begin(), sp.end());
+    for (const auto& [v, name] : sp) t.impl_->specials.push_back(name);
+    if (sp.empty())
+      throw Error("[tokenizer] " + path + ": special_tokens is empty",
+                  "a kiln tokenizer has at least one special token (the document separator)");
   } catch (const nlohmann::json::exception& e) {
     throw Error("[tokenizer] " + path + ": wrong type or shape: " + e.what(), "retrain with ./tokenizer train");
   }
   t.impl_->build("[tokenizer] " + path);
   // The stored specials, vocab size and byte lengths are redundant: check them, trust nothing.
   const auto& sp = need("special_tokens");
-  for (size_t i = 0; i < special_tokens().size(); ++i) {
-    const auto& name = special_tokens()[i];
-    if (!sp.contains(name) || sp[name] != t.impl_->n_ordinary + i)
-      throw Error("[tokenizer] " + path + ": special token " + name + " is missing or has the wrong id (expected " +
-                      std::to_string(t.impl_->n_ordinary + i) + ")",
-                  "special tokens follow the merges in nanochat's order; retrain with ./tokenizer train");
+  for (size_t i = 0; i < t.impl_->specials.size(); ++i) {
+    const auto& name = t.impl_->specials[i];
+    if (sp[name] != t.impl_->n_ordinary + i)
+      throw Error("[tokenizer] " + path + ": special token " + name + " has id " + sp[name].dump() + ", expected " +
+                      std::to_string(t.impl_->n_ordinary + i),
+                  "special tokens follow the merges with consecutive ids; retrain with ./tokenizer train");
   }
   if (need("vocab_size") != t.vocab_size() || need("token_bytes").size() != t.vocab_size())
     throw Error("[tokenizer] " + path + ": vocab_size " + j["vocab_size"].dump() + " does not match 256 + " +
-                    std::to_string(t.impl_->merges.size()) + " merges + 9 specials",
+                    std::to_string(t.impl_->merges.size()) + " merges + " + std::to_string(t.impl_->specials.size()) +
+                    " specials",
                 "the file is inconsistent; retrain with ./tokenizer train");
   t.impl_->sha = sha256_hex(bytes);
   return t;
@@ -154,7 +182,7 @@ std::string Tokenizer::to_json() const {
   // tokenizers (the SHA-256 of these bytes identifies the tokenizer).
   using oj = nlohmann::ordered_json;
   oj specials = oj::object();
-  for (size_t i = 0; i < special_tokens().size(); ++i) specials[special_tokens()[i]] = impl_->n_ordinary + i;
+  for (size_t i = 0; i < impl_->specials.size(); ++i) specials[impl_->specials[i]] = impl_->n_ordinary + i;
   oj merges = oj::array();
   for (auto [a, b] : impl_->merges) merges.push_back({a, b});
   std::string s = "{\n";
@@ -163,20 +191,12 @@ std::string Tokenizer::to_json() const {
   s += "\"vocab_size\": " + std::to_string(vocab_size()) + ",\n";
   s += "\"special_tokens\": " + specials.dump() + ",\n";
   s += "\"merges\": " + merges.dump() + ",\n";
+  if (!impl_->byte_ids.empty()) s += "\"byte_ids\": " + oj(impl_->byte_ids).dump() + ",\n";  // absent = identity
   s += "\"token_bytes\": " + oj(impl_->token_bytes).dump() + "\n}\n";
   return s;
 }
 
-void Tokenizer::save(const std::string& path) const {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("[tokenizer] cannot write " + tmp, "check that the output directory exists and is writable");
-    f << to_json();
-    if (!f.flush()) throw Error("[tokenizer] writing " + tmp + " failed", "check free disk space");
-  }
-  std::filesystem::rename(tmp, path);
-}
+void Tokenizer::save(const std::string& path) const { write_text_file(path, to_json()); }
 
 std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<uint32_t> out;
@@ -190,12 +210,13 @@ std::vector<uint32_t> Tokenizer::encode_with_specials(std::string_view text) con
   size_t start = 0, pos = 0;
   while ((pos = text.find("<|", pos)) != std::string_view::npos) {
     size_t hit = 0;
-    for (size_t i = 0; i < special_tokens().size() && !hit; ++i)
-      if (text.substr(pos).starts_with(special_tokens()[i])) hit = i + 1;
+    const auto& sp = impl_->specials;
+    for (size_t i = 0; i < sp.size() && !hit; ++i)
+      if (text.substr(pos).starts_with(sp[i])) hit = i + 1;
     if (!hit) { pos += 2; continue; }
     impl_->encode_ordinary(text.substr(start, pos - start), out);
     out.push_back(impl_->n_ordinary + uint32_t(hit - 1));
-    pos += special_tokens()[hit - 1].size();
+    pos += sp[hit - 1].size();
     start = pos;
   }
   impl_->encode_ordinary(text.substr(start), out);
@@ -222,15 +243,31 @@ std::string Tokenizer::decode_token(uint32_t id) const {
   return impl_->token_str[id];
 }
 
-uint32_t Tokenizer::vocab_size() const { return impl_->n_ordinary + uint32_t(special_tokens().size()); }
+uint32_t Tokenizer::vocab_size() const { return impl_->n_ordinary + uint32_t(impl_->specials.size()); }
 uint32_t Tokenizer::bos_id() const { return impl_->n_ordinary; }
 
-uint32_t Tokenizer::special_id(std::string_view name) const {
-  for (size_t i = 0; i < special_tokens().size(); ++i)
-    if (special_tokens()[i] == name) return impl_->n_ordinary + uint32_t(i);
-  throw Error("[tokenizer] unknown special token '" + std::string(name) + "'",
-              "the special tokens are <|bos|>, <|user_start|>, ... <|output_end|> (nanochat's nine)");
+std::optional<uint32_t> Tokenizer::find_special(std::string_view name) const {
+  const auto& sp = impl_->specials;
+  for (size_t i = 0; i < sp.size(); ++i)
+    if (sp[i] == name) return impl_->n_ordinary + uint32_t(i);
+  return std::nullopt;
 }
+
+uint32_t Tokenizer::special_id(std::string_view name) const {
+  if (auto id = find_special(name)) return *id;
+  const auto& sp = impl_->specials;
+  std::string have;
+  for (const auto& s : sp) have += (have.empty() ? "" : " ") + s;
+  throw Error("[tokenizer] this tokenizer has no special token '" + std::string(name) + "' (it has: " + have + ")",
+              sp == special_tokens()
+                  ? std::string("nanochat's nine are <|bos|>, <|user_start|>, ... <|output_end|>")
+                  : std::string("chat (midtrain, sft, ./chat, chat sampling) needs nanochat's chat tokens, which a "
+                                "GPT-2 tokenizer lacks: use plain text (./sample without --chat, pretrain-style "
+                                "fine-tuning) or a tokenizer from ./tokenizer train"));
+}
+
+const std::vector<std::string>& Tokenizer::specials() const { return impl_->specials; }
+uint32_t Tokenizer::byte_id(uint8_t b) const { return impl_->id_of(b); }
 
 const std::vector<int32_t>& Tokenizer::token_bytes() const { return impl_->token_bytes; }
 const std::string& Tokenizer::sha256() const { return impl_->sha; }

@@ -1,9 +1,11 @@
 // Byte-level BPE tokenizer, GPT-4 style (the nanochat tokenizer): PCRE2 split pattern with
 // \p{N}{1,2}, 256 byte tokens first, merges in rank order, the nine nanochat special tokens last.
-// Every byte string round-trips. The JSON file format is fixed by ARCHITECTURE.md §3.
+// Every byte string round-trips. The JSON file format is fixed by ARCHITECTURE.md §3. OpenAI's
+// GPT-2 tokenizer is the same machine with its own pattern, byte order and one special (gpt2_files.h).
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,7 +13,7 @@
 
 namespace kiln::tok {
 
-// The special tokens, in id order after the merges.
+// nanochat's special tokens (what ./tokenizer train writes), in id order after the merges.
 inline const std::vector<std::string>& special_tokens() {
   static const std::vector<std::string> s = {
       "<|bos|>",          "<|user_start|>",   "<|user_end|>",   "<|assistant_start|>",
@@ -27,12 +29,19 @@ class Tokenizer {
   // Load a tokenizer JSON; throws kiln::Error naming the file on any problem.
   static Tokenizer load(const std::string& json_path);
   // Build from merges in rank order (what training produces); pattern "" means the GPT-4 one.
-  static Tokenizer from_merges(std::vector<Merge> merges, const std::string& pattern = "");
+  // byte_ids: the id of each byte value (a permutation of 0..255; empty = byte b is id b, as
+  // ./tokenizer train makes; GPT-2 orders them otherwise). specials: empty = nanochat's nine.
+  static Tokenizer from_merges(std::vector<Merge> merges, const std::string& pattern = "",
+                               std::vector<uint32_t> byte_ids = {}, std::vector<std::string> specials = {});
   // The JSON document (format "kiln.tokenizer" v1); save() writes it atomically (tmp + rename).
   std::string to_json() const;
   void save(const std::string& json_path) const;
   const std::vector<Merge>& merges() const;
   const std::string& pattern() const;
+  // This tokenizer's special tokens in id order (nanochat's nine, or GPT-2's <|endoftext|>).
+  const std::vector<std::string>& specials() const;
+  // The id of byte value b (b, unless the tokenizer orders its byte tokens otherwise).
+  uint32_t byte_id(uint8_t b) const;
 
   // Ordinary text: special-token strings in the text are encoded as plain bytes.
   std::vector<uint32_t> encode(std::string_view text) const;
@@ -44,9 +53,12 @@ class Tokenizer {
   std::string decode_token(uint32_t id) const;
 
   uint32_t vocab_size() const;  // bytes + merges + specials
-  uint32_t bos_id() const;
-  // Id of a special token such as "<|assistant_start|>"; throws if unknown.
+  uint32_t bos_id() const;  // the first special: <|bos|>, or GPT-2's <|endoftext|>
+  // Id of a special token such as "<|assistant_start|>"; throws kiln::Error if this tokenizer
+  // has none such (a GPT-2 tokenizer has no chat tokens: chat stages and ./chat stop there).
   uint32_t special_id(std::string_view name) const;
+  // The same, or nullopt when this tokenizer has no such token (the engine's optional tool tokens).
+  std::optional<uint32_t> find_special(std::string_view name) const;
   // UTF-8 byte length of every token (0 for specials), for bits-per-byte.
   const std::vector<int32_t>& token_bytes() const;
   // SHA-256 (hex) of the tokenizer JSON file's bytes: shards and checkpoints carry it.
