@@ -129,7 +129,9 @@ std::string content_text(const json& c, size_t i) {
   if (c.is_array()) {  // [{"type": "text", "text": "..."}]
     std::string out;
     for (const json& part : c) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part.at("text").is_string())
+      // json == "text" is false for a non-string type (value("type", "") would throw on one).
+      if (!part.is_object() || !part.contains("type") || part.at("type") != "text" || !part.contains("text") ||
+          !part.at("text").is_string())
         throw bad(where + ": only text parts {\"type\": \"text\", \"text\": ...} are supported", "messages", "invalid_type");
       out += part.at("text").get<std::string>();
     }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz.h"
+#include "tokenizer/gpt2_files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::fuzz {
@@ -61,6 +62,19 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
                   R"({"role": "assistant", "content": [{"type": "text", "text": "x"}, {"type": "python", "text": "1+1"}, )"
                   R"({"type": "python_output", "text": "2"}]}]})");
     out.push_back(R"({"question": "2+2?", "answer": "It is <<2+2=4>>4.\n#### 4"})");
+  } else if (target == "gpt2_files") {  // 256 byte tokens + 3 merges + <|endoftext|>, NUL-separated
+    nlohmann::ordered_json enc;
+    for (int b = 0; b < 256; ++b) enc[tok::gpt2_byte_char(uint8_t(b))] = b;
+    const std::string sp = tok::gpt2_byte_char(' ');
+    enc["ab"] = 256, enc[sp + "a"] = 257, enc[sp + "ab"] = 258, enc["<|endoftext|>"] = 259;
+    out.push_back(enc.dump() + '\0' + "#version: 0.2\na b\n" + sp + " a\n" + sp + "a b\n");
+  } else if (target == "serve_request") {  // first byte: even = chat, odd = completion
+    out.push_back(std::string(1, char(0)) +
+                  R"({"model": "kiln", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},)"
+                  R"( {"role": "assistant", "content": [{"type": "text", "text": "ab"}]}, {"role": "user", "content": "cd"}],)"
+                  R"( "temperature": 0.7, "top_p": 0.9, "top_k": 40, "max_tokens": 20, "n": 2, "seed": 3, "stop": ["x", "yz"],)"
+                  R"( "stream": true, "stream_options": {"include_usage": true}})");
+    out.push_back(std::string(1, char(1)) + R"({"prompt": "abcd", "max_completion_tokens": 5, "stop": "d", "seed": -1})");
   } else {  // hdf5_shard: choices; a valid shard is mostly "default" choices
     out.push_back(std::string(200, char(23)));
     out.push_back(std::string(300, char(29)));

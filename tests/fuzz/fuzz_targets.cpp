@@ -1,5 +1,6 @@
 // One fuzz target per parser of a file a user hands kiln: YAML config, tokenizer JSON, HDF5 shard
-// (attributes, dataset types and values), safetensors header, checkpoint meta.json, chat JSONL.
+// (attributes, dataset types and values), safetensors header, checkpoint meta.json, chat JSONL,
+// GPT-2's encoder.json + vocab.bpe, and the body of a request to ./serve (from the network).
 // Each takes arbitrary bytes; the only allowed failure is kiln::Error (the driver checks that).
 #include "fuzz.h"
 
@@ -15,7 +16,9 @@
 #include "data/shard.h"
 #include "data/shard_h5.h"
 #include "model/safetensors_header.h"
+#include "serve/request.h"
 #include "tokenizer/chat.h"
+#include "tokenizer/gpt2_files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::fuzz {
@@ -77,6 +80,32 @@ void chat_jsonl(std::string_view in) {
       throw Error(std::string("line ") + std::to_string(line) + ": not JSON: " + ex.what());
     }
     tok::render_conversation(t, tok::conversation_from_json(rec, "fuzz.jsonl:" + std::to_string(line)), 64);
+  }
+}
+
+// GPT-2's tokenizer pair: the input is split at its first NUL into encoder.json and vocab.bpe.
+void gpt2_files(std::string_view in) {
+  const size_t cut = in.find('\0');
+  const std::string enc = scratch("encoder.json"), bpe = scratch("vocab.bpe");
+  write_file(enc, in.substr(0, cut));
+  write_file(bpe, cut == std::string_view::npos ? std::string_view() : in.substr(cut + 1));
+  auto t = tok::import_gpt2_files(enc, bpe);
+  t.decode(t.encode("hello world, 12345 fuzz"));
+}
+
+// A request body of POST /v1/chat/completions (first byte even) or /v1/completions. A refusal must
+// be a 4xx ApiError (the server answers it as such); a 5xx or any other exception is a bug.
+void serve_request(std::string_view in) {
+  static const tok::Tokenizer t = tok::Tokenizer::from_merges({{'a', 'b'}, {'c', 'd'}, {256, 257}});
+  serve::Limits L;
+  L.context = 256, L.max_n = 4, L.max_tokens = 200, L.default_max_tokens = 16;
+  const bool chat = in.empty() || uint8_t(in[0]) % 2 == 0;
+  const std::string body(in.empty() ? in : in.substr(1));
+  try {
+    chat ? serve::parse_chat_request(body, t, L) : serve::parse_completion_request(body, t, L);
+  } catch (const serve::ApiError& e) {
+    if (e.status < 400 || e.status > 499) throw std::runtime_error("ApiError with status " + std::to_string(e.status));
+    throw Error(e.what());
   }
 }
 
@@ -164,7 +193,8 @@ void shard(std::string_view in) {
 const std::vector<Target>& targets() {
   static const std::vector<Target> t = {{"yaml_config", config, 5000},         {"tokenizer_json", tokenizer, 2000},
                                         {"hdf5_shard", shard, 600},            {"safetensors", safetensors, 3000},
-                                        {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000}};
+                                        {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000},
+                                        {"gpt2_files", gpt2_files, 1500},      {"serve_request", serve_request, 5000}};
   return t;
 }
 

@@ -172,6 +172,7 @@ TEST(ServeRequest, EveryMistakeIsA400WithItsParam) {
       {R"({"messages":[{"role":"robot","content":"hi"}]})", "invalid_role", "messages"},
       {R"({"messages":[{"role":"user"}]})", "invalid_type", "messages"},
       {R"({"messages":[{"role":"user","content":7}]})", "invalid_type", "messages"},
+      {R"({"messages":[{"role":"user","content":[{"type":5,"text":"x"}]}]})", "invalid_type", "messages"},
       {R"({"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]})", "invalid_role", "messages"},
       {R"({"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]})", "invalid_role", "messages"},
       {R"({"messages":)" + u + R"(,"temperature":2.01})", "invalid_value", "temperature"},
