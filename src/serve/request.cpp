@@ -143,6 +143,10 @@ std::string content_text(const json& c, size_t i) {
 
 Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
   const json j = parse_body(body);
+  // A base model's tokenizer (GPT-2's) has no chat template: say so, not "roles out of order".
+  if (!tok.find_special("<|user_start|>") || !tok.find_special("<|assistant_start|>"))
+    throw bad("this model's tokenizer has no chat tokens (a base model such as GPT-2): use /v1/completions",
+              "messages", "chat_not_supported");
   if (!has(j, "messages") || !j.at("messages").is_array())
     throw bad("'messages' is required: a list of {\"role\", \"content\"}", "messages", "missing_required_parameter");
   const json& msgs = j.at("messages");

@@ -216,3 +216,19 @@ TEST(ServeJson, InvalidUtf8IsReplacedNotThrown) {
 }
 
 }  // namespace
+
+// A base model's tokenizer (GPT-2's: only <|endoftext|>) has no chat template: /v1/chat/completions
+// says so as a 400 naming /v1/completions, which still works.
+TEST(ServeRequest, ChatWithoutChatTokensIsA400PointingToCompletions) {
+  const auto t = kiln::tok::Tokenizer::from_merges({}, "", {}, {"<|endoftext|>"});
+  try {
+    kiln::serve::parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}]})", t, limits());
+    FAIL() << "accepted a chat request without chat tokens";
+  } catch (const kiln::serve::ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.code, "chat_not_supported");
+    EXPECT_NE(std::string(e.what()).find("/v1/completions"), std::string::npos) << e.what();
+  }
+  auto c = kiln::serve::parse_completion_request(R"({"prompt":"ab","max_tokens":3})", t, limits());
+  EXPECT_EQ(c.prompt.front(), t.bos_id());
+}
