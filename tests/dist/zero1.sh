@@ -6,7 +6,8 @@
 #     after step 40 -> resume step 40 on 2 ranks to step 60: losses within 1e-5 of the
 #     uninterrupted 2-rank run (same data per step: the cursor remap; unit test test_cursor_remap);
 #  3. exact resume with ZeRO-1 after SIGKILL of both ranks at a random step: bit-identical;
-#  4. a resume on 3 ranks, which cannot keep train.total_batch_size, is refused by name.
+#  4. a resume on 3 ranks, which cannot keep train.total_batch_size, is refused by name;
+#  5. the GPT-2 architecture (AdamW recipe, tied weight owned once): ZeRO-1 = DDP.
 # Needs mpirun, python3 with torch + safetensors, KILN_DATA.
 source "$(dirname "$0")/lib.sh"
 py=${KILN_PYTHON:-python3}
@@ -100,4 +101,15 @@ rc=$?; set -e
 grep -q "3 ranks cannot keep train.total_batch_size = 1024" "$tmp/three.log" || { cat "$tmp/three.log"; fail "no clear refusal"; }
 grep -q "mpirun -np N with N in {1, 2, 4}" "$tmp/three.log" || fail "the refusal does not name the rank counts that work"
 echo "resume on 3 ranks refused: $(grep -o '3 ranks cannot keep[^:]*' "$tmp/three.log" | head -1)"
+
+# ---- 5. the GPT-2 architecture (AdamW recipe, tied embedding/head): ZeRO-1 = DDP ----------------
+g=("$root/configs/gpt2_tiny.yaml" "${TINY_ARGS[@]:1}" train.max_steps=12 train.device_batch_size=4
+   train.total_batch_size=512 checkpoint.every=0 eval.every=6 log.every=6)
+mpi "${g[@]}" run.dir="$tmp/g_ddp" >"$tmp/g_ddp.log" 2>&1 || { tail -30 "$tmp/g_ddp.log"; fail "GPT-2 DDP run"; }
+mpi "${g[@]}" dist.zero1=true run.dir="$tmp/g_z" >"$tmp/g_z.log" 2>&1 || { tail -30 "$tmp/g_z.log"; fail "GPT-2 ZeRO-1 run"; }
+grep -q "ZeRO-1: each reduced to its owner rank" "$tmp/g_z.log" || fail "the GPT-2 run did not use ZeRO-1"
+cmp=$("$py" "$root/tests/dist/compare_runs.py" "$tmp/g_z" "$tmp/g_ddp" 12) || fail "compare: $cmp"
+echo "GPT-2 architecture, ZeRO-1 vs DDP, 2 ranks, 12 steps: $cmp"
+le "$(val "$cmp" loss)" 1e-5 || fail "GPT-2 ZeRO-1 losses differ from DDP by more than 1e-5"
+le "$(val "$cmp" weights)" 1e-6 || fail "GPT-2 ZeRO-1 weights differ from DDP by more than 1e-6"
 echo "PASS"
