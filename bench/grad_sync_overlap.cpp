@@ -58,6 +58,10 @@ class LaunchClock : public kiln::dist::Comm {
     launches.push_back(std::chrono::steady_clock::now());
     return c_.all_reduce(t, op, async);
   }
+  std::shared_ptr<kiln::dist::Work> reduce(torch::Tensor& t, kiln::dist::ReduceOp op, int root, bool async) override {
+    launches.push_back(std::chrono::steady_clock::now());
+    return c_.reduce(t, op, root, async);
+  }
   std::shared_ptr<kiln::dist::Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out,
                                                    kiln::dist::ReduceOp op, bool async) override {
     return c_.reduce_scatter(in, out, op, async);

@@ -30,6 +30,9 @@ class Comm {
   virtual ~Comm() = default;
   // In place. async=true returns at once with a Work to wait on; false waits before returning.
   virtual std::shared_ptr<Work> all_reduce(torch::Tensor& t, ReduceOp op, bool async = false) = 0;
+  // In place on `root`: t = the reduction of every rank's t; other ranks' t is left unchanged
+  // (ZeRO-1 reduces each gradient bucket to the rank that owns it).
+  virtual std::shared_ptr<Work> reduce(torch::Tensor& t, ReduceOp op, int root, bool async = false) = 0;
   // out = this rank's 1/world slice of the reduction of `in` (in.numel() divisible by world).
   virtual std::shared_ptr<Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op,
                                                bool async = false) = 0;

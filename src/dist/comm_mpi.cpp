@@ -91,20 +91,13 @@ class MpiComm : public Comm {
 
   std::shared_ptr<Work> all_reduce(torch::Tensor& t, ReduceOp op, bool async) override {
     check_cpu(t, "all_reduce");
-    auto w = std::make_shared<MpiWork>();
-    torch::Tensor buf = staged(t, op);
-    w->keep = {t, buf};
-    // MPI counts are int: reduce in chunks of at most INT_MAX elements.
-    const int64_t n = buf.numel();
-    char* base = static_cast<char*>(buf.data_ptr());
-    for (int64_t off = 0; off < n; off += INT_MAX) {
-      const int cnt = static_cast<int>(std::min<int64_t>(INT_MAX, n - off));
-      w->reqs.emplace_back();
-      KILN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, base + off * buf.element_size(), cnt,
-                                    reduce_type(buf.scalar_type()), mpi_op(op), comm_, &w->reqs.back()));
-    }
-    w->after = finisher(t, buf, op);
-    return launched(w, async);
+    return reduce_to(t, op, /*root=*/-1, async);
+  }
+
+  std::shared_ptr<Work> reduce(torch::Tensor& t, ReduceOp op, int root, bool async) override {
+    check_cpu(t, "reduce");
+    TORCH_CHECK(root >= 0 && root < world_, "reduce: root ", root, " is not a rank of ", world_);
+    return reduce_to(t, op, root, async);
   }
 
   std::shared_ptr<Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op,
@@ -164,6 +157,30 @@ class MpiComm : public Comm {
   }
 
  private:
+  // In place: every rank's result (root < 0: MPI_Iallreduce) or only root's (MPI_Ireduce; the
+  // others' tensors are left as they were). MPI counts are int: chunks of at most INT_MAX elements.
+  std::shared_ptr<Work> reduce_to(torch::Tensor& t, ReduceOp op, int root, bool async) {
+    auto w = std::make_shared<MpiWork>();
+    const bool all = root < 0, me = rank_ == root;
+    torch::Tensor buf = staged(t, op);
+    w->keep = {t, buf};
+    const int64_t n = buf.numel();
+    char* base = static_cast<char*>(buf.data_ptr());
+    for (int64_t off = 0; off < n; off += INT_MAX) {
+      const int cnt = static_cast<int>(std::min<int64_t>(INT_MAX, n - off));
+      char* p = base + off * buf.element_size();
+      const MPI_Datatype type = reduce_type(buf.scalar_type());
+      w->reqs.emplace_back();
+      if (all)
+        KILN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, p, cnt, type, mpi_op(op), comm_, &w->reqs.back()));
+      else
+        KILN_MPI_CHECK(MPI_Ireduce(me ? MPI_IN_PLACE : p, me ? p : nullptr, cnt, type, mpi_op(op), root, comm_,
+                                   &w->reqs.back()));
+    }
+    if (all || me) w->after = finisher(t, buf, op);  // only the root holds a reduce's result
+    return launched(w, async);
+  }
+
   static void check_cpu(const torch::Tensor& t, const char* what) {
     TORCH_CHECK(t.defined(), what, ": undefined tensor");
     TORCH_CHECK(t.device().is_cpu(), what, ": MpiComm reduces CPU tensors; got one on ", t.device(),

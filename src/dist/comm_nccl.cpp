@@ -150,6 +150,16 @@ class NcclComm : public Comm {
     });
   }
 
+  std::shared_ptr<Work> reduce(torch::Tensor& t, ReduceOp op, int root, bool async) override {
+    check(t, "reduce");
+    check_op(t, op);
+    TORCH_CHECK(root >= 0 && root < world_, "reduce: root ", root, " is not a rank of ", world_);
+    return launch("reduce", {t}, async, [&](cudaStream_t s) {
+      KILN_NCCL_CHECK(ncclReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), nccl_op(op), root,
+                                 comm_, s));
+    });
+  }
+
   std::shared_ptr<Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op,
                                        bool async) override {
     check(in, "reduce_scatter");

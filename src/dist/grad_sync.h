@@ -27,10 +27,14 @@ class GradSync {
   // Verifies that all ranks hold the same parameter shapes (error names the rank that differs).
   // overlap=false reduces all buckets after backward instead (for the overlap benchmark).
   // Parameters with requires_grad=false are skipped. Collective: every rank constructs together.
-  GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb = 25.0, bool overlap = true);
+  // owners (ZeRO-1, dist/zero1.h): owners[i] is the rank that steps parameter i; each bucket then
+  // holds one owner's parameters and is reduced to that rank only, so after finish() only the
+  // grads of the parameters this rank owns are the mean over ranks. Empty: all-reduce (DDP).
+  GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb = 25.0, bool overlap = true,
+           std::vector<int> owners = {});
   // The same, with parameter names for the error messages (module->named_parameters()).
   GradSync(const torch::OrderedDict<std::string, torch::Tensor>& named_params, Comm& comm,
-           double bucket_mb = 25.0, bool overlap = true);
+           double bucket_mb = 25.0, bool overlap = true, std::vector<int> owners = {});
   ~GradSync();  // removes the autograd hooks
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;

@@ -4,6 +4,8 @@
 #include "optim/optimizers.h"
 
 #include <cmath>
+#include <cstring>
+#include <set>
 
 #include "core/error.h"
 
@@ -48,6 +50,24 @@ void check_num_params(const std::map<std::string, torch::Tensor>& s, const std::
                 "the state was saved for another model");
 }
 
+// Every per-parameter key under `prefix` must name one of `names` (followed by one of
+// `suffixes`); anything else was saved for another model (or by position, before format 2).
+void check_known_names(const std::map<std::string, torch::Tensor>& s, const std::string& prefix,
+                       const std::vector<std::string>& names, std::initializer_list<const char*> suffixes,
+                       std::initializer_list<const char*> scalars) {
+  std::set<std::string> known(names.begin(), names.end());
+  for (auto it = s.lower_bound(prefix); it != s.end() && it->first.starts_with(prefix); ++it) {
+    const std::string rest = it->first.substr(prefix.size());
+    bool ok = false;
+    for (const char* sc : scalars) ok = ok || rest == sc || (std::string(sc) == "group" && rest.starts_with("group"));
+    for (const char* suf : suffixes)
+      if (!ok && rest.ends_with(suf)) ok = known.count(rest.substr(0, rest.size() - std::strlen(suf))) > 0;
+    if (!ok)
+      throw Error("optimizer state '" + it->first + "' belongs to no parameter of this model",
+                  "the state was saved for another model (or keyed by position by an older kiln)");
+  }
+}
+
 // Restores a buffer for `param` from the state map (copy to param's device/dtype), checking shape.
 torch::Tensor load_buffer(const std::map<std::string, torch::Tensor>& s, const std::string& key,
                           const torch::Tensor& param) {
@@ -59,21 +79,48 @@ torch::Tensor load_buffer(const std::map<std::string, torch::Tensor>& s, const s
   return t.to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
 }
 
+std::vector<std::string> position_names(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(std::to_string(i));
+  return out;
+}
+
+bool writes_shared(StateScope s) { return s == StateScope::All || s == StateScope::Shared; }
+bool writes_owned(StateScope s) { return s == StateScope::All || s == StateScope::Owned; }
+
+int64_t bytes_of(const torch::Tensor& t) { return t.defined() ? t.numel() * t.element_size() : 0; }
+
 }  // namespace
+
+// Note [Optimizer state by name]
+// Per-parameter state is keyed by the parameter's name ("muon.<name>.momentum_buffer",
+// "adamw.<name>.exp_avg"), not its position, so that a checkpoint says which tensor is which
+// whatever rank wrote it. Under ZeRO-1 (dist.zero1) each rank owns a subset of the parameters
+// (OwnerFilter): it steps only those, allocates state only for them, and writes only their
+// tensors; the shared scalars (lr, momentum, counters) are written by rank 0. Without ZeRO-1
+// rank 0 writes everything. The checkpoint's optim_rank_* files thus hold every tensor exactly
+// once, and any world size can load them all and keep what it owns (train/checkpoint.cpp).
 
 // ---- Muon --------------------------------------------------------------------------------------
 
 struct Muon::Impl {
   std::vector<torch::Tensor> params, bufs;  // bufs[i] undefined until params[i] first has a grad
+  std::vector<std::string> names;
+  std::vector<char> owned;
   double lr, momentum;
   int64_t ns_steps, steps = 0;
 };
 
-Muon::Muon(std::vector<torch::Tensor> params, double lr, double momentum, int64_t ns_steps)
+Muon::Muon(std::vector<torch::Tensor> params, double lr, double momentum, int64_t ns_steps,
+           std::vector<std::string> names)
     : impl_(std::make_shared<Impl>()) {
   for (const auto& p : params) TORCH_CHECK(p.dim() == 2, "Muon takes 2-D matrices, got ", p.sizes());
+  if (names.empty()) names = position_names(params.size());
+  TORCH_CHECK(names.size() == params.size(), "Muon: ", names.size(), " names for ", params.size(), " parameters");
   impl_->bufs.resize(params.size());
+  impl_->owned.assign(params.size(), 1);
   impl_->params = std::move(params);
+  impl_->names = std::move(names);
   impl_->lr = lr;
   impl_->momentum = momentum;
   impl_->ns_steps = ns_steps;
@@ -84,6 +131,7 @@ void Muon::step() {
   auto& s = *impl_;
   const double m = s.momentum;
   for (size_t i = 0; i < s.params.size(); ++i) {
+    if (!s.owned[i]) continue;
     auto& p = s.params[i];
     auto g = p.mutable_grad();
     if (!g.defined()) continue;
@@ -108,28 +156,47 @@ double Muon::lr() const { return impl_->lr; }
 double Muon::momentum() const { return impl_->momentum; }
 int64_t Muon::steps() const { return impl_->steps; }
 const std::vector<torch::Tensor>& Muon::params() const { return impl_->params; }
+const std::vector<std::string>& Muon::names() const { return impl_->names; }
 
-kiln::model::NamedTensors Muon::state(const std::string& prefix) const {
+void Muon::set_owner_filter(const OwnerFilter& owns) {
+  auto& s = *impl_;
+  for (size_t i = 0; i < s.params.size(); ++i) {
+    s.owned[i] = owns(s.names[i]);
+    if (!s.owned[i]) s.bufs[i] = torch::Tensor();
+  }
+}
+
+kiln::model::NamedTensors Muon::state(const std::string& prefix, StateScope scope) const {
   const auto& s = *impl_;
-  kiln::model::NamedTensors out{{prefix + "lr", scalar_f64(s.lr)},
-                                {prefix + "momentum", scalar_f64(s.momentum)},
-                                {prefix + "steps", scalar_i64(s.steps)},
-                                {prefix + "num_params", scalar_i64(int64_t(s.params.size()))}};
-  for (size_t i = 0; i < s.params.size(); ++i)
-    if (s.bufs[i].defined()) out.emplace_back(prefix + std::to_string(i) + ".momentum_buffer", s.bufs[i]);
+  kiln::model::NamedTensors out;
+  if (writes_shared(scope))
+    out = {{prefix + "lr", scalar_f64(s.lr)},
+           {prefix + "momentum", scalar_f64(s.momentum)},
+           {prefix + "steps", scalar_i64(s.steps)},
+           {prefix + "num_params", scalar_i64(int64_t(s.params.size()))}};
+  if (writes_owned(scope))
+    for (size_t i = 0; i < s.params.size(); ++i)
+      if (s.owned[i] && s.bufs[i].defined()) out.emplace_back(prefix + s.names[i] + ".momentum_buffer", s.bufs[i]);
   return out;
 }
 
 void Muon::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
   auto& s = *impl_;
   check_num_params(state, prefix, "Muon", s.params.size());
+  check_known_names(state, prefix, s.names, {".momentum_buffer"}, {"lr", "momentum", "steps", "num_params"});
   s.lr = need(state, prefix + "lr").item<double>();
   s.momentum = need(state, prefix + "momentum").item<double>();
   s.steps = need(state, prefix + "steps").item<int64_t>();
   for (size_t i = 0; i < s.params.size(); ++i) {
-    const auto key = prefix + std::to_string(i) + ".momentum_buffer";
-    s.bufs[i] = state.count(key) ? load_buffer(state, key, s.params[i]) : torch::Tensor();
+    const auto key = prefix + s.names[i] + ".momentum_buffer";
+    s.bufs[i] = s.owned[i] && state.count(key) ? load_buffer(state, key, s.params[i]) : torch::Tensor();
   }
+}
+
+int64_t Muon::state_bytes() const {
+  int64_t n = 0;
+  for (const auto& b : impl_->bufs) n += bytes_of(b);
+  return n;
 }
 
 // ---- AdamW -------------------------------------------------------------------------------------
@@ -141,6 +208,8 @@ struct AdamW::Impl {
   // Per parameter, flattened over groups in order (as torch: one step counter per parameter).
   std::vector<torch::Tensor> exp_avg, exp_avg_sq;
   std::vector<int64_t> step;
+  std::vector<std::string> names;
+  std::vector<char> owned;
 };
 
 AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps, double weight_decay)
@@ -149,6 +218,9 @@ AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps, 
   size_t n = 0;
   for (const auto& g : groups) {
     s.base_lrs.push_back(g.lr);
+    TORCH_CHECK(g.names.empty() || g.names.size() == g.params.size(), "AdamW: ", g.names.size(), " names for ",
+                g.params.size(), " parameters");
+    for (size_t i = 0; i < g.params.size(); ++i) s.names.push_back(g.names.empty() ? std::to_string(n + i) : g.names[i]);
     n += g.params.size();
   }
   s.groups = std::move(groups);
@@ -159,6 +231,7 @@ AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps, 
   s.exp_avg.resize(n);
   s.exp_avg_sq.resize(n);
   s.step.assign(n, 0);
+  s.owned.assign(n, 1);
 }
 
 void AdamW::step() {
@@ -169,6 +242,7 @@ void AdamW::step() {
     const double lr = group.lr, wd = group.weight_decay >= 0 ? group.weight_decay : s.weight_decay;
     for (auto& p : group.params) {
       const size_t k = i++;
+      if (!s.owned[k]) continue;
       const auto& g = p.grad();
       if (!g.defined()) continue;
       if (!s.exp_avg[k].defined()) {
@@ -204,15 +278,27 @@ void AdamW::set_lr_multiplier(double m) {
 
 double AdamW::lr(size_t group) const { return impl_->groups.at(group).lr; }
 
-kiln::model::NamedTensors AdamW::state(const std::string& prefix) const {
+void AdamW::set_owner_filter(const OwnerFilter& owns) {
+  auto& s = *impl_;
+  for (size_t k = 0; k < s.names.size(); ++k) {
+    s.owned[k] = owns(s.names[k]);
+    if (!s.owned[k]) s.exp_avg[k] = s.exp_avg_sq[k] = torch::Tensor(), s.step[k] = 0;
+  }
+}
+
+kiln::model::NamedTensors AdamW::state(const std::string& prefix, StateScope scope) const {
   const auto& s = *impl_;
-  kiln::model::NamedTensors out{{prefix + "lr_multiplier", scalar_f64(s.multiplier)},
-                                {prefix + "num_params", scalar_i64(int64_t(s.step.size()))}};
-  for (size_t g = 0; g < s.groups.size(); ++g)
-    out.emplace_back(prefix + "group" + std::to_string(g) + ".lr", scalar_f64(s.groups[g].lr));
+  kiln::model::NamedTensors out;
+  if (writes_shared(scope)) {
+    out = {{prefix + "lr_multiplier", scalar_f64(s.multiplier)},
+           {prefix + "num_params", scalar_i64(int64_t(s.step.size()))}};
+    for (size_t g = 0; g < s.groups.size(); ++g)
+      out.emplace_back(prefix + "group" + std::to_string(g) + ".lr", scalar_f64(s.groups[g].lr));
+  }
+  if (!writes_owned(scope)) return out;
   for (size_t k = 0; k < s.step.size(); ++k) {
-    if (!s.exp_avg[k].defined()) continue;
-    const auto pre = prefix + std::to_string(k) + ".";
+    if (!s.owned[k] || !s.exp_avg[k].defined()) continue;
+    const auto pre = prefix + s.names[k] + ".";
     out.emplace_back(pre + "step", scalar_i64(s.step[k]));
     out.emplace_back(pre + "exp_avg", s.exp_avg[k]);
     out.emplace_back(pre + "exp_avg_sq", s.exp_avg_sq[k]);
@@ -223,14 +309,16 @@ kiln::model::NamedTensors AdamW::state(const std::string& prefix) const {
 void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
   auto& s = *impl_;
   check_num_params(state, prefix, "AdamW", s.step.size());
+  check_known_names(state, prefix, s.names, {".step", ".exp_avg", ".exp_avg_sq"},
+                    {"lr_multiplier", "num_params", "group"});
   s.multiplier = need(state, prefix + "lr_multiplier").item<double>();
   for (size_t g = 0; g < s.groups.size(); ++g)
     s.groups[g].lr = need(state, prefix + "group" + std::to_string(g) + ".lr").item<double>();
   size_t k = 0;
   for (const auto& group : s.groups)
     for (const auto& p : group.params) {
-      const auto pre = prefix + std::to_string(k) + ".";
-      if (state.count(pre + "step")) {
+      const auto pre = prefix + s.names[k] + ".";
+      if (s.owned[k] && state.count(pre + "step")) {
         s.step[k] = need(state, pre + "step").item<int64_t>();
         s.exp_avg[k] = load_buffer(state, pre + "exp_avg", p);
         s.exp_avg_sq[k] = load_buffer(state, pre + "exp_avg_sq", p);
@@ -240,6 +328,12 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const 
       }
       ++k;
     }
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t n = 0;
+  for (size_t k = 0; k < impl_->step.size(); ++k) n += bytes_of(impl_->exp_avg[k]) + bytes_of(impl_->exp_avg_sq[k]);
+  return n;
 }
 
 // ---- Schedules and setup -------------------------------------------------------------------------
@@ -265,32 +359,40 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
                            int64_t width) {
   if (o.recipe == "adamw") {
     std::vector<torch::Tensor> decay, no_decay;
+    std::vector<std::string> decay_n, no_decay_n;
     for (const auto& g : groups) {
-      auto* dst = g.role == "vector" ? &no_decay
-                  : (g.role == "matrix" || g.role == "embedding" || g.role == "unembedding") ? &decay
-                                                                                               : nullptr;
-      if (!dst)
+      const bool vector = g.role == "vector";
+      if (!vector && g.role != "matrix" && g.role != "embedding" && g.role != "unembedding")
         throw Error("optim: the adamw recipe has no rule for parameters of role '" + g.role + "' (" +
                     (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)");
-      dst->insert(dst->end(), g.params.begin(), g.params.end());
+      TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
+                  " names for ", g.params.size(), " parameters");
+      (vector ? no_decay : decay).insert((vector ? no_decay : decay).end(), g.params.begin(), g.params.end());
+      (vector ? no_decay_n : decay_n).insert((vector ? no_decay_n : decay_n).end(), g.names.begin(), g.names.end());
     }
-    AdamW adamw({{decay, o.lr, o.weight_decay}, {no_decay, o.lr, 0.0}}, o.adam_beta1, o.adam_beta2, o.adam_eps,
-                o.weight_decay);
+    AdamW adamw({{decay, o.lr, decay_n, o.weight_decay}, {no_decay, o.lr, no_decay_n, 0.0}}, o.adam_beta1,
+                o.adam_beta2, o.adam_eps, o.weight_decay);
     return Optimizers{Muon({}, o.matrix_lr, o.muon_momentum_end, o.ns_steps), std::move(adamw)};
   }
+  // Per role: the tensors and their names (the state is keyed by name, Note [Optimizer state by name]).
   std::vector<torch::Tensor> matrix, embedding, unembedding;
+  std::vector<std::string> matrix_n, embedding_n, unembedding_n;
   for (const auto& g : groups) {
     auto* dst = g.role == "matrix" ? &matrix : g.role == "embedding" ? &embedding : g.role == "unembedding" ? &unembedding : nullptr;
+    auto* dst_n = g.role == "matrix" ? &matrix_n : g.role == "embedding" ? &embedding_n : &unembedding_n;
     if (!dst)
       throw Error("optim: the Muon + AdamW recipe has no rule for parameters of role '" + g.role + "' (" +
                       (g.names.empty() ? std::string("none") : g.names.front()) + ", ...)",
                   "optim.recipe adamw steps every role (GPT-2's recipe)");
+    TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
+                " names for ", g.params.size(), " parameters");
     dst->insert(dst->end(), g.params.begin(), g.params.end());
+    dst_n->insert(dst_n->end(), g.names.begin(), g.names.end());
   }
   const double scale = adamw_lr_scale(width);
-  AdamW adamw({{unembedding, o.unembedding_lr * scale}, {embedding, o.embedding_lr * scale}}, o.adam_beta1, o.adam_beta2,
-              o.adam_eps, o.weight_decay);
-  Muon muon(matrix, o.matrix_lr, o.muon_momentum_end, o.ns_steps);
+  AdamW adamw({{unembedding, o.unembedding_lr * scale, unembedding_n}, {embedding, o.embedding_lr * scale, embedding_n}},
+              o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
+  Muon muon(matrix, o.matrix_lr, o.muon_momentum_end, o.ns_steps, matrix_n);
   return Optimizers{std::move(muon), std::move(adamw)};
 }
 
@@ -315,11 +417,18 @@ void Optimizers::zero_grad() {
   adamw.zero_grad();
 }
 
-kiln::model::NamedTensors Optimizers::state() const {
-  auto out = muon.state("muon.");
-  for (auto& kv : adamw.state("adamw.")) out.push_back(std::move(kv));
+kiln::model::NamedTensors Optimizers::state(StateScope scope) const {
+  auto out = muon.state("muon.", scope);
+  for (auto& kv : adamw.state("adamw.", scope)) out.push_back(std::move(kv));
   return out;
 }
+
+void Optimizers::set_owner_filter(const OwnerFilter& owns) {
+  muon.set_owner_filter(owns);
+  adamw.set_owner_filter(owns);
+}
+
+int64_t Optimizers::state_bytes() const { return muon.state_bytes() + adamw.state_bytes(); }
 
 void Optimizers::load_state(const std::map<std::string, torch::Tensor>& state) {
   muon.load_state(state, "muon.");

@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,11 +15,22 @@
 
 namespace kiln::optim {
 
+// What state() writes (see Note [Optimizer state by name] in the .cpp): the scalars every rank
+// shares (lr, momentum, step counters), the tensors of the parameters this rank owns, both, or
+// nothing. Each tensor of a checkpoint is written once: the shared scalars and, without ZeRO-1,
+// every parameter's tensors by rank 0; under ZeRO-1 each owner writes its own parameters'.
+enum class StateScope { All, Shared, Owned, None };
+
+// ZeRO-1: a rank steps and keeps state only for the parameters this predicate accepts (by name).
+using OwnerFilter = std::function<bool(const std::string& name)>;
+
 // Muon: Nesterov momentum, then 5 Newton-Schulz steps (3.4445, -4.7750, 2.0315) on the update
 // (bf16 on CUDA, fp32 on CPU), scaled by lr * sqrt(max(1, rows/cols)).
 class Muon {
  public:
-  Muon(std::vector<torch::Tensor> params, double lr, double momentum = 0.95, int64_t ns_steps = 5);
+  // names: one per parameter (named_parameters() keys) for the state keys; empty: "0", "1", ...
+  Muon(std::vector<torch::Tensor> params, double lr, double momentum = 0.95, int64_t ns_steps = 5,
+       std::vector<std::string> names = {});
   void step();
   void zero_grad();
   void set_lr(double lr);
@@ -27,10 +39,13 @@ class Muon {
   double momentum() const;
   int64_t steps() const;  // step() calls so far
   const std::vector<torch::Tensor>& params() const;
-  // State as "<prefix><i>.momentum_buffer" tensors plus lr, momentum, steps and num_params
-  // scalars; load restores them exactly.
-  kiln::model::NamedTensors state(const std::string& prefix = "muon.") const;
+  const std::vector<std::string>& names() const;
+  void set_owner_filter(const OwnerFilter& owns);
+  // State as "<prefix><name>.momentum_buffer" tensors plus lr, momentum, steps and num_params
+  // scalars; load restores them exactly (the owned parameters' tensors; the rest stay empty).
+  kiln::model::NamedTensors state(const std::string& prefix = "muon.", StateScope scope = StateScope::All) const;
   void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix = "muon.");
+  int64_t state_bytes() const;  // bytes of the per-parameter buffers held on this rank
 
  private:
   struct Impl;
@@ -43,7 +58,8 @@ class AdamW {
   struct Group {
     std::vector<torch::Tensor> params;
     double lr;
-    double weight_decay = -1.0;  // < 0: the optimizer's weight_decay
+    std::vector<std::string> names = {};  // per parameter, for the state keys; empty: positions
+    double weight_decay = -1.0;           // < 0: the optimizer's weight_decay
   };
   AdamW(std::vector<Group> groups, double beta1 = 0.8, double beta2 = 0.95, double eps = 1e-10,
         double weight_decay = 0.0);
@@ -52,10 +68,12 @@ class AdamW {
   // Sets every group's lr to base_lr * multiplier.
   void set_lr_multiplier(double m);
   double lr(size_t group) const;  // the group's current lr
-  // "<prefix><i>.{step,exp_avg,exp_avg_sq}" per parameter (flattened over groups), plus the
-  // multiplier, each group's lr and num_params.
-  kiln::model::NamedTensors state(const std::string& prefix = "adamw.") const;
+  void set_owner_filter(const OwnerFilter& owns);
+  // "<prefix><name>.{step,exp_avg,exp_avg_sq}" per parameter, plus the multiplier, each group's
+  // lr and num_params.
+  kiln::model::NamedTensors state(const std::string& prefix = "adamw.", StateScope scope = StateScope::All) const;
   void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix = "adamw.");
+  int64_t state_bytes() const;
 
  private:
   struct Impl;
@@ -88,8 +106,11 @@ struct Optimizers {
   void step();
   void zero_grad();
   // Both states in one map ("muon." and "adamw." prefixes), for one checkpoint file per rank.
-  kiln::model::NamedTensors state() const;
+  kiln::model::NamedTensors state(StateScope scope = StateScope::All) const;
   void load_state(const std::map<std::string, torch::Tensor>& state);
+  // ZeRO-1: step only (and keep state only for) the parameters `owns` accepts.
+  void set_owner_filter(const OwnerFilter& owns);
+  int64_t state_bytes() const;  // optimizer state held on this rank
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);

@@ -65,7 +65,11 @@ uint32_t crc32_file(const fs::path& p) {
   return static_cast<uint32_t>(crc);
 }
 
-constexpr int kFormatVersion = 1;  // meta.json "format_version" this kiln writes and reads
+// meta.json "format_version" this kiln writes and reads. 2: optimizer state keyed by parameter
+// name, each tensor in one optim_rank_* file. Version 1 keyed it by position, per rank: its
+// weights and checksums still read (sample, eval, chat, init.from), its optimizer state does not.
+constexpr int kFormatVersion = 2;
+constexpr int kOldestWeightsVersion = 1;
 
 // Step directories named step_NNNNNNNN (complete or not), with their step.
 std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& dir) {
@@ -172,7 +176,7 @@ std::string verify_checkpoint(const std::string& step_dir) {
   }
   if (!meta.is_object() || meta.value("format", "") != "kiln.checkpoint")
     return (d / "meta.json").string() + " is not a kiln checkpoint";
-  const std::string bad_format = check_format_version(meta, (d / "meta.json").string());
+  const std::string bad_format = check_format_version(meta, (d / "meta.json").string(), kOldestWeightsVersion);
   if (!bad_format.empty()) return bad_format;
   // Without checksums there is nothing to verify: refuse rather than pass vacuously.
   if (!meta.contains("crc32") || !meta["crc32"].is_object() || !meta["crc32"].contains("model.safetensors"))
@@ -217,24 +221,41 @@ CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
   r.dir = step_dir;
   const std::string meta_path = (d / "meta.json").string();
   r.meta = read_json_file(meta_path);
-  const std::string bad_format = check_format_version(r.meta, meta_path);
-  if (!bad_format.empty()) throw Error(bad_format, "use a kiln that matches the checkpoint's format");
+  const std::string bad_format =
+      check_format_version(r.meta, meta_path, load_rank_files ? kFormatVersion : kOldestWeightsVersion);
+  if (!bad_format.empty())
+    throw Error(bad_format, load_rank_files ? "resume it with the kiln that wrote it, or start a new run from its "
+                                              "weights (init.from, with init.optimizer=false)"
+                                            : "use a kiln that matches the checkpoint's format");
   r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
   if (load_rank_files) {
-    const int saved = json_get<int>(r.meta, "world_size", meta_path);
-    if (saved != world)
-      throw Error("checkpoint " + step_dir + " was written by " + std::to_string(saved) + " ranks; this job has " +
-                      std::to_string(world),
-                  "resume with the same number of processes (mpirun -np " + std::to_string(saved) +
-                      "), or start a new run initialised from these weights");
-    r.rank_state = read_json_file((d / rank_file("state", rank, "json")).string());
-    r.optim = model::load_safetensors((d / rank_file("optim", rank, "safetensors")).string());
+    // Any world size: the optimizer tensors are keyed by name and written once each (Note
+    // [Optimizer state by name]), so every rank reads all files and keeps what it owns. The
+    // per-rank parts (cursor, sampling RNG) come from this rank's files, or rank 0's for a rank
+    // the writing job did not have (its cursor is remapped by the caller; all ranks' agree).
+    r.saved_world = json_get<int>(r.meta, "world_size", meta_path);
+    if (r.saved_world < 1) throw Error(meta_path + ": world_size " + std::to_string(r.saved_world) + " is not a rank count");
+    const int mine = rank < r.saved_world ? rank : 0;
+    r.rank_state = read_json_file((d / rank_file("state", mine, "json")).string());
+    for (int k = 0; k < r.saved_world; ++k) {
+      const std::string f = (d / rank_file("optim", k, "safetensors")).string();
+      for (auto& [key, t] : model::load_safetensors(f)) {
+        if (key.starts_with("rng.")) {
+          if (k == rank) r.optim[key] = t;  // a rank's own RNG streams only
+          continue;
+        }
+        if (!r.optim.emplace(key, t).second)
+          throw Error(f + " holds optimizer tensor '" + key + "' that another rank's file holds too",
+                      "the checkpoint is damaged or was not written by kiln (each tensor is written once)");
+      }
+    }
   }
   return r;
 }
 
-std::string check_format_version(const nlohmann::json& meta, const std::string& where) {
+std::string check_format_version(const nlohmann::json& meta, const std::string& where, int oldest) {
+  if (oldest <= 0) oldest = kFormatVersion;
   if (!meta.is_object() || !meta.contains("format_version") || !meta["format_version"].is_number_integer())
     return where + " has no format_version: an old kiln checkpoint this kiln cannot verify (re-save it with the "
                    "kiln that wrote it, or start a new run)";
@@ -242,9 +263,9 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
   if (v > kFormatVersion)
     return where + ": format_version " + std::to_string(v) + " is newer than this kiln reads (" +
            std::to_string(kFormatVersion) + "): update kiln";
-  if (v < kFormatVersion)
+  if (v < oldest)
     return where + ": format_version " + std::to_string(v) + " is older than this kiln reads (" +
-           std::to_string(kFormatVersion) + ")";
+           std::to_string(oldest) + (v < 2 ? "): its optimizer state is keyed by position, not by parameter name" : ")");
   return "";
 }
 

@@ -37,9 +37,9 @@ std::string newest_complete_step(const std::string& dir);
 // Check every file of a step directory against meta.json; returns "" or what is wrong.
 std::string verify_checkpoint(const std::string& step_dir);
 
-// "" when meta.json's format_version is the one this kiln reads, else what is wrong (a missing,
-// older or newer version), naming `where`.
-std::string check_format_version(const nlohmann::json& meta, const std::string& where);
+// "" when meta.json's format_version is one this kiln reads (oldest..current; oldest <= 0: the
+// current one only), else what is wrong (a missing, older or newer version), naming `where`.
+std::string check_format_version(const nlohmann::json& meta, const std::string& where, int oldest = 0);
 
 // Rank 0, before listing or saving: repair what a crash inside save_checkpoint left behind: a
 // .step_N.old from between the two renames (the complete new copy wins, else the old one comes
@@ -58,11 +58,13 @@ struct CheckpointRead {
   nlohmann::json meta;
   nlohmann::json rank_state;
   std::map<std::string, torch::Tensor> model;
-  std::map<std::string, torch::Tensor> optim;
+  std::map<std::string, torch::Tensor> optim;  // every rank's optimizer tensors + this rank's RNG
+  int saved_world = 0;                          // ranks that wrote it (with rank files)
 };
 
 // Reads what `rank` needs; with load_rank_files=false only meta and model (sample, eval, chat).
-// Refuses a world size different from the one that wrote it when rank files are wanted.
+// With rank files, any world size: optim merges every rank's optimizer file (each tensor is in
+// one); rank_state is this rank's, or rank 0's when the writing job had fewer ranks.
 CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files = true);
 
 }  // namespace kiln::train

@@ -21,7 +21,7 @@
 #include "dist/signals.h"  // install_stop_handlers
 #include "model/lm.h"      // make_model
 #include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
-#include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device
+#include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device, check_resume_world
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
 #include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts
 #include "train/trainer.h"     // Trainer
@@ -49,7 +49,7 @@ const char* stage_blurb(Stage s) {
 
 // Keys that a resumed run may change: where outputs go and how often, never the math of the run.
 bool resume_override_allowed(const std::string& key) {
-  for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "run.device",
+  for (const char* prefix : {"checkpoint.", "eval.", "log.", "dist.timeout_s", "dist.backend", "dist.zero1", "run.device",
                              "train.skip_nonfinite",
                              "run.dir", "run.name"})
     if (key.rfind(prefix, 0) == 0) return true;
@@ -142,10 +142,13 @@ int stage_main(Stage stage, int argc, char** argv) {
       if (to_yaml(probe) != saved)
         throw Error("--resume: the override '" + o + "' would change the math of the run being resumed",
                     "on resume only checkpoint.*, eval.*, log.*, run.dir, run.name, run.device (same device type), "
-                    "train.skip_nonfinite, dist.timeout_s and dist.backend may change; start a new run to change "
+                    "train.skip_nonfinite, dist.timeout_s, dist.backend and dist.zero1 may change; start a new run to change "
                     "anything else");
     }
     apply_overrides(cfg, overrides);
+    // Another world size is fine (the checkpoint is world-independent) if the batch can be kept.
+    check_resume_world(json_get<int>(meta, "world_size", ckpt_dir + "/meta.json"), dc.world,
+                       cfg.train.total_batch_size, cfg.train.device_batch_size, cfg.model.seq_len, ckpt_dir);
   } else {
     cfg = load_config(config_path, overrides);
     if (!cfg.init.from.empty()) {  // a later stage: the parent's shape, checked against the config
@@ -191,9 +194,6 @@ int stage_main(Stage stage, int argc, char** argv) {
                   "continue it with ./" + name + " --resume " + cfg.checkpoint.dir +
                       ", or start afresh elsewhere with run.dir=... (or delete that directory)");
   }
-  if (cfg.dist.zero1)
-    throw Error(cfg.source + ": dist.zero1 = true: sharded optimizer state (ZeRO-1) is not implemented yet",
-                "set dist.zero1=false; gradients are all-reduced and every rank keeps the full optimizer state");
 
   // ---- parts: device, tokenizer, loaders, model ----
   const torch::Device device = pick_device(cfg.run.device);

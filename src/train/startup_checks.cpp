@@ -87,4 +87,22 @@ void check_resume_device(const nlohmann::json& meta, const std::string& saved_ru
               "resume with run.device=" + saved + ", or start a new run initialised from these weights");
 }
 
+void check_resume_world(int saved_world, int world, int64_t total_batch_size, int64_t device_batch_size,
+                        int64_t seq_len, const std::string& ckpt_dir) {
+  const int64_t per_rank = device_batch_size * seq_len;  // tokens of one micro-step on one rank
+  if (world == saved_world || total_batch_size % (per_rank * world) == 0) return;
+  std::string ok;
+  int shown = 0;
+  for (int64_t w = 1; w <= total_batch_size / per_rank && shown < 12; ++w)
+    if (total_batch_size % (per_rank * w) == 0) ok += (shown++ ? ", " : "") + std::to_string(w);
+  throw Error("checkpoint " + ckpt_dir + " was written by " + std::to_string(saved_world) + " rank(s); " +
+                  std::to_string(world) + " ranks cannot keep train.total_batch_size = " +
+                  std::to_string(total_batch_size) + " tokens per step: it is not divisible by " +
+                  std::to_string(world) + " ranks x train.device_batch_size " + std::to_string(device_batch_size) +
+                  " x model.seq_len " + std::to_string(seq_len),
+              "resume on a rank count that divides it (mpirun -np N with N in {" + ok +
+                  "}); gradient accumulation absorbs the difference. The batch size cannot change on "
+                  "--resume (it changes the optimisation): start a new run initialised from these weights for that");
+}
+
 }  // namespace kiln::train

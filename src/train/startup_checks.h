@@ -23,4 +23,10 @@ void check_ranks_agree(const std::string& config_yaml, const std::string& tokeni
 void check_resume_device(const nlohmann::json& meta, const std::string& saved_run_device, const std::string& device_type,
                          const std::string& ckpt_dir);
 
+// On resume at another world size (ZeRO-1 issue): train.total_batch_size cannot change on resume,
+// so `world` must split it into world x device_batch_size x seq_len x accumulation steps. Throws
+// naming the rank counts that can (and the checkpoint's own). No-op for the same world size.
+void check_resume_world(int saved_world, int world, int64_t total_batch_size, int64_t device_batch_size,
+                        int64_t seq_len, const std::string& ckpt_dir);
+
 }  // namespace kiln::train

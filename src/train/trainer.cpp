@@ -11,9 +11,11 @@
 #include "core/error.h"        // Error
 #include "core/json_file.h"    // json_get
 #include "core/log.h"          // log::info
+#include "data/cursor_remap.h" // remap_batches
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
 #include "dist/grad_sync.h"    // GradSync
 #include "dist/signals.h"      // stop_requested
+#include "dist/zero1.h"        // partition_params, broadcast_from_owners
 #include "engine/generator.h"  // Generator
 #include "engine/sampler.h"    // draw_seed
 #include "model/autocast.h"    // AutocastGuard
@@ -43,6 +45,10 @@ struct Trainer::State {
   std::unique_ptr<optim::Optimizers> opt;
   std::unique_ptr<dist::GradSync> sync;  // DDP: bucketed all-reduce overlapped with backward
   std::vector<torch::Tensor> params;
+  // ZeRO-1 (dist.zero1): owner rank of each parameter; shard for the global gradient norm.
+  std::vector<int> owners;
+  std::unique_ptr<GradShard> shard;
+  bool memory_logged = false;
   torch::Generator sample_gen;
   int64_t step = 0;           // optimizer steps done
   int64_t restored_step = -1;
@@ -66,13 +72,29 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
     // Every rank starts from rank 0's weights (init is seeded, but this makes it a guarantee).
     torch::NoGradGuard no_grad;
     for (auto& p : s.params) s.p.comm->broadcast(p, 0);
-    s.sync = std::make_unique<dist::GradSync>(s.p.model->named_parameters(), *s.p.comm, c.dist.bucket_mb);
-    log::info("[dist] %s, %lld gradient buckets of <= %.0f MB, all-reduce overlapped with backward",
-              s.p.comm->name().c_str(), (long long)s.sync->num_buckets(), c.dist.bucket_mb);
+    if (c.dist.zero1) {
+      std::vector<int64_t> numels;
+      for (const auto& p : s.params) numels.push_back(p.numel());
+      s.owners = dist::partition_params(numels, dc.world);
+      s.shard = std::make_unique<GradShard>();
+      s.shard->comm = s.p.comm.get();
+      for (int o : s.owners) s.shard->owned.push_back(o == dc.rank);
+    }
+    s.sync = std::make_unique<dist::GradSync>(s.p.model->named_parameters(), *s.p.comm, c.dist.bucket_mb,
+                                              /*overlap=*/true, s.owners);
+    log::info("[dist] %s, %lld gradient buckets of <= %.0f MB, %s overlapped with backward", s.p.comm->name().c_str(),
+              (long long)s.sync->num_buckets(), c.dist.bucket_mb,
+              c.dist.zero1 ? "ZeRO-1: each reduced to its owner rank," : "all-reduce");
   }
 
   // nanochat's optimizers: Muon for the block matrices, AdamW for embedding and head.
   s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(s.p.model->param_groups(), c.optim, s.p.model->width()));
+  if (s.shard) {
+    std::map<std::string, bool> mine;
+    const auto named = s.p.model->named_parameters();
+    for (size_t i = 0; i < named.size(); ++i) mine[named[i].key()] = s.shard->owned[i];
+    s.opt->set_owner_filter([mine](const std::string& n) { return mine.at(n); });
+  }
 
   s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
 
@@ -123,8 +145,15 @@ void Trainer::restore(const CheckpointRead& ck) {
   if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
   const std::string state_file = ck.dir + " (rank state)";
   const auto c = json_get<nlohmann::json>(ck.rank_state, "cursor", state_file);
-  s.p.train_loader->restore({json_get<int64_t>(c, "batches", state_file), json_get<int64_t>(c, "epoch", state_file),
+  // Another world size: the same global window, split over this job's ranks (cursor_remap.h).
+  const int64_t batches = data::remap_batches(json_get<int64_t>(c, "batches", state_file), ck.saved_world,
+                                              dist::ctx().world);
+  s.p.train_loader->restore({batches, json_get<int64_t>(c, "epoch", state_file),
                              json_get<int64_t>(c, "position", state_file)});
+  if (ck.saved_world != dist::ctx().world)
+    log::info("[ckpt] resharded: saved by %d rank(s), resumed on %d; loader cursor %lld -> %lld batches per rank",
+              ck.saved_world, dist::ctx().world, (long long)json_get<int64_t>(c, "batches", state_file),
+              (long long)batches);
   s.step = s.restored_step = ck.step;
 }
 
@@ -184,7 +213,10 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   CheckpointWrite w;
   w.step = step;
   for (const auto& kv : s.p.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
-  w.optim = s.opt->state();
+  // Each optimizer tensor once (Note [Optimizer state by name]): rank 0 the shared scalars, and
+  // every parameter's tensors without ZeRO-1; under ZeRO-1 each rank its own parameters'.
+  const bool rank0 = dist::ctx().rank == 0;
+  w.optim = s.opt->state(rank0 ? optim::StateScope::All : s.shard ? optim::StateScope::Owned : optim::StateScope::None);
   w.optim.emplace_back("rng.sample", s.sample_gen.get_state());
   const data::Cursor cur = s.p.train_loader->cursor();
   w.rank_state = {{"step", step},
@@ -203,6 +235,22 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   const std::string dir = save_checkpoint(c.checkpoint.dir, w, c.checkpoint.keep_last);
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
   log::info("[ckpt] saved %s in %.2f s", dir.c_str(), dt);
+}
+
+void Trainer::log_optimizer_memory() {
+  State& s = *s_;
+  s.memory_logged = true;
+  const auto bytes = dist::all_gather(s.opt->state_bytes());
+  std::string per_rank;
+  int64_t total = 0;
+  for (size_t r = 0; r < bytes.size(); ++r) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%srank %zu %.3f MB", r ? ", " : "", r, double(bytes[r]) / 1e6);
+    per_rank += buf;
+    total += bytes[r];
+  }
+  log::info("[optim] optimizer state per rank (%s): %s; %.3f MB in all", s.shard ? "ZeRO-1" : "replicated",
+            per_rank.c_str(), double(total) / 1e6);
 }
 
 int Trainer::run() {
@@ -268,7 +316,7 @@ int Trainer::run() {
     const double loss_local = loss_sum.item<double>();
     const double loss = tgt.total > 0 ? dist::all_reduce_sum(loss_local) / tgt.total : 0.0;
     // NaN/Inf loss or gradients never reach the weights (grads are identical on every rank here).
-    const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip);
+    const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip, s.shard.get());
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     if (!finite && !c.train.skip_nonfinite)
       throw Error(nonfinite_message(step + 1, loss, grad_norm) + "; stopped without saving, the last good checkpoint in " +
@@ -280,6 +328,8 @@ int Trainer::run() {
     s.opt->set_schedule(step, s.total, c.optim);
     const double lrm = optim::stage_lr_multiplier(step, s.total, c.optim);
     if (finite) s.opt->step();
+    if (finite && s.shard) dist::broadcast_from_owners(s.params, s.owners, *s.p.comm);  // owners' new weights
+    if (!s.memory_logged) log_optimizer_memory();
     if (s.sync) {
       s.sync->zero_grad();  // param.grad stay views into the buckets
     } else {

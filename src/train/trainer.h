@@ -53,6 +53,7 @@ class Trainer {
   void load_weights(const CheckpointRead& ck);
   double evaluate();
   void sample();
+  void log_optimizer_memory();  // collective: every rank's optimizer state bytes, after a step
   void save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics);
 };
 

@@ -43,6 +43,25 @@ TEST(CommMpi, AllReduceSumAvgMax) {
   EXPECT_TRUE(torch::equal(i, 2 * torch::arange(5, torch::kLong) + 10));
 }
 
+// Issue 14: reduce to one root (ZeRO-1's gradient path): the root gets the reduction, the other
+// rank's tensor is untouched; sync and async, fp32 / fp64 / bf16, both roots.
+TEST(CommMpi, ReduceToRoot) {
+  auto c = mpi();
+  const int r = c->rank();
+  for (int root : {0, 1})
+    for (auto dt : {torch::kFloat, torch::kDouble, torch::kBFloat16})
+      for (bool async : {false, true}) {
+        auto t = ramp(r, 9, dt);
+        auto w = c->reduce(t, ReduceOp::Avg, root, async);
+        w->wait();
+        auto want = r == root ? (torch::arange(9, torch::kDouble) + 5).to(dt) : ramp(r, 9, dt);
+        EXPECT_TRUE(torch::equal(t, want)) << "root " << root << " " << dt << " async " << async;
+        auto s = ramp(r, 4, dt);
+        c->reduce(s, ReduceOp::Sum, root);
+        if (r == root) EXPECT_TRUE(torch::equal(s, (2 * torch::arange(4, torch::kDouble) + 10).to(dt)));
+      }
+}
+
 TEST(CommMpi, AvgIsSumThenDivide) {
   // Avg must round like a single process averaging the same numbers: (a + b) / 2 in fp32.
   auto c = mpi();

@@ -7,6 +7,10 @@
 #include "dist/comm.h"
 #include "dist/dist.h"
 #include "dist/grad_sync.h"
+#include "dist/zero1.h"
+
+#include <algorithm>
+#include <set>
 
 namespace {
 
@@ -23,6 +27,10 @@ class CountingComm : public Comm {
     ++all_reduces;
     return inner_->all_reduce(t, op, async);
   }
+  std::shared_ptr<Work> reduce(torch::Tensor& t, ReduceOp op, int root, bool async) override {
+    ++reduces;
+    return inner_->reduce(t, op, root, async);
+  }
   std::shared_ptr<Work> reduce_scatter(const torch::Tensor& in, torch::Tensor& out, ReduceOp op,
                                        bool async) override {
     return inner_->reduce_scatter(in, out, op, async);
@@ -37,6 +45,7 @@ class CountingComm : public Comm {
   std::string name() const override { return "counting-mpi"; }
   void progress() override { inner_->progress(); }
   int all_reduces = 0;
+  int reduces = 0;
 
  private:
   std::unique_ptr<Comm> inner_;
@@ -280,4 +289,61 @@ TEST(GradSync, MisuseIsCaught) {
   EXPECT_THROW(GradSync(model->parameters(), c, 0.0), kiln::Error);
 }
 
+}  // namespace
+
+namespace {
+// Issue 14, ZeRO-1: with owners, each parameter's grad is the mean over ranks on its owner (bit for
+// bit what the all-reduce gives), every bucket holds one owner's parameters and goes there by a
+// reduce (no all-reduce), and broadcast_from_owners hands every rank the owners' weights.
+TEST(GradSync, Zero1ReducesEachBucketToItsOwner) {
+  CountingComm c;
+  const int r = c.rank();
+  const int64_t B = 5;
+  Batch d = data(2 * B, 3);
+  auto x = d.x.narrow(0, r * B, B), y = d.y.narrow(0, r * B, B);
+  auto ref_model = mlp();
+  loss(ref_model, x, y).backward();
+  auto want = mean_over_ranks(c, grads_of(ref_model));
+
+  auto model = mlp();
+  std::vector<int64_t> numels;
+  for (auto& p : model->parameters()) numels.push_back(p.numel());
+  const auto owner = kiln::dist::partition_params(numels, c.world());
+  EXPECT_NE(std::count(owner.begin(), owner.end(), 0), 0);
+  EXPECT_NE(std::count(owner.begin(), owner.end(), 1), 0);
+  GradSync sync(model->named_parameters(), c, 25.0, true, owner);
+  EXPECT_EQ(sync.num_buckets(), 2);  // one per owner
+  for (int64_t b = 0; b < sync.num_buckets(); ++b) {
+    std::set<int> owners_in;
+    for (const auto& n : sync.bucket_params(b)) {
+      const auto names = model->named_parameters().keys();
+      owners_in.insert(owner[std::find(names.begin(), names.end(), n) - names.begin()]);
+    }
+    EXPECT_EQ(owners_in.size(), 1u) << "bucket " << b << " mixes owners";
+  }
+  sync.zero_grad();
+  sync.arm();
+  loss(model, x, y).backward();
+  sync.finish();
+  EXPECT_EQ(c.all_reduces, 0);
+  EXPECT_EQ(c.reduces, 2);
+  auto got = model->parameters();
+  int checked = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (owner[i] == r) {
+      EXPECT_TRUE(torch::equal(got[i].grad(), want[i])) << "param " << i;
+      ++checked;
+    }
+  EXPECT_GT(checked, 0);
+
+  // The owners' updated weights reach every rank.
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (owner[i] == r) got[i].fill_(100.0 + double(i));
+  }
+  kiln::dist::broadcast_from_owners(got, owner, c);
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_TRUE(torch::equal(got[i], torch::full_like(got[i], 100.0 + double(i)))) << "param " << i;
+}
 }  // namespace

@@ -51,7 +51,7 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
   } else if (target == "safetensors") {
     out.push_back(safetensors_file());
   } else if (target == "checkpoint_meta") {
-    nlohmann::json m = {{"format", "kiln.checkpoint"}, {"format_version", 1}, {"step", 12}, {"world_size", 1},
+    nlohmann::json m = {{"format", "kiln.checkpoint"}, {"format_version", 2}, {"step", 12}, {"world_size", 1},
                         {"config", tiny.empty() ? "model:\n  depth: 2\n" : tiny},
                         {"crc32", {{"model.safetensors", 12345}}}};
     out.push_back(m.dump(2));

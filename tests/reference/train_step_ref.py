@@ -85,7 +85,7 @@ def reference_step(c, hp, tokens, w_before, state, it):
         for l in range(n_layer):
             for mn in MATRIX_NAMES:
                 p = named[f"transformer.h.{l}.{mn}.weight"]
-                key = f"muon.{i}.momentum_buffer"
+                key = f"muon.transformer.h.{l}.{mn}.weight.momentum_buffer"  # state by parameter name
                 buf = state[key].clone() if state is not None and key in state else torch.zeros_like(p)
                 buf.lerp_(p.grad, 1 - mom)
                 g = p.grad.lerp(buf, mom)
@@ -97,10 +97,10 @@ def reference_step(c, hp, tokens, w_before, state, it):
         scale = (hp["C"] / 768) ** -0.5
         for k, (n, base) in enumerate((("lm_head.weight", hp["unembedding_lr"]), ("transformer.wte.weight", hp["embedding_lr"]))):
             p, g, lr = named[n], named[n].grad, base * scale * lrm
-            has = state is not None and f"adamw.{k}.exp_avg" in state
-            m = state[f"adamw.{k}.exp_avg"].clone() if has else torch.zeros_like(p)
-            v = state[f"adamw.{k}.exp_avg_sq"].clone() if has else torch.zeros_like(p)
-            t = (int(state[f"adamw.{k}.step"].item()) if has else 0) + 1
+            has = state is not None and f"adamw.{n}.exp_avg" in state
+            m = state[f"adamw.{n}.exp_avg"].clone() if has else torch.zeros_like(p)
+            v = state[f"adamw.{n}.exp_avg_sq"].clone() if has else torch.zeros_like(p)
+            t = (int(state[f"adamw.{n}.step"].item()) if has else 0) + 1
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             p.mul_(1 - lr * wd)

@@ -13,6 +13,7 @@
 #include "data/chat_loader.h"
 #include "data/shard.h"
 #include "data/shard_prepare.h"
+#include "cursor_remap_util.h"
 #include "tok_test_util.h"
 
 using namespace kiln;
@@ -260,5 +261,29 @@ TEST(ChatLoader, PretrainingShardsAreRefusedNamingTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(r.train[0]), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("--chat"), std::string::npos) << e.what();
+  }
+}
+
+// Issue 14: a resume on another world size remaps the cursor; chat stages read per step the same
+// conversations as the uninterrupted run (packed windows and padded rows alike).
+TEST(ChatLoader, CursorRemapKeepsTheRowsOfEveryStep) {
+  auto f = make_fixture(test::temp_dir());
+  for (bool padded : {false, true}) {
+    data::ChatLoaderOptions o;
+    o.batch = 2;
+    o.seq_len = 24;
+    o.seed = 5;
+    o.padded = padded;
+    o.pad_id = 0;
+    o.tokenizer_sha256 = f.tok->sha256();
+    o.vocab_size = f.tok->vocab_size();
+    test::expect_remap_keeps_data(
+        [&](int rank, int world) {
+          data::ChatLoaderOptions r = o;
+          r.rank = rank;
+          r.world = world;
+          return std::make_unique<data::ChatLoader>(std::vector<data::ChatSource>{{f.shards, 1}}, r);
+        },
+        o.batch, o.pad_id);
   }
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "train/checkpoint.h"
 #include "test_util.h"
 
@@ -47,12 +48,23 @@ TEST(Checkpoint, SaveFindLoadRoundTrip) {
   EXPECT_TRUE(torch::equal(r.optim.at("muon.0.momentum_buffer"), torch::ones({4, 3}) * 0.5));
   EXPECT_EQ(r.rank_state["cursor"]["batches"], 40);
   EXPECT_EQ(r.meta["world_size"], 1);
-  // A world-size mismatch is refused with the number to use.
+  EXPECT_EQ(r.saved_world, 1);
+  // Another world size reads it too (issue 14): every rank gets every optimizer tensor, and a
+  // rank the writing job did not have gets rank 0's state (its cursor is remapped by the Trainer).
+  auto r1 = kiln::train::load_checkpoint(d20, 1, 2);
+  EXPECT_EQ(r1.saved_world, 1);
+  EXPECT_TRUE(torch::equal(r1.optim.at("muon.0.momentum_buffer"), torch::ones({4, 3}) * 0.5));
+  EXPECT_EQ(r1.rank_state["cursor"]["batches"], 40);
+  // A format-1 checkpoint (optimizer state by position): weights load, a resume is refused by name.
+  auto meta = nlohmann::json::parse(kiln::read_text_file(d20 + "/meta.json"));
+  meta["format_version"] = 1;
+  std::ofstream(d20 + "/meta.json") << meta.dump();
+  EXPECT_TRUE(torch::equal(kiln::train::load_checkpoint(d20, 0, 1, false).model.at("b"), torch::arange(5)));
   try {
-    kiln::train::load_checkpoint(d20, 0, 2);
+    kiln::train::load_checkpoint(d20, 0, 1);
     FAIL() << "expected an error";
   } catch (const kiln::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("written by 1 ranks"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("keyed by position"), std::string::npos) << e.what();
   }
 }
 

@@ -102,8 +102,8 @@ TEST(CheckpointRecovery, MissingChecksumsOrFormatVersionAreRefused) {
   const fs::path e = kiln::train::save_checkpoint(dir, write_at(8, 8.0f), 0);
   edit_meta(e, [](nlohmann::json& m) { m.erase("format_version"); });
   EXPECT_NE(kiln::train::verify_checkpoint(e.string()).find("has no format_version"), std::string::npos);
-  edit_meta(e, [](nlohmann::json& m) { m["format_version"] = 2; });
-  EXPECT_NE(kiln::train::verify_checkpoint(e.string()).find("format_version 2 is newer than this kiln reads (1)"),
+  edit_meta(e, [](nlohmann::json& m) { m["format_version"] = 3; });
+  EXPECT_NE(kiln::train::verify_checkpoint(e.string()).find("format_version 3 is newer than this kiln reads (2)"),
             std::string::npos);
   try {
     kiln::train::load_checkpoint(e.string(), 0, 1);

@@ -3,7 +3,11 @@
 // resume: save model + optimizer state, reload into fresh objects, continue -> bit-identical (CPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "core/error.h"
+#include "dist/zero1.h"
 #include "model/gpt.h"
 #include "model/safetensors.h"
 #include "optim/optimizers.h"
@@ -148,7 +152,82 @@ TEST(Optim, LoadStateRejectsAnotherModel) {
   kiln::model::GPT c(kiln::model::GPTConfig::from(m, 50));
   auto oc = make_optimizers(c->param_groups(), o, c->width());
   EXPECT_THROW(oc.load_state(map), kiln::Error);
-  map.erase("adamw.0.exp_avg");
+  map.erase("adamw.lm_head.weight.exp_avg");
   auto ob = make_optimizers(a->param_groups(), o, a->width());
   EXPECT_THROW(ob.load_state(map), kiln::Error);
+}
+
+// Issue 14: state keyed by parameter name, and ZeRO-1's split of it. Two optimizers that each own
+// half of the parameters (dist::partition_params) and step the same model together are exactly
+// the full optimizer: same weights, and their Owned states plus rank 0's Shared scalars are the
+// full state, key for key, bit for bit; loaded into a fresh full optimizer (a resume on 1 rank)
+// or into two new shards (a resume on 2), training continues bit-identically.
+TEST(Optim, StateByNameAndZero1ShardsEqualTheFullOptimizer) {
+  kiln::OptimConfig o;
+  o.weight_decay = 0.01;
+  kiln::model::GPT a(resume_config()), b(resume_config());
+  a->init_weights(3);
+  b->init_weights(3);
+  auto full = make_optimizers(a->param_groups(), o, a->width());
+  std::vector<int64_t> numels;
+  for (const auto& p : b->parameters()) numels.push_back(p.numel());
+  const auto owner = kiln::dist::partition_params(numels, 2);
+  const auto elems = kiln::dist::owned_elements(numels, owner, 2);
+  EXPECT_LE(std::abs(elems[0] - elems[1]), *std::max_element(numels.begin(), numels.end())) << "unbalanced";
+  std::map<std::string, int> owner_of;
+  const auto named = b->named_parameters();
+  for (size_t i = 0; i < named.size(); ++i) owner_of[named[i].key()] = owner[i];
+  auto shards = [&](kiln::model::GPT& m) {
+    std::vector<Optimizers> s;
+    for (int r = 0; r < 2; ++r) {
+      s.push_back(make_optimizers(m->param_groups(), o, m->width()));
+      s.back().set_owner_filter([&, r](const std::string& n) { return owner_of.at(n) == r; });
+    }
+    return s;
+  };
+  auto sh = shards(b);
+  auto step_shards = [&](kiln::model::GPT& m, std::vector<Optimizers>& s, int64_t step) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + step);
+    auto idx = torch::randint(50, {4, 16}, gen, torch::kLong), tgt = torch::randint(50, {4, 16}, gen, torch::kLong);
+    m->forward(idx, tgt).backward();
+    for (auto& x : s) x.set_schedule(step, 8, o), x.step();
+    s[0].zero_grad();
+  };
+  for (int64_t s = 0; s < 3; ++s) train_step(a, full, s, o), step_shards(b, sh, s);
+  for (const auto& p : a->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()])) << p.key();
+  EXPECT_LT(sh[0].state_bytes(), full.state_bytes());
+  EXPECT_EQ(sh[0].state_bytes() + sh[1].state_bytes(), full.state_bytes());
+  // Keys are names; the shards' tensors are disjoint and together the full state.
+  auto fs = full.state();
+  std::map<std::string, torch::Tensor> want(fs.begin(), fs.end()), got;
+  EXPECT_TRUE(want.count("muon.transformer.h.0.attn.c_q.weight.momentum_buffer")) << "state is not keyed by name";
+  EXPECT_TRUE(want.count("adamw.lm_head.weight.exp_avg_sq")) << "state is not keyed by name";
+  for (int r = 0; r < 2; ++r)
+    for (auto& [k, v] : sh[r].state(r == 0 ? kiln::optim::StateScope::All : kiln::optim::StateScope::Owned))
+      EXPECT_TRUE(got.emplace(k, v).second) << k << " written twice";
+  ASSERT_EQ(got.size(), want.size());
+  for (auto& [k, v] : want) {
+    ASSERT_TRUE(got.count(k)) << k;
+    EXPECT_TRUE(torch::equal(got.at(k), v)) << k;
+  }
+  // Resume the merged state on "1 rank" (a full optimizer) and on "2 ranks" (new shards).
+  kiln::model::GPT c(resume_config()), d(resume_config());
+  for (auto* m : {&c, &d}) {
+    torch::NoGradGuard ng;
+    for (const auto& p : a->named_parameters()) (*m)->named_parameters()[p.key()].copy_(p.value());
+  }
+  auto one = make_optimizers(c->param_groups(), o, c->width());
+  one.load_state(got);
+  auto two = shards(d);
+  for (auto& x : two) x.load_state(got);
+  for (int64_t s = 3; s < 6; ++s) train_step(a, full, s, o), train_step(c, one, s, o), step_shards(d, two, s);
+  for (const auto& p : a->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), c->named_parameters()[p.key()])) << "1-rank resume " << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), d->named_parameters()[p.key()])) << "2-shard resume " << p.key();
+  }
+  // A position-keyed state (format 1) is refused by name.
+  std::map<std::string, torch::Tensor> old = want;
+  old["muon.0.momentum_buffer"] = torch::zeros({64, 64});
+  EXPECT_THROW(one.load_state(old), kiln::Error);
 }

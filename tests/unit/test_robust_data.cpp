@@ -216,7 +216,7 @@ TEST(PreparedDataset, IncompleteSwapAndMissingShardAreRefused) {
 
 TEST(CheckpointJson, MissingOrMistypedKeyNamesFileAndKey) {
   const std::string dir = test::temp_dir();
-  test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":1,"world_size":1,"crc32":{}})");
+  test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":2,"world_size":1,"crc32":{}})");
   try {
     train::load_checkpoint(dir, 0, 1, true);
     FAIL();
@@ -225,7 +225,7 @@ TEST(CheckpointJson, MissingOrMistypedKeyNamesFileAndKey) {
     EXPECT_NE(m.find(dir + "/meta.json"), std::string::npos) << m;
     EXPECT_NE(m.find("'step'"), std::string::npos) << m;
   }
-  test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":1,"step":1e300,"world_size":1})");
+  test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":2,"step":1e300,"world_size":1})");
   try {
     train::load_checkpoint(dir, 0, 1, true);
     FAIL();
