@@ -91,12 +91,7 @@ GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   c.n_kv_head = s.n_kv_head;
   c.head_dim = s.head_dim;
   c.seq_len = m.seq_len;
-  if (m.vocab_size > 0 && vocab_size > 0 && m.vocab_size < vocab_size)
-    throw Error("model.vocab_size = " + std::to_string(m.vocab_size) + " is smaller than the tokenizer's " +
-                    std::to_string(vocab_size) + " tokens",
-                "leave model.vocab_size at 0 to take it from the tokenizer");
-  c.vocab_size = m.vocab_size > 0 ? m.vocab_size : vocab_size;
-  if (c.vocab_size <= 0) throw Error("model: vocabulary size unknown (model.vocab_size = 0 and no tokenizer)");
+  c.vocab_size = resolve_vocab_size(m, vocab_size);
   c.padded_vocab_size = (c.vocab_size + 63) / 64 * 64;
   c.softcap = m.softcap;
   c.rope_base = m.rope_base;

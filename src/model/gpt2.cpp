@@ -74,12 +74,7 @@ GPT2Config GPT2Config::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   c.n_ctx = m.n_ctx > 0 ? m.n_ctx : 1024;
   c.seq_len = m.seq_len;
   c.dropout = m.dropout;
-  if (m.vocab_size > 0 && vocab_size > 0 && m.vocab_size < vocab_size)
-    throw Error("model.vocab_size = " + std::to_string(m.vocab_size) + " is smaller than the tokenizer's " +
-                    std::to_string(vocab_size) + " tokens",
-                "leave model.vocab_size at 0 to take it from the tokenizer");
-  c.vocab_size = m.vocab_size > 0 ? m.vocab_size : vocab_size;
-  if (c.vocab_size <= 0) throw Error("model: vocabulary size unknown (model.vocab_size = 0 and no tokenizer)");
+  c.vocab_size = resolve_vocab_size(m, vocab_size);
   return c;
 }
 

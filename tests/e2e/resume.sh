@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
-source tests/e2e/tiny_data.sh  # tiny_data, strip_timing
+source tests/e2e/tiny_data.sh  # tiny_data, strip_timing, kill_at_step
 e2e_tmp  # tmp (removed on exit), fail
 
 tiny_data "$tmp"
@@ -23,14 +23,7 @@ err=$(./pretrain "${args[@]}" run.dir="$tmp/a" 2>&1 >/dev/null) && fail "a fresh
 grep -q "already holds checkpoints" <<<"$err" || fail "unexpected message: $err"
 
 ./pretrain "${args[@]}" run.dir="$tmp/b" >"$tmp/b.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 6000); do
-  grep -q '"step":33,"loss"' "$tmp/b/metrics.jsonl" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-kill -9 $pid 2>/dev/null || fail "run B ended before it could be killed at step 33"
-wait $pid 2>/dev/null
+kill_at_step $! "$tmp/b/metrics.jsonl" 33 || fail "run B ended before it could be killed at step 33"
 last=$(grep -o '"step":[0-9]*,"loss"' "$tmp/b/metrics.jsonl" | tail -1)
 echo "killed run B with SIGKILL after $last"
 [ -d "$tmp/b/ckpt/step_00000030" ] || fail "no step 30 checkpoint in run B"

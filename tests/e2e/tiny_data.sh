@@ -18,6 +18,20 @@ tiny_data() {
              "data.val=$dir/shards/val_*.h5" eval.tokens=4096 eval.sample_every=0 log.every=10)
 }
 
+# kill_at_step PID METRICS.JSONL STEP: SIGKILL the run PID once METRICS has logged STEP's loss;
+# false when the run ended before that (up to 2 minutes of waiting).
+kill_at_step() {
+  local pid=$1 metrics=$2 step=$3
+  for _ in $(seq 1 12000); do
+    grep -q "\"step\":$step,\"loss\"" "$metrics" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  kill -9 "$pid" 2>/dev/null || return 1
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
 # strip_timing METRICS.JSONL: the records without wall-clock fields (what must match exactly).
 strip_timing() { sed -E 's/,"(dt_ms|tok_per_s|mfu)":[^,}]*//g' "$1"; }
 
