@@ -50,8 +50,12 @@ int sample_main(int argc, char** argv) {
   auto m = kiln::train::load_model(ckpt, dev);
   printf("number of parameters: %.2fM (%lld) from %s\n", m.model->num_params() / 1e6,
          (long long)m.model->num_params(), m.dir.c_str());
-  // Like training documents, the prompt starts with <|bos|>.
-  std::vector<int64_t> prompt = {static_cast<int64_t>(m.tokenizer->bos_id())};
+  // Like training documents, a nanochat prompt starts with <|bos|>. GPT-2 is sampled as nanoGPT and
+  // Hugging Face do (the text alone), unless there is no text: then <|endoftext|> starts it.
+  const int64_t bos = m.tokenizer->bos_id();
+  const bool bos_prefix = m.model->arch() != "gpt2" || start.empty();
+  std::vector<int64_t> prompt;
+  if (bos_prefix) prompt.push_back(bos);
   for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
   if (chat) {  // <|bos|><|user_start|>start<|user_end|><|assistant_start|>
     kiln::tok::Conversation c;
@@ -68,13 +72,13 @@ int sample_main(int argc, char** argv) {
     o.top_p = top_p;
     o.seed = seed + static_cast<uint64_t>(i);
     // A base model ends its document with <|bos|>; a chat reply ends with <|assistant_end|>.
-    o.stop_tokens = {chat ? int64_t(m.tokenizer->special_id("<|assistant_end|>")) : prompt.front()};
+    o.stop_tokens = {chat ? int64_t(m.tokenizer->special_id("<|assistant_end|>")) : bos};
     o.tools = chat;
   }
   kiln::engine::Generator gen(m.model, m.tokenizer);
   auto results = gen.generate(std::vector<std::vector<int64_t>>(static_cast<size_t>(num_samples), prompt), opts);
   for (const auto& r : results) {
-    std::vector<uint32_t> ids(prompt.begin() + 1, prompt.end());
+    std::vector<uint32_t> ids(prompt.begin() + (prompt.front() == bos ? 1 : 0), prompt.end());
     ids.insert(ids.end(), r.ids.begin(), r.ids.end());
     printf("%s\n---------------\n", m.tokenizer->decode(ids).c_str());
   }

