@@ -59,6 +59,7 @@ int serve_main(int argc, char** argv) {
   auto m = kiln::train::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU));
   o.limits.context = m.model->max_positions();
   o.limits.max_n = slots;
+  o.limits.bos_prefix = m.model->arch() != "gpt2";
   kiln::serve::Scheduler scheduler(kiln::engine::Generator(m.model, m.tokenizer, slots), m.tokenizer, slots, queue);
   kiln::serve::HttpServer server(scheduler, m.tokenizer, o);
   const int port = server.bind();

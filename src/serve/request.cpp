@@ -200,7 +200,7 @@ Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok,
                   std::to_string(L.max_total_chars) + " are allowed", "prompt", "string_above_max_length");
   Job job;
   job.chat = false;
-  job.prompt.push_back(tok.bos_id());
+  if (L.bos_prefix || text.empty()) job.prompt.push_back(tok.bos_id());
   for (uint32_t id : tok.encode(text)) job.prompt.push_back(id);
   common(j, L, job);
   return job;

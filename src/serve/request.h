@@ -35,6 +35,9 @@ struct Limits {
   int64_t default_max_tokens = 256;   // when the request gives none (cut to what fits)
   size_t max_stops = 4;
   size_t max_stop_chars = 64;
+  // /v1/completions: start the prompt with the tokenizer's bos, as nanochat's documents do. A GPT-2
+  // is fed the text alone (as transformers and ./sample do); an empty prompt still gets bos.
+  bool bos_prefix = true;
 };
 
 struct Job {

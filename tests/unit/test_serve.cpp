@@ -231,4 +231,10 @@ TEST(ServeRequest, ChatWithoutChatTokensIsA400PointingToCompletions) {
   }
   auto c = kiln::serve::parse_completion_request(R"({"prompt":"ab","max_tokens":3})", t, limits());
   EXPECT_EQ(c.prompt.front(), t.bos_id());
+  // A GPT-2 is fed the text alone; an empty prompt still gets <|endoftext|>.
+  auto L = limits();
+  L.bos_prefix = false;
+  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":"ab"})", t, L).prompt, (std::vector<int64_t>{'a', 'b'}));
+  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":""})", t, L).prompt,
+            (std::vector<int64_t>{t.bos_id()}));
 }
