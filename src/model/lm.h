@@ -64,8 +64,10 @@ class LM : public torch::nn::Module {
 using Model = std::shared_ptr<LM>;
 
 // The model a config describes (model.arch), initialised with init_weights(seed), on `device`.
-// vocab_size: the tokenizer's.
-Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device);
+// vocab_size: the tokenizer's. init = false leaves the weights unset, for a caller that copies a
+// checkpoint's in (a d20's init is seconds of start-up that a load would throw away).
+Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device,
+                 bool init = true);
 // The logits' vocabulary: model.vocab_size when set (at least the tokenizer's), else the
 // tokenizer's. Throws kiln::Error when neither is known or the config's is too small.
 int64_t resolve_vocab_size(const kiln::ModelConfig& m, int64_t vocab_size);

@@ -19,8 +19,8 @@ LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device
   const std::string tok_path = m.dir + "/tokenizer.json";
   if (!std::filesystem::exists(tok_path)) throw Error("checkpoint " + m.dir + " has no tokenizer.json");
   m.tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(tok_path));
-  // make_model maps model.arch to a class; its init is overwritten by the checkpoint below.
-  m.model = model::make_model(m.cfg.model, m.tokenizer->vocab_size(), 0, torch::kCPU);
+  // Uninitialised: every weight is copied from the checkpoint below (a missing one is an error).
+  m.model = model::make_model(m.cfg.model, m.tokenizer->vocab_size(), 0, torch::kCPU, /*init=*/false);
   torch::NoGradGuard no_grad;
   for (auto& kv : m.model->named_parameters()) {
     auto it = ck.model.find(kv.key());

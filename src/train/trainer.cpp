@@ -87,7 +87,8 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
               c.dist.zero1 ? "ZeRO-1: each reduced to its owner rank," : "all-reduce");
   }
 
-  // nanochat's optimizers: Muon for the block matrices, AdamW for embedding and head.
+  // The optimizers of optim.recipe (nanochat: Muon for block matrices, AdamW for embedding and head;
+  // adamw: GPT-2's) from the model's parameter groups.
   s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(s.p.model->param_groups(), c.optim, s.p.model->width()));
   if (s.shard) {
     std::map<std::string, bool> mine;
