@@ -9,7 +9,7 @@
 #include "core/config.h"
 #include "model/gpt.h"
 #include "optim/optimizers.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

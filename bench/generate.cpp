@@ -11,7 +11,7 @@
 #include "model/gpt.h"         // GPT
 #include "model/kv_cache.h"    // KVCache
 #include "model/safetensors.h" // save_safetensors, named_parameters_of
-#include "train/load_model.h"  // load_model
+#include "ckpt/load_model.h"  // load_model
 
 namespace {
 

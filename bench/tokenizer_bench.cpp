@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "tokenizer/bpe_merge.h"
-#include "tokenizer/parallel.h"
+#include "core/parallel.h"
 #include "tokenizer/train.h"
 
 using namespace kiln;

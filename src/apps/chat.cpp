@@ -12,7 +12,7 @@
 #include "engine/generator.h"    // Generator, SamplingOptions, GenToken
 #include "engine/token_text.h"   // token_text
 #include "engine/utf8_stream.h"  // Utf8Stream
-#include "train/load_model.h"    // load_model
+#include "ckpt/load_model.h"    // load_model
 
 namespace {
 

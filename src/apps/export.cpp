@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "dist/dist.h"      // guarded_main
-#include "train/hf_io.h"    // export_hf_gpt2
+#include "ckpt/hf_io.h"    // export_hf_gpt2
 
 namespace {
 int export_main(int argc, char** argv) {

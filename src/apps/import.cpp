@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "dist/dist.h"      // guarded_main
-#include "train/hf_io.h"    // import_hf_gpt2
+#include "ckpt/hf_io.h"    // import_hf_gpt2
 
 namespace {
 int import_main(int argc, char** argv) {

@@ -11,7 +11,7 @@
 #include "dist/dist.h"          // guarded_main
 #include "engine/generator.h"   // Generator, SamplingOptions
 #include "tokenizer/chat.h"     // render_for_completion
-#include "train/load_model.h"   // load_model
+#include "ckpt/load_model.h"   // load_model
 
 namespace {
 int sample_main(int argc, char** argv) {

@@ -12,7 +12,7 @@
 #include "engine/generator.h"     // Generator
 #include "serve/http_server.h"    // HttpServer, ServerOptions
 #include "serve/scheduler.h"      // Scheduler
-#include "train/load_model.h"     // load_model
+#include "ckpt/load_model.h"     // load_model
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include "data/shard_writer.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/corpus.h"
-#include "tokenizer/parallel.h"
+#include "core/parallel.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::data {

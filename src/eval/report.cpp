@@ -17,7 +17,7 @@
 #include "eval/tasks.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "train/metrics.h"
 
 namespace kiln::eval {

@@ -9,7 +9,7 @@
 
 #include "eval/sandbox.h"
 #include "eval/tasks.h"
-#include "train/load_model.h"
+#include "ckpt/load_model.h"
 
 namespace kiln::eval {
 

@@ -1,7 +1,7 @@
 // OpenAI's GPT-2 behind model::LM (lm.h): learned position embeddings, pre-LayerNorm with bias
 // (eps 1e-5), GELU (tanh form), biases on q/k/v/proj and the MLP, the head tied to the token
 // embedding, n_ctx positions, optional dropout. Parameter names are Hugging Face's
-// (transformer.h.0.attn.c_attn.weight ...), stored (out, in) like every kiln linear; model/hf_gpt2.h
+// (transformer.h.0.attn.c_attn.weight ...), stored (out, in) like every kiln linear; ckpt/hf_gpt2.h
 // holds the one rename/transpose table to and from Hugging Face's files.
 #pragma once
 #include <torch/torch.h>

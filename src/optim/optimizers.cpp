@@ -99,7 +99,7 @@ int64_t bytes_of(const torch::Tensor& t) { return t.defined() ? t.numel() * t.el
 // (OwnerFilter): it steps only those, allocates state only for them, and writes only their
 // tensors; the shared scalars (lr, momentum, counters) are written by rank 0. Without ZeRO-1
 // rank 0 writes everything. The checkpoint's optim_rank_* files thus hold every tensor exactly
-// once, and any world size can load them all and keep what it owns (train/checkpoint.cpp).
+// once, and any world size can load them all and keep what it owns (ckpt/checkpoint.cpp).
 
 // ---- Muon --------------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@
 #include "core/json_file.h"
 #include "tokenizer/bpe_merge.h"
 #include "tokenizer/pair_map.h"
-#include "tokenizer/parallel.h"
-#include "tokenizer/sha256.h"
+#include "core/parallel.h"
+#include "core/sha256.h"
 #include "tokenizer/split.h"
 
 namespace kiln::tok {

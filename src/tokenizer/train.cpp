@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "tokenizer/bpe_train.h"
 #include "tokenizer/corpus.h"
-#include "tokenizer/parallel.h"
+#include "core/parallel.h"
 #include "tokenizer/split.h"
 
 namespace kiln::tok {

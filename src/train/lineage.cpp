@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/sha256.h"
-#include "train/checkpoint.h"
+#include "core/sha256.h"
+#include "ckpt/checkpoint.h"
 
 namespace kiln::train {
 

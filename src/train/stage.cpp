@@ -20,7 +20,7 @@
 #include "dist/dist.h"     // dist::init, ctx, broadcast_string
 #include "dist/signals.h"  // install_stop_handlers
 #include "model/lm.h"      // make_model
-#include "train/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
+#include "ckpt/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
 #include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device, check_resume_world
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
 #include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts

@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "dist/dist.h"
-#include "tokenizer/sha256.h"
+#include "core/sha256.h"
 
 namespace fs = std::filesystem;
 

@@ -13,7 +13,7 @@
 #include "dist/comm.h"
 #include "model/lm.h"
 #include "tokenizer/tokenizer.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 namespace kiln::train {
 

@@ -1,4 +1,4 @@
-// Checkpoint directories (train/checkpoint): a save is complete only with DONE; the newest
+// Checkpoint directories (ckpt/checkpoint): a save is complete only with DONE; the newest
 // complete one is found; a corrupted file (CRC-32 mismatch) is refused and the previous good one
 // used; an interrupted save's temp dir is ignored; keep_last prunes. One process (world of 1).
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include <functional>
 
 #include "core/error.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

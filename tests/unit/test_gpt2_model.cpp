@@ -1,6 +1,6 @@
 // GPT-2 (model/gpt2.h) against Hugging Face transformers' GPT2LMHeadModel
 // (tests/reference/gpt2_hf_ref.py): random weights made by transformers for the `gpt2` config (124M)
-// and a small one, saved with save_pretrained, imported (train/hf_io.h): fp32 CPU logits within 1e-5
+// and a small one, saved with save_pretrained, imported (ckpt/hf_io.h): fp32 CPU logits within 1e-5
 // relative and 30 greedy tokens identical; the KV cache agrees with the plain forward on ragged rows;
 // a model trained a few steps with the GPT-2 optimizer recipe exports to logits transformers
 // reproduces; import refuses what it cannot run exactly, naming the file and the field or tensor.
@@ -11,13 +11,13 @@
 #include "engine/generator.h"
 #include "gpt2_test_util.h"
 #include "model/gpt2.h"
-#include "model/hf_gpt2.h"
+#include "ckpt/hf_gpt2.h"
 #include "model/kv_cache.h"
 #include "model/safetensors.h"
 #include "optim/optimizers.h"
 #include "tok_test_util.h"
-#include "train/hf_io.h"
-#include "train/load_model.h"
+#include "ckpt/hf_io.h"
+#include "ckpt/load_model.h"
 
 using namespace kiln;
 

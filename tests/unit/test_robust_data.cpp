@@ -17,7 +17,7 @@
 #include "model/safetensors.h"
 #include "tok_test_util.h"
 #include "tokenizer/bpe_merge.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 using namespace kiln;
 namespace fs = std::filesystem;

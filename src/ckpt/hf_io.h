@@ -1,6 +1,6 @@
 // ./import gpt2 and ./export: a Hugging Face GPT-2 directory (config.json, model.safetensors,
 // vocab.json + merges.txt) <-> a kiln checkpoint that every binary opens. The name/layout table is
-// model/hf_gpt2.h; this file adds the files, the tokenizer and the checkpoint format around it.
+// ckpt/hf_gpt2.h; this file adds the files, the tokenizer and the checkpoint format around it.
 #pragma once
 #include <string>
 

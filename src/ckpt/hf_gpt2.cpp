@@ -1,6 +1,6 @@
 // See hf_gpt2.h. config.json is checked field by field against what GPT2Impl computes, so an
 // imported model either runs exactly as transformers' GPT2LMHeadModel or is refused with the field.
-#include "model/hf_gpt2.h"
+#include "ckpt/hf_gpt2.h"
 
 #include <algorithm>
 #include <sstream>

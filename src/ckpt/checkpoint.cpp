@@ -1,7 +1,7 @@
 // Checkpoint save / find / verify / load; see checkpoint.h. Rank 0 owns the directory dance
 // (temp dir -> files -> checksums -> meta.json -> DONE -> rename); other ranks only write their
 // own files between two barriers.
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // SHA-256 through OpenSSL EVP (the non-deprecated API in OpenSSL 3); one call, whole buffer,
 // because tokenizer files are at most a few MB.
-#include "tokenizer/sha256.h"
+#include "core/sha256.h"
 
 #include <openssl/evp.h>
 

@@ -1,7 +1,7 @@
 // See hf_io.h. Import builds the run config as YAML text and loads it like any config, so an
 // imported checkpoint carries a config that validates; the weights go through GPT2Impl's own
 // parameters (names and shapes checked twice: by the table and by the module).
-#include "train/hf_io.h"
+#include "ckpt/hf_io.h"
 
 #include <filesystem>
 
@@ -9,11 +9,11 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "model/gpt2.h"
-#include "model/hf_gpt2.h"
+#include "ckpt/hf_gpt2.h"
 #include "model/safetensors.h"
 #include "tokenizer/gpt2_files.h"
-#include "train/checkpoint.h"
-#include "train/load_model.h"
+#include "ckpt/checkpoint.h"
+#include "ckpt/load_model.h"
 
 namespace kiln::train {
 

@@ -1,12 +1,12 @@
 // load_model; see load_model.h. The tokenizer comes from the checkpoint's own tokenizer.json so a
 // checkpoint directory is all a user needs to copy to another machine.
-#include "train/load_model.h"
+#include "ckpt/load_model.h"
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 namespace kiln::train {
 
