@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < mp.size(); ++i) ms["muon." + std::to_string(i) + ".momentum_buffer"] = torch::zeros_like(mp[i]);
   opt.muon.load_state(ms);
 
-  kiln::train::CheckpointWrite w;
+  kiln::ckpt::CheckpointWrite w;
   w.step = 1000;
   for (const auto& kv : model->named_parameters()) w.model.emplace_back(kv.key(), kv.value());
   w.optim = opt.state();
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   w.meta = {{"config", "run:\n  name: bench\n"}};
 
   t0 = Clock::now();
-  const std::string step_dir = kiln::train::save_checkpoint(dir, w, 0);
+  const std::string step_dir = kiln::ckpt::save_checkpoint(dir, w, 0);
   const double save_s = since(t0);
   uintmax_t bytes = 0;
   for (const auto& e : fs::directory_iterator(step_dir)) {
@@ -57,10 +57,10 @@ int main(int argc, char** argv) {
     bytes += e.file_size();
   }
   t0 = Clock::now();
-  const std::string found = kiln::train::find_latest_checkpoint(dir);  // includes CRC-32 of every file
+  const std::string found = kiln::ckpt::find_latest_checkpoint(dir);  // includes CRC-32 of every file
   const double verify_s = since(t0);
   t0 = Clock::now();
-  auto ck = kiln::train::load_checkpoint(found, 0, 1);
+  auto ck = kiln::ckpt::load_checkpoint(found, 0, 1);
   const double read_s = since(t0);
   {
     torch::NoGradGuard ng;

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   kiln::model::Model model;
   std::shared_ptr<const kiln::tok::Tokenizer> tok;
   if (!ckpt.empty()) {
-    auto m = kiln::train::load_model(ckpt, dev);
+    auto m = kiln::ckpt::load_model(ckpt, dev);
     model = m.model;
     tok = m.tokenizer;
   } else {

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   for (const auto& v : all) n2 += v.size();
   if (n1 != n2) { fprintf(stderr, "batch and single encode disagree\n"); return 1; }
   printf("kiln  train %.2f s (count %.2f s, %zu merges %.2f s) | encode 1 core %.2f MB/s | %u cores %.2f MB/s | %.3f bytes/token\n",
-         train_s, st.count_seconds, t.merges().size(), st.merge_seconds, mb / one_s, tok::default_threads(), mb / all_s,
+         train_s, st.count_seconds, t.merges().size(), st.merge_seconds, mb / one_s, default_threads(), mb / all_s,
          double(text.size()) / double(n1));
   // One unbroken run of letters, repeated to 4 MB (the same bytes tokenizer_bench.py uses).
   std::string letters;

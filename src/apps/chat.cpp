@@ -19,14 +19,14 @@ namespace {
 using kiln::engine::GenToken;
 
 struct Chat {
-  kiln::train::LoadedModel m;
+  kiln::ckpt::LoadedModel m;
   kiln::engine::Generator gen;
   kiln::engine::SamplingOptions opts;
   std::vector<int64_t> conv;  // <|bos|> then the turns so far
   int64_t user_start, user_end, assistant_start, assistant_end;
   uint64_t turn = 0;
 
-  Chat(kiln::train::LoadedModel lm, const kiln::engine::SamplingOptions& o)
+  Chat(kiln::ckpt::LoadedModel lm, const kiln::engine::SamplingOptions& o)
       : m(std::move(lm)), gen(m.model, m.tokenizer), opts(o) {
     const auto& t = *m.tokenizer;
     user_start = t.special_id("<|user_start|>"), user_end = t.special_id("<|user_end|>");
@@ -100,7 +100,7 @@ int chat_main(int argc, char** argv) {
     return app.exit(e);
   }
   const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  Chat chat(kiln::train::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)), o);
+  Chat chat(kiln::ckpt::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)), o);
   if (app.count("--prompt")) {
     chat.reply(prompt);
     return 0;

@@ -21,7 +21,7 @@ int export_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  const std::string step = kiln::train::export_hf_gpt2(ckpt, out);
+  const std::string step = kiln::ckpt::export_hf_gpt2(ckpt, out);
   printf("[export] wrote %s from %s\n", out.c_str(), step.c_str());
   return 0;
 }

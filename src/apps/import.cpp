@@ -25,7 +25,7 @@ int import_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  const std::string step = kiln::train::import_hf_gpt2(from, out, tokenizer);
+  const std::string step = kiln::ckpt::import_hf_gpt2(from, out, tokenizer);
   printf("[import] wrote %s (model.arch: gpt2)\n", step.c_str());
   return 0;
 }

@@ -47,7 +47,7 @@ int sample_main(int argc, char** argv) {
   }
   const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
   const torch::Device dev = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  auto m = kiln::train::load_model(ckpt, dev);
+  auto m = kiln::ckpt::load_model(ckpt, dev);
   printf("number of parameters: %.2fM (%lld) from %s\n", m.model->num_params() / 1e6,
          (long long)m.model->num_params(), m.dir.c_str());
   // Like training documents, a nanochat prompt starts with <|bos|>. GPT-2 is sampled as nanoGPT and

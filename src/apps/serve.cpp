@@ -56,7 +56,7 @@ int serve_main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a client that left: the write fails, the process lives
 
   const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  auto m = kiln::train::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU));
+  auto m = kiln::ckpt::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU));
   o.limits.context = m.model->max_positions();
   o.limits.max_n = slots;
   o.limits.bos_prefix = m.model->arch() != "gpt2";

@@ -16,14 +16,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fault_point.h"  // hooks::fault_point (KILN_FAULT)
 #include "core/json_file.h"
 #include "core/log.h"
 #include "dist/dist.h"
-#include "train/test_hooks.h"  // hooks::fault_point (KILN_FAULT)
 
 namespace fs = std::filesystem;
 
-namespace kiln::train {
+namespace kiln::ckpt {
 namespace {
 
 std::string step_name(int64_t step) {
@@ -320,4 +320,4 @@ std::string set_aside_newer_steps(const std::string& dir, int64_t step) {
   return branch.string();
 }
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -11,7 +11,7 @@
 
 #include "model/safetensors.h"
 
-namespace kiln::train {
+namespace kiln::ckpt {
 
 struct CheckpointWrite {
   int64_t step = 0;
@@ -67,4 +67,4 @@ struct CheckpointRead {
 // one); rank_state is this rank's, or rank 0's when the writing job had fewer ranks.
 CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files = true);
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -8,7 +8,9 @@
 #include "core/error.h"
 #include "core/json_file.h"
 
-namespace kiln::model {
+namespace kiln::ckpt {
+
+using model::GPT2Impl;
 
 namespace {
 
@@ -141,4 +143,4 @@ NamedTensors kiln_to_hf(const NamedTensors& params) {
   return out;
 }
 
-}  // namespace kiln::model
+}  // namespace kiln::ckpt

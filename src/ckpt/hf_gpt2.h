@@ -11,7 +11,10 @@
 #include "model/gpt2.h"
 #include "model/safetensors.h"
 
-namespace kiln::model {
+namespace kiln::ckpt {
+
+using model::GPT2Config;
+using model::NamedTensors;
 
 // The architecture a Hugging Face config.json describes. Throws kiln::Error naming the file and
 // field when it is not a GPT-2 that kiln runs exactly (e.g. another activation or untied head).
@@ -28,4 +31,4 @@ std::map<std::string, torch::Tensor> hf_to_kiln(const std::map<std::string, torc
 // A kiln GPT-2's parameters under Hugging Face's names and layout (lm_head omitted: tied).
 NamedTensors kiln_to_hf(const NamedTensors& params);
 
-}  // namespace kiln::model
+}  // namespace kiln::ckpt

@@ -13,9 +13,10 @@
 #include "model/safetensors.h"
 #include "tokenizer/gpt2_files.h"
 #include "ckpt/checkpoint.h"
+#include "ckpt/copy_into.h"
 #include "ckpt/load_model.h"
 
-namespace kiln::train {
+namespace kiln::ckpt {
 
 namespace fs = std::filesystem;
 
@@ -34,7 +35,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
   const std::string cfg_path = hf_dir + "/config.json", st_path = hf_dir + "/model.safetensors";
   need_file(cfg_path, "the model's config");
   need_file(st_path, "the weights; a pytorch_model.bin alone is not read: save with safe_serialization=True");
-  model::GPT2Config g = model::read_hf_gpt2_config(cfg_path);
+  model::GPT2Config g = read_hf_gpt2_config(cfg_path);
 
   tok::Tokenizer tokenizer;
   if (!tokenizer_json.empty()) {
@@ -59,16 +60,11 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
   const Config cfg = load_config_text(yaml, "[import] " + cfg_path);
 
   auto hf = model::load_safetensors(st_path);
-  auto weights = model::hf_to_kiln(hf, g, st_path);
+  auto weights = hf_to_kiln(hf, g, st_path);
   model::GPT2Impl net(model::GPT2Config::from(cfg.model, tokenizer.vocab_size()), torch::kCPU);
   CheckpointWrite w;
-  {
-    torch::NoGradGuard ng;
-    for (auto& p : net.named_parameters()) {
-      p.value().copy_(weights.at(p.key()));
-      w.model.emplace_back(p.key(), p.value().detach());
-    }
-  }
+  copy_into(model::named_parameters_of(net), weights, Strictness::Exact, "[import] " + st_path);
+  for (auto& p : net.named_parameters()) w.model.emplace_back(p.key(), p.value().detach());
   // save_checkpoint copies the tokenizer from a file: write it beside the output first.
   fs::create_directories(out_dir);
   const std::string tok_tmp = out_dir + "/.import_tokenizer.json";
@@ -97,9 +93,9 @@ void write_hf_gpt2(model::LM& net, const tok::Tokenizer& tokenizer, const std::s
                 "./export writes Hugging Face GPT-2 (GPT2LMHeadModel); train or import a model.arch: gpt2 model");
   fs::create_directories(out_dir);
   const std::string st = out_dir + "/model.safetensors";
-  model::save_safetensors(st + ".tmp", model::kiln_to_hf(model::named_parameters_of(*g)), {{"format", "pt"}});
+  model::save_safetensors(st + ".tmp", kiln_to_hf(model::named_parameters_of(*g)), {{"format", "pt"}});
   fs::rename(st + ".tmp", st);
-  write_text_file(out_dir + "/config.json", model::hf_gpt2_config(g->config(), tokenizer.bos_id()).dump(2) + "\n");
+  write_text_file(out_dir + "/config.json", hf_gpt2_config(g->config(), tokenizer.bos_id()).dump(2) + "\n");
   try {
     tok::write_gpt2_files(tokenizer, out_dir);
     const std::string eot = tokenizer.specials().front();
@@ -125,4 +121,4 @@ std::string export_hf_gpt2(const std::string& ckpt_path, const std::string& out_
   return m.dir;
 }
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -7,7 +7,7 @@
 #include "model/lm.h"
 #include "tokenizer/tokenizer.h"
 
-namespace kiln::train {
+namespace kiln::ckpt {
 
 // Writes <out_dir>/step_00000000 (model, config with model.arch = gpt2, tokenizer, meta, DONE)
 // and returns that directory. tokenizer_json "" takes vocab.json + merges.txt from hf_dir.
@@ -21,4 +21,4 @@ std::string export_hf_gpt2(const std::string& ckpt_path, const std::string& out_
 // The same for a model in memory (model.arch gpt2, else kiln::Error) and its tokenizer.
 void write_hf_gpt2(model::LM& model, const tok::Tokenizer& tokenizer, const std::string& out_dir);
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -7,8 +7,9 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "ckpt/checkpoint.h"
+#include "ckpt/copy_into.h"
 
-namespace kiln::train {
+namespace kiln::ckpt {
 
 LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device) {
   LoadedModel m;
@@ -21,16 +22,10 @@ LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device
   m.tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(tok_path));
   // Uninitialised: every weight is copied from the checkpoint below (a missing one is an error).
   m.model = model::make_model(m.cfg.model, m.tokenizer->vocab_size(), 0, torch::kCPU, /*init=*/false);
-  torch::NoGradGuard no_grad;
-  for (auto& kv : m.model->named_parameters()) {
-    auto it = ck.model.find(kv.key());
-    if (it == ck.model.end() || it->second.sizes() != kv.value().sizes())
-      throw Error("checkpoint " + m.dir + ": tensor '" + kv.key() + "' is missing or has the wrong shape");
-    kv.value().copy_(it->second);
-  }
+  copy_into(model::named_parameters_of(*m.model), ck.model, Strictness::IgnoreExtra, "checkpoint " + m.dir);
   m.model->to(device);
   m.model->eval();
   return m;
 }
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -10,7 +10,7 @@
 #include "model/lm.h"
 #include "tokenizer/tokenizer.h"
 
-namespace kiln::train {
+namespace kiln::ckpt {
 
 struct LoadedModel {
   std::string dir;  // the step directory used
@@ -22,4 +22,4 @@ struct LoadedModel {
 
 LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device);
 
-}  // namespace kiln::train
+}  // namespace kiln::ckpt

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace kiln::tok {
+namespace kiln {
 
 inline unsigned default_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
@@ -40,4 +40,4 @@ void parallel_for(size_t n, Fn&& fn, unsigned threads = 0) {
   if (err) std::rethrow_exception(err);
 }
 
-}  // namespace kiln::tok
+}  // namespace kiln

@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-namespace kiln::tok {
+namespace kiln {
 
 std::string sha256_hex(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -22,4 +22,4 @@ std::string sha256_hex(std::string_view bytes) {
   return out;
 }
 
-}  // namespace kiln::tok
+}  // namespace kiln

@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
-namespace kiln::tok {
+namespace kiln {
 
 std::string sha256_hex(std::string_view bytes);
 
-}  // namespace kiln::tok
+}  // namespace kiln

@@ -127,7 +127,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
   ShardSeries train(staging.dir(), "train", meta, opt.shard_tokens, opt.chat);
   ShardSeries val(staging.dir(), "val", meta, opt.shard_tokens, opt.chat);
   Progress progress(opt.progress, total);
-  const unsigned threads = tok::default_threads();
+  const unsigned threads = default_threads();
   uint64_t done_bytes = 0, record = 0;
   const double F = opt.val_fraction;
   const data::ChatFormat requested = opt.chat ? chat_format_from_name(opt.format) : ChatFormat::Auto;
@@ -162,7 +162,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
       // A JSON array, ARC or MMLU: all records at once, rendered in parallel, written in order.
       auto recs = read_chat_file(path, fmt);
       std::vector<tok::Rendered> out(recs.size());
-      tok::parallel_for(recs.size(), [&](size_t i) {
+      parallel_for(recs.size(), [&](size_t i) {
         if (recs[i].error.empty()) render(recs[i].conv, recs[i].where, out[i], recs[i].error);
       }, threads);
       for (size_t i = 0; i < recs.size(); ++i) emit(out[i], recs[i].error);
@@ -214,7 +214,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
       }
       std::vector<tok::Rendered> out(lines.size());
       std::vector<std::string> errs(lines.size());
-      tok::parallel_for(lines.size(), [&](size_t i) {
+      parallel_for(lines.size(), [&](size_t i) {
         std::string where = path + ":" + std::to_string(line_nos[i]);
         nlohmann::json rec;
         try {

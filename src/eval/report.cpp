@@ -18,7 +18,7 @@
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 #include "ckpt/checkpoint.h"
-#include "train/metrics.h"
+#include "core/format.h"
 
 namespace kiln::eval {
 namespace {
@@ -120,7 +120,7 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   }
   const json* lt = last_with(s.metrics, "loss");
   const json* lv = last_with(s.metrics, "val_bpb");
-  o << "- training: " << train::format_duration(secs) << " over " << timed << " logged steps";
+  o << "- training: " << format_duration(secs) << " over " << timed << " logged steps";
   if (lt) o << ", " << lt->value("tokens", int64_t(0)) << " tokens, final train loss " << fmt((*lt)["loss"].get<double>());
   if (lv) o << ", final val loss " << fmt((*lv)["val_loss"].get<double>()) << " nats/token, val bpb " << fmt((*lv)["val_bpb"].get<double>());
   o << "\n\n";
@@ -153,7 +153,7 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
 
 std::string write_report(const std::string& ckpt) {
   std::vector<Stage> stages;
-  std::string dir = train::find_latest_checkpoint(ckpt);
+  std::string dir = ckpt::find_latest_checkpoint(ckpt);
   std::set<std::string> seen;
   while (!dir.empty() && fs::exists(fs::path(dir) / "meta.json") && seen.insert(canon(dir)).second) {
     stages.insert(stages.begin(), read_stage(dir, stages.empty() ? ckpt : dir));

@@ -16,7 +16,7 @@
 #include "eval/categorical.h"
 #include "model/autocast.h"
 #include "model/bpb.h"
-#include "train/metrics.h"
+#include "core/format.h"
 
 namespace kiln::eval {
 namespace {
@@ -34,7 +34,7 @@ EvalModel load_eval_model(const std::string& ckpt, const std::string& device) {
   if (device == "cuda" && !cuda) throw Error("[eval] --device cuda but no CUDA device is visible", "use --device cpu");
   EvalModel em;
   em.device = (device == "cuda" || (device == "auto" && cuda)) ? dist::bind_local_device() : torch::Device(torch::kCPU);
-  em.m = train::load_model(ckpt, em.device);
+  em.m = ckpt::load_model(ckpt, em.device);
   const std::string& dt = em.m.cfg.train.dtype;
   em.autocast = dt == "bfloat16" || (dt == "auto" && em.device.is_cuda());
   return em;
@@ -69,7 +69,7 @@ void Progress::update(int64_t done_local, int64_t correct_local) {
   fprintf(stderr, "%s[eval] %s %lld/%lld (%.1f%%) | acc %.4f | %.1f ex/s | eta %s%s", tty ? "\r" : "", task_.c_str(),
           (long long)done, (long long)total_, total_ ? 100.0 * done / total_ : 100.0,
           done_local ? double(correct_local) / done_local : 0.0, rate,
-          train::format_duration(rate > 0 ? (total_ - done) / rate : 0).c_str(), tty && done < total_ ? "" : "\n");
+          format_duration(rate > 0 ? (total_ - done) / rate : 0).c_str(), tty && done < total_ ? "" : "\n");
   fflush(stderr);
 }
 

@@ -36,7 +36,7 @@ struct TaskResult {
 };
 
 struct EvalModel {
-  train::LoadedModel m;
+  ckpt::LoadedModel m;
   torch::Device device = torch::kCPU;
   bool autocast = false;  // bf16 autocast as in training (CUDA by default)
 };

@@ -100,25 +100,4 @@ NamedTensors named_parameters_of(const torch::nn::Module& m) {
   return out;
 }
 
-void load_safetensors_into(const std::string& path, const NamedTensors& dst,
-                           std::map<std::string, std::string>* metadata) {
-  auto src = load_safetensors(path, metadata);
-  torch::NoGradGuard ng;
-  for (const auto& [name, t] : dst) {
-    auto it = src.find(name);
-    if (it == src.end())
-      throw Error("safetensors file '" + path + "' has no tensor '" + name + "'",
-                  "the file was written for a different model or config");
-    if (it->second.sizes() != t.sizes())
-      throw Error("safetensors file '" + path + "': tensor '" + name + "' has shape " +
-                      c10::str(it->second.sizes()) + " but the model expects " + c10::str(t.sizes()),
-                  "the file was written for a different model or config");
-    t.copy_(it->second);  // converts dtype and device
-    src.erase(it);
-  }
-  if (!src.empty())
-    throw Error("safetensors file '" + path + "' holds tensor '" + src.begin()->first + "' that the model lacks",
-                "the file was written for a different model or config");
-}
-
 }  // namespace kiln::model

@@ -23,9 +23,5 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
 
 // A module's parameters as NamedTensors (same tensors, no copies), e.g. for save_safetensors.
 NamedTensors named_parameters_of(const torch::nn::Module& m);
-// Loads `path` into existing tensors by name (dtype/device converted on copy). Throws kiln::Error
-// naming the file and tensor when one is missing, has another shape, or the file has extra ones.
-void load_safetensors_into(const std::string& path, const NamedTensors& dst,
-                           std::map<std::string, std::string>* metadata = nullptr);
 
 }  // namespace kiln::model

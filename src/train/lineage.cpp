@@ -15,7 +15,7 @@ namespace kiln::train {
 
 std::string resolve_parent_dir(const std::string& from) {
   try {
-    return find_latest_checkpoint(from);
+    return ckpt::find_latest_checkpoint(from);
   } catch (const Error& e) {
     throw Error(std::string("init.from = \"") + from + "\": " + e.what(),
                 "point init.from at the previous stage's checkpoint dir (e.g. runs/tiny/ckpt), a step_* dir in "
@@ -32,7 +32,7 @@ Parent read_parent(const std::string& step_dir) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string bytes = ss.str();
-  p.meta_sha256 = tok::sha256_hex(bytes);
+  p.meta_sha256 = sha256_hex(bytes);
   p.meta = nlohmann::json::parse(bytes);
   p.step = p.meta.value("step", int64_t(0));
   return p;

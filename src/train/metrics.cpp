@@ -66,19 +66,4 @@ double peak_flops(const torch::Device& device) {
   return 0.0;
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  const long t = static_cast<long>(s + 0.5);
-  if (t >= 3600) snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t % 3600) / 60);
-  else if (t >= 60) snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
-  else snprintf(buf, sizeof(buf), "%lds", t);
-  return buf;
-}
-
-std::string f9(double v) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%.9g", v);
-  return buf;
-}
-
 }  // namespace kiln::train

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "core/format.h"  // f9, format_duration (the metrics' number format)
+
 namespace kiln::train {
 
 class MetricsLog {
@@ -24,9 +26,5 @@ class MetricsLog {
 
 // Peak dense bf16 FLOP/s of the device, or 0 when unknown (CPU): MFU is then not reported.
 double peak_flops(const torch::Device& device);
-// "1h02m", "3m07s", "12s".
-std::string format_duration(double seconds);
-// A float as text with 9 significant digits (exact round trip for float32).
-std::string f9(double v);
 
 }  // namespace kiln::train

@@ -119,7 +119,7 @@ int stage_main(Stage stage, int argc, char** argv) {
     std::string found, err;
     if (dc.rank == 0) {
       try {
-        found = train::find_latest_checkpoint(resume);
+        found = ckpt::find_latest_checkpoint(resume);
       } catch (const Error& e) {
         err = e.what();
       }
@@ -182,13 +182,13 @@ int stage_main(Stage stage, int argc, char** argv) {
   train::check_shared_checkpoint_dir(cfg.checkpoint.dir);  // refuses node-local checkpoint dirs
   if (!ckpt_dir.empty() && dc.rank == 0) {
     // Resuming an older step forks the timeline: newer steps leave the checkpoint directory.
-    const std::string aside = train::set_aside_newer_steps(cfg.checkpoint.dir, json_get<int64_t>(meta, "step", ckpt_dir + "/meta.json"));
+    const std::string aside = ckpt::set_aside_newer_steps(cfg.checkpoint.dir, json_get<int64_t>(meta, "step", ckpt_dir + "/meta.json"));
     if (!aside.empty())
       log::warn("[ckpt] resuming %s while newer checkpoints existed: moved them to %s", ckpt_dir.c_str(), aside.c_str());
   }
   if (ckpt_dir.empty()) {
     // A fresh run must not prune (checkpoint.keep_last) or mix with another run's checkpoints.
-    const std::string existing = train::newest_complete_step(cfg.checkpoint.dir);
+    const std::string existing = ckpt::newest_complete_step(cfg.checkpoint.dir);
     if (!existing.empty())
       throw Error(cfg.checkpoint.dir + " already holds checkpoints of a run (newest: " + existing + ")",
                   "continue it with ./" + name + " --resume " + cfg.checkpoint.dir +
@@ -243,13 +243,13 @@ int stage_main(Stage stage, int argc, char** argv) {
 
   train::Trainer trainer(std::move(parts));
   if (!ckpt_dir.empty()) {
-    auto ck = train::load_checkpoint(ckpt_dir, dc.rank, dc.world);
+    auto ck = ckpt::load_checkpoint(ckpt_dir, dc.rank, dc.world);
     if (ck.meta.value("tokenizer_sha256", "") != tok->sha256())
       throw Error("checkpoint " + ckpt_dir + " was trained with another tokenizer than " + cfg.data.tokenizer);
     trainer.restore(ck);
     log::info("[ckpt] resumed from %s (step %lld)", ckpt_dir.c_str(), (long long)ck.step);
   } else if (parent) {
-    auto ck = train::load_checkpoint(parent->step_dir, dc.rank, dc.world, /*load_rank_files=*/cfg.init.optimizer);
+    auto ck = ckpt::load_checkpoint(parent->step_dir, dc.rank, dc.world, /*load_rank_files=*/cfg.init.optimizer);
     trainer.init_from(ck, cfg.init.optimizer);
     log::info("[init] %s weights%s from %s (a %s checkpoint, step %lld)", name.c_str(),
               cfg.init.optimizer ? " and optimizer state" : "", parent->step_dir.c_str(),

@@ -63,8 +63,8 @@ void check_shared_checkpoint_dir(const std::string& dir) {
 void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256) {
   const auto& dc = dist::ctx();
   if (dc.world == 1) return;
-  const auto cfg = dist::all_gather(hash60(tok::sha256_hex(config_yaml)));
-  const auto tok = dist::all_gather(hash60(tok::sha256_hex(tokenizer_sha256)));
+  const auto cfg = dist::all_gather(hash60(sha256_hex(config_yaml)));
+  const auto tok = dist::all_gather(hash60(sha256_hex(tokenizer_sha256)));
   const std::string bad_cfg = rank_list(cfg, cfg[0]), bad_tok = rank_list(tok, tok[0]);
   if (!bad_cfg.empty())
     throw Error("rank(s) " + bad_cfg + " resolved a different config than rank 0 (this is rank " +

@@ -1,6 +1,6 @@
-// Test hooks for the fault-injection and NaN tests (tests/e2e/fault_injection.sh, nonfinite.sh):
-// environment variables that make ./pretrain die at a named point of the checkpoint protocol or
-// poison the gradients of one step. Unset (always, outside those tests) they cost one getenv.
+// Test hook for the NaN tests (tests/e2e/nonfinite.sh, nan_stop.sh): an environment variable that
+// poisons the gradients of one step. Unset (always, outside those tests) it costs one getenv.
+// (KILN_FAULT, the checkpoint protocol's hook, is core/fault_point.h.)
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -10,10 +10,6 @@ class Tensor;
 }
 
 namespace kiln::train::hooks {
-
-// KILN_FAULT=<point>[@<step>]: when `point` (and the step, if given) matches, print
-// "[fault] <point> at step N" to stderr and _exit(86) at once, as a crash or SIGKILL would.
-void fault_point(const char* point, int64_t step);
 
 // KILN_NAN_GRAD_STEP=<k>: at optimizer step k (1-based, as logged) fill the first gradient with
 // NaN after the gradient sync, so that the non-finite gradient check must catch it.

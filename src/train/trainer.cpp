@@ -10,6 +10,7 @@
 
 #include "core/error.h"        // Error
 #include "core/json_file.h"    // json_get
+#include "ckpt/copy_into.h"     // copy_into
 #include "core/log.h"          // log::info
 #include "data/cursor_remap.h" // remap_batches
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
@@ -112,23 +113,11 @@ Trainer::~Trainer() = default;
 
 int64_t Trainer::total_steps() const { return s_->total; }
 
-void Trainer::load_weights(const CheckpointRead& ck) {
-  State& s = *s_;
-  torch::NoGradGuard no_grad;
-  auto named = s.p.model->named_parameters();
-  if (named.size() != ck.model.size())
-    throw Error("checkpoint " + ck.dir + " holds " + std::to_string(ck.model.size()) + " tensors; the model has " +
-                std::to_string(named.size()) + " parameters");
-  for (auto& kv : named) {
-    auto it = ck.model.find(kv.key());
-    if (it == ck.model.end()) throw Error("checkpoint " + ck.dir + " has no tensor '" + kv.key() + "'");
-    if (it->second.sizes() != kv.value().sizes())
-      throw Error("checkpoint " + ck.dir + ": tensor '" + kv.key() + "' has the wrong shape");
-    kv.value().copy_(it->second);
-  }
+void Trainer::load_weights(const ckpt::CheckpointRead& ck) {
+  ckpt::copy_into(model::named_parameters_of(*s_->p.model), ck.model, ckpt::Strictness::Exact, "checkpoint " + ck.dir);
 }
 
-void Trainer::init_from(const CheckpointRead& ck, bool optimizer) {
+void Trainer::init_from(const ckpt::CheckpointRead& ck, bool optimizer) {
   load_weights(ck);
   if (!optimizer) return;
   // Moments and step counters from the parent; learning rates (and multipliers) stay this run's.
@@ -138,7 +127,7 @@ void Trainer::init_from(const CheckpointRead& ck, bool optimizer) {
   s_->opt->load_state(merged);
 }
 
-void Trainer::restore(const CheckpointRead& ck) {
+void Trainer::restore(const ckpt::CheckpointRead& ck) {
   State& s = *s_;
   load_weights(ck);
   s.opt->load_state(ck.optim);
@@ -211,7 +200,7 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   State& s = *s_;
   const Config& c = s.p.cfg;
   const auto t0 = Clock::now();
-  CheckpointWrite w;
+  ckpt::CheckpointWrite w;
   w.step = step;
   for (const auto& kv : s.p.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
   // Each optimizer tensor once (Note [Optimizer state by name]): rank 0 the shared scalars, and
@@ -233,7 +222,7 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
             {"metrics", nlohmann::json::parse(last_metrics.dump())},
             {"created_by", std::string("kiln (LibTorch ") + KILN_TORCH_VERSION + ")"}};
   w.tokenizer_path = s.p.tokenizer_path;
-  const std::string dir = save_checkpoint(c.checkpoint.dir, w, c.checkpoint.keep_last);
+  const std::string dir = ckpt::save_checkpoint(c.checkpoint.dir, w, c.checkpoint.keep_last);
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
   log::info("[ckpt] saved %s in %.2f s", dir.c_str(), dt);
 }

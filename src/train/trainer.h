@@ -38,10 +38,10 @@ class Trainer {
   explicit Trainer(TrainerParts parts);
   ~Trainer();
   // Continue from a checkpoint: weights, optimizer state, loader cursor, RNG, step.
-  void restore(const CheckpointRead& ck);
+  void restore(const ckpt::CheckpointRead& ck);
   // Start a later stage from a parent checkpoint: its weights, and its optimizer state when
   // `optimizer` (learning rates stay this run's). Loader, RNG and step start fresh.
-  void init_from(const CheckpointRead& ck, bool optimizer);
+  void init_from(const ckpt::CheckpointRead& ck, bool optimizer);
   // Train to the last step (or a stop signal) and return the process exit code.
   int run();
   // Optimizer steps of the whole run (train.max_steps, or derived from the data:param ratio).
@@ -50,7 +50,7 @@ class Trainer {
  private:
   struct State;
   std::unique_ptr<State> s_;
-  void load_weights(const CheckpointRead& ck);
+  void load_weights(const ckpt::CheckpointRead& ck);
   double evaluate();
   void sample();
   void log_optimizer_memory();  // collective: every rank's optimizer state bytes, after a step

@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 namespace fs = std::filesystem;
-using kiln::train::CheckpointWrite;
+using kiln::ckpt::CheckpointWrite;
 
 namespace {
 CheckpointWrite sample_write(int64_t step) {
@@ -36,12 +36,12 @@ void flip_a_byte(const fs::path& p) {
 
 TEST(Checkpoint, SaveFindLoadRoundTrip) {
   const std::string dir = kiln::test::temp_dir();
-  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
-  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  std::string d10 = kiln::ckpt::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::ckpt::save_checkpoint(dir, sample_write(20), 0);
   EXPECT_TRUE(fs::exists(fs::path(d20) / "DONE"));
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d20);
-  EXPECT_EQ(kiln::train::verify_checkpoint(d10), "");
-  auto r = kiln::train::load_checkpoint(d20, 0, 1);
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d20);
+  EXPECT_EQ(kiln::ckpt::verify_checkpoint(d10), "");
+  auto r = kiln::ckpt::load_checkpoint(d20, 0, 1);
   EXPECT_EQ(r.step, 20);
   EXPECT_TRUE(torch::equal(r.model.at("w"), torch::full({4, 3}, 20.0f)));
   EXPECT_TRUE(torch::equal(r.model.at("b"), torch::arange(5)));
@@ -51,7 +51,7 @@ TEST(Checkpoint, SaveFindLoadRoundTrip) {
   EXPECT_EQ(r.saved_world, 1);
   // Another world size reads it too (issue 14): every rank gets every optimizer tensor, and a
   // rank the writing job did not have gets rank 0's state (its cursor is remapped by the Trainer).
-  auto r1 = kiln::train::load_checkpoint(d20, 1, 2);
+  auto r1 = kiln::ckpt::load_checkpoint(d20, 1, 2);
   EXPECT_EQ(r1.saved_world, 1);
   EXPECT_TRUE(torch::equal(r1.optim.at("muon.0.momentum_buffer"), torch::ones({4, 3}) * 0.5));
   EXPECT_EQ(r1.rank_state["cursor"]["batches"], 40);
@@ -59,9 +59,9 @@ TEST(Checkpoint, SaveFindLoadRoundTrip) {
   auto meta = nlohmann::json::parse(kiln::read_text_file(d20 + "/meta.json"));
   meta["format_version"] = 1;
   std::ofstream(d20 + "/meta.json") << meta.dump();
-  EXPECT_TRUE(torch::equal(kiln::train::load_checkpoint(d20, 0, 1, false).model.at("b"), torch::arange(5)));
+  EXPECT_TRUE(torch::equal(kiln::ckpt::load_checkpoint(d20, 0, 1, false).model.at("b"), torch::arange(5)));
   try {
-    kiln::train::load_checkpoint(d20, 0, 1);
+    kiln::ckpt::load_checkpoint(d20, 0, 1);
     FAIL() << "expected an error";
   } catch (const kiln::Error& e) {
     EXPECT_NE(std::string(e.what()).find("keyed by position"), std::string::npos) << e.what();
@@ -70,45 +70,45 @@ TEST(Checkpoint, SaveFindLoadRoundTrip) {
 
 TEST(Checkpoint, WithoutDoneItDoesNotExist) {
   const std::string dir = kiln::test::temp_dir();
-  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
-  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  std::string d10 = kiln::ckpt::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::ckpt::save_checkpoint(dir, sample_write(20), 0);
   fs::remove(fs::path(d20) / "DONE");
   fs::create_directories(fs::path(dir) / ".step_00000030.tmp");  // a save that crashed midway
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d10);
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d10);
 }
 
 TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
   const std::string dir = kiln::test::temp_dir();
-  std::string d10 = kiln::train::save_checkpoint(dir, sample_write(10), 0);
-  std::string d20 = kiln::train::save_checkpoint(dir, sample_write(20), 0);
+  std::string d10 = kiln::ckpt::save_checkpoint(dir, sample_write(10), 0);
+  std::string d20 = kiln::ckpt::save_checkpoint(dir, sample_write(20), 0);
   flip_a_byte(fs::path(d20) / "model.safetensors");
-  EXPECT_NE(kiln::train::verify_checkpoint(d20).find("model.safetensors is corrupted"), std::string::npos);
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir), d10);
+  EXPECT_NE(kiln::ckpt::verify_checkpoint(d20).find("model.safetensors is corrupted"), std::string::npos);
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d10);
   // Asked for that step directly, it is an error that names the file.
   try {
-    kiln::train::find_latest_checkpoint(d20);
+    kiln::ckpt::find_latest_checkpoint(d20);
     FAIL() << "expected an error";
   } catch (const kiln::Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
   }
   flip_a_byte(fs::path(d10) / "state_rank_00000.json");
-  EXPECT_THROW(kiln::train::find_latest_checkpoint(dir), kiln::Error);
+  EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(dir), kiln::Error);
 }
 
 TEST(Checkpoint, RunDirectoryAndKeepLast) {
   const std::string run = kiln::test::temp_dir();
   const std::string dir = run + "/ckpt";
-  for (int s : {1, 2, 3, 4}) kiln::train::save_checkpoint(dir, sample_write(s), 2);
+  for (int s : {1, 2, 3, 4}) kiln::ckpt::save_checkpoint(dir, sample_write(s), 2);
   int n = 0;
   for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind("step_", 0) == 0;
   EXPECT_EQ(n, 2);
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(run), dir + "/step_00000004");
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(run), dir + "/step_00000004");
   EXPECT_FALSE(fs::exists(dir + "/step_00000002"));
   // Saving the same step again (after a resume) replaces it whole.
   auto w = sample_write(4);
   w.model[0].second = torch::full({4, 3}, 7.0f);
-  kiln::train::save_checkpoint(dir, w, 2);
-  EXPECT_TRUE(torch::equal(kiln::train::load_checkpoint(dir + "/step_00000004", 0, 1).model.at("w"),
+  kiln::ckpt::save_checkpoint(dir, w, 2);
+  EXPECT_TRUE(torch::equal(kiln::ckpt::load_checkpoint(dir + "/step_00000004", 0, 1).model.at("w"),
                            torch::full({4, 3}, 7.0f)));
-  EXPECT_THROW(kiln::train::find_latest_checkpoint(run + "/nope"), kiln::Error);
+  EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(run + "/nope"), kiln::Error);
 }

@@ -15,7 +15,7 @@
 #include "test_util.h"
 
 namespace fs = std::filesystem;
-using kiln::train::CheckpointWrite;
+using kiln::ckpt::CheckpointWrite;
 
 namespace {
 CheckpointWrite write_at(int64_t step, float value) {
@@ -28,7 +28,7 @@ CheckpointWrite write_at(int64_t step, float value) {
   return w;
 }
 float w_of(const std::string& step_dir) {
-  return kiln::train::load_checkpoint(step_dir, 0, 1).model.at("w")[0][0].item<float>();
+  return kiln::ckpt::load_checkpoint(step_dir, 0, 1).model.at("w")[0][0].item<float>();
 }
 void edit_meta(const fs::path& step_dir, const std::function<void(nlohmann::json&)>& f) {
   nlohmann::json m = nlohmann::json::parse(std::ifstream(step_dir / "meta.json"));
@@ -39,29 +39,29 @@ void edit_meta(const fs::path& step_dir, const std::function<void(nlohmann::json
 
 TEST(CheckpointRecovery, LeftoverOldIsRestoredAndDoesNotBlockTheNextSave) {
   const fs::path dir = kiln::test::temp_dir();
-  const std::string d5 = kiln::train::save_checkpoint(dir, write_at(5, 1.0f), 0);
+  const std::string d5 = kiln::ckpt::save_checkpoint(dir, write_at(5, 1.0f), 0);
   // A crash between the renames of a re-save of step 5 with an incomplete new copy: only
   // .step_00000005.old and an unfinished .tmp remain.
   fs::rename(d5, dir / ".step_00000005.old");
   fs::create_directories(dir / ".step_00000005.tmp");
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir.string()), d5);  // the old copy came back
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir.string()), d5);  // the old copy came back
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.old"));
   EXPECT_EQ(w_of(d5), 1.0f);
   // And a save of step 5 now succeeds (before the fix it failed on rename onto .old).
   fs::rename(d5, dir / ".step_00000005.old");
-  const std::string again = kiln::train::save_checkpoint(dir, write_at(5, 2.0f), 0);
+  const std::string again = kiln::ckpt::save_checkpoint(dir, write_at(5, 2.0f), 0);
   EXPECT_EQ(w_of(again), 2.0f);
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.old"));
 }
 
 TEST(CheckpointRecovery, CompleteNewCopyWinsOverTheOld) {
   const fs::path dir = kiln::test::temp_dir();
-  const std::string d5 = kiln::train::save_checkpoint(dir, write_at(5, 1.0f), 0);
+  const std::string d5 = kiln::ckpt::save_checkpoint(dir, write_at(5, 1.0f), 0);
   const fs::path other = dir.string() + "_new";
-  const std::string n5 = kiln::train::save_checkpoint(other.string(), write_at(5, 3.0f), 0);
+  const std::string n5 = kiln::ckpt::save_checkpoint(other.string(), write_at(5, 3.0f), 0);
   fs::rename(d5, dir / ".step_00000005.old");
   fs::rename(n5, dir / ".step_00000005.tmp");  // complete, with DONE, not yet renamed
-  kiln::train::recover_checkpoint_dir(dir.string());
+  kiln::ckpt::recover_checkpoint_dir(dir.string());
   EXPECT_EQ(w_of(d5), 3.0f);
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.old"));
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.tmp"));
@@ -70,43 +70,43 @@ TEST(CheckpointRecovery, CompleteNewCopyWinsOverTheOld) {
 
 TEST(CheckpointRecovery, ResumingAnOlderStepMovesNewerOnesAside) {
   const fs::path dir = kiln::test::temp_dir();
-  for (int64_t s : {10, 20, 30}) kiln::train::save_checkpoint(dir, write_at(s, float(s)), 0);
-  const std::string aside = kiln::train::set_aside_newer_steps(dir.string(), 10);
+  for (int64_t s : {10, 20, 30}) kiln::ckpt::save_checkpoint(dir, write_at(s, float(s)), 0);
+  const std::string aside = kiln::ckpt::set_aside_newer_steps(dir.string(), 10);
   ASSERT_EQ(fs::path(aside).filename(), "abandoned_after_step_00000010");
   EXPECT_TRUE(fs::exists(fs::path(aside) / "step_00000020" / "DONE"));
   EXPECT_TRUE(fs::exists(fs::path(aside) / "step_00000030" / "DONE"));
   // The resumed timeline goes on: a requeued --resume DIR finds step 10, not the abandoned 30,
   // and keep_last=1 prunes only this timeline's checkpoints.
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir.string()), (dir / "step_00000010").string());
-  kiln::train::save_checkpoint(dir, write_at(11, 11.0f), 1);
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir.string()), (dir / "step_00000011").string());
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir.string()), (dir / "step_00000010").string());
+  kiln::ckpt::save_checkpoint(dir, write_at(11, 11.0f), 1);
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir.string()), (dir / "step_00000011").string());
   EXPECT_FALSE(fs::exists(dir / "step_00000010"));
   EXPECT_TRUE(fs::exists(fs::path(aside) / "step_00000030" / "DONE"));
   // Nothing newer: nothing moves; a second fork gets its own directory.
-  EXPECT_EQ(kiln::train::set_aside_newer_steps(dir.string(), 11), "");
-  kiln::train::save_checkpoint(dir, write_at(40, 40.0f), 0);
-  kiln::train::save_checkpoint(dir, write_at(10, 10.0f), 0);
-  EXPECT_EQ(fs::path(kiln::train::set_aside_newer_steps(dir.string(), 10)).filename(), "abandoned_after_step_00000010_2");
+  EXPECT_EQ(kiln::ckpt::set_aside_newer_steps(dir.string(), 11), "");
+  kiln::ckpt::save_checkpoint(dir, write_at(40, 40.0f), 0);
+  kiln::ckpt::save_checkpoint(dir, write_at(10, 10.0f), 0);
+  EXPECT_EQ(fs::path(kiln::ckpt::set_aside_newer_steps(dir.string(), 10)).filename(), "abandoned_after_step_00000010_2");
 }
 
 TEST(CheckpointRecovery, MissingChecksumsOrFormatVersionAreRefused) {
   const fs::path dir = kiln::test::temp_dir();
-  const fs::path d = kiln::train::save_checkpoint(dir, write_at(7, 7.0f), 0);
-  EXPECT_EQ(kiln::train::verify_checkpoint(d.string()), "");
+  const fs::path d = kiln::ckpt::save_checkpoint(dir, write_at(7, 7.0f), 0);
+  EXPECT_EQ(kiln::ckpt::verify_checkpoint(d.string()), "");
   edit_meta(d, [](nlohmann::json& m) { m.erase("crc32"); });
-  EXPECT_NE(kiln::train::verify_checkpoint(d.string()).find("no crc32 checksums"), std::string::npos);
-  EXPECT_THROW(kiln::train::find_latest_checkpoint(dir.string()), kiln::Error);
+  EXPECT_NE(kiln::ckpt::verify_checkpoint(d.string()).find("no crc32 checksums"), std::string::npos);
+  EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(dir.string()), kiln::Error);
   edit_meta(d, [](nlohmann::json& m) { m["crc32"] = nlohmann::json::object(); });
-  EXPECT_NE(kiln::train::verify_checkpoint(d.string()).find("no crc32 checksums"), std::string::npos);
+  EXPECT_NE(kiln::ckpt::verify_checkpoint(d.string()).find("no crc32 checksums"), std::string::npos);
 
-  const fs::path e = kiln::train::save_checkpoint(dir, write_at(8, 8.0f), 0);
+  const fs::path e = kiln::ckpt::save_checkpoint(dir, write_at(8, 8.0f), 0);
   edit_meta(e, [](nlohmann::json& m) { m.erase("format_version"); });
-  EXPECT_NE(kiln::train::verify_checkpoint(e.string()).find("has no format_version"), std::string::npos);
+  EXPECT_NE(kiln::ckpt::verify_checkpoint(e.string()).find("has no format_version"), std::string::npos);
   edit_meta(e, [](nlohmann::json& m) { m["format_version"] = 3; });
-  EXPECT_NE(kiln::train::verify_checkpoint(e.string()).find("format_version 3 is newer than this kiln reads (2)"),
+  EXPECT_NE(kiln::ckpt::verify_checkpoint(e.string()).find("format_version 3 is newer than this kiln reads (2)"),
             std::string::npos);
   try {
-    kiln::train::load_checkpoint(e.string(), 0, 1);
+    kiln::ckpt::load_checkpoint(e.string(), 0, 1);
     FAIL() << "a newer format loaded";
   } catch (const kiln::Error& err) {
     EXPECT_NE(std::string(err.what()).find("update kiln"), std::string::npos) << err.what();
@@ -115,12 +115,12 @@ TEST(CheckpointRecovery, MissingChecksumsOrFormatVersionAreRefused) {
 
 TEST(CheckpointRecovery, InterruptedPruneLeavesNoHalfStep) {
   const fs::path dir = kiln::test::temp_dir();
-  kiln::train::save_checkpoint(dir, write_at(1, 1.0f), 0);
-  const fs::path d2 = kiln::train::save_checkpoint(dir, write_at(2, 2.0f), 0);
+  kiln::ckpt::save_checkpoint(dir, write_at(1, 1.0f), 0);
+  const fs::path d2 = kiln::ckpt::save_checkpoint(dir, write_at(2, 2.0f), 0);
   // What a crash in the middle of pruning step 1 leaves: a renamed, half-deleted directory.
   fs::rename(dir / "step_00000001", dir / ".step_00000001.prune");
   fs::remove(dir / ".step_00000001.prune" / "model.safetensors");
-  EXPECT_EQ(kiln::train::find_latest_checkpoint(dir.string()), d2.string());
+  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir.string()), d2.string());
   EXPECT_FALSE(fs::exists(dir / ".step_00000001.prune"));
 }
 
@@ -145,17 +145,17 @@ TEST(CheckpointFaults, EveryPointOfTheSaveLeavesTheNewestCompleteLoadable) {
     unsetenv("KILN_FAULT");
     const fs::path dir = base + "_" + point;
     fs::remove_all(dir);
-    for (int64_t s : {1, 2}) kiln::train::save_checkpoint(dir, write_at(s, float(s)), 3);
-    kiln::train::save_checkpoint(dir, write_at(3, 30.0f), 3);
+    for (int64_t s : {1, 2}) kiln::ckpt::save_checkpoint(dir, write_at(s, float(s)), 3);
+    kiln::ckpt::save_checkpoint(dir, write_at(3, 30.0f), 3);
     setenv("KILN_FAULT", (point + "@3").c_str(), 1);
     // keep_last=2 so that the re-save prunes step 1.
-    EXPECT_EXIT(kiln::train::save_checkpoint(dir, write_at(3, 3.0f), 2), ::testing::ExitedWithCode(86), point);
+    EXPECT_EXIT(kiln::ckpt::save_checkpoint(dir, write_at(3, 3.0f), 2), ::testing::ExitedWithCode(86), point);
     unsetenv("KILN_FAULT");
-    const std::string latest = kiln::train::find_latest_checkpoint(dir.string());
+    const std::string latest = kiln::ckpt::find_latest_checkpoint(dir.string());
     EXPECT_EQ(fs::path(latest).filename(), "step_00000003");
     EXPECT_EQ(w_of(latest), want);
-    kiln::train::save_checkpoint(dir, write_at(4, 4.0f), 2);
-    EXPECT_EQ(w_of(kiln::train::find_latest_checkpoint(dir.string())), 4.0f);
+    kiln::ckpt::save_checkpoint(dir, write_at(4, 4.0f), 2);
+    EXPECT_EQ(w_of(kiln::ckpt::find_latest_checkpoint(dir.string())), 4.0f);
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());

@@ -36,7 +36,7 @@ std::string join(const std::vector<int64_t>& ids) {
 
 torch::Tensor ref_logits(const std::string& path) { return model::load_safetensors(path).at("logits"); }
 
-std::vector<int64_t> kiln_greedy(const train::LoadedModel& m, const std::vector<int64_t>& prompt, int64_t n) {
+std::vector<int64_t> kiln_greedy(const ckpt::LoadedModel& m, const std::vector<int64_t>& prompt, int64_t n) {
   engine::Generator gen(m.model, m.tokenizer);
   engine::SamplingOptions o;
   o.temperature = 0;
@@ -78,8 +78,8 @@ TEST(Gpt2Model, LogitsAndGreedyMatchTransformers) {
   for (const char* size : {"small", "gpt2"}) {
     SCOPED_TRACE(size);
     const std::string d = dir + "/" + size;
-    train::import_hf_gpt2(d, d + "_ckpt");
-    auto m = train::load_model(d + "_ckpt", torch::kCPU);
+    ckpt::import_hf_gpt2(d, d + "_ckpt");
+    auto m = ckpt::load_model(d + "_ckpt", torch::kCPU);
     ASSERT_EQ(m.model->arch(), "gpt2");
     torch::NoGradGuard ng;
     auto z = m.model->forward(torch::tensor(ids).view({1, -1}))[0];
@@ -193,7 +193,7 @@ TEST(Gpt2Model, TrainedModelExportsToTransformers) {
   EXPECT_LT(loss, first);
   net->eval();
   const std::string dir = test::temp_dir();
-  train::write_hf_gpt2(*net, *test::gpt2_tokenizer(), dir + "/hf");
+  ckpt::write_hf_gpt2(*net, *test::gpt2_tokenizer(), dir + "/hf");
   const auto ids = logits_ids(40);
   const std::string cmd = py_ref() + " logits " + dir + "/hf " + join(ids) + " " + dir + "/z.safetensors";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -211,8 +211,8 @@ TEST(Gpt2Model, ImportRefusesWhatItCannotRunExactly) {
   c.n_layer = 1, c.n_embd = 8, c.n_head = 2, c.n_ctx = 16, c.vocab_size = 50257;
   model::GPT2Impl net(c);
   net.init_weights(0);
-  train::write_hf_gpt2(net, *test::gpt2_tokenizer(), dir + "/ok");
-  EXPECT_NE(train::import_hf_gpt2(dir + "/ok", dir + "/ck"), "");
+  ckpt::write_hf_gpt2(net, *test::gpt2_tokenizer(), dir + "/ok");
+  EXPECT_NE(ckpt::import_hf_gpt2(dir + "/ok", dir + "/ck"), "");
   auto variant = [&](const std::string& name, auto edit_config, auto edit_tensors) {
     const std::string v = dir + "/" + name;
     std::filesystem::create_directories(v);
@@ -224,7 +224,7 @@ TEST(Gpt2Model, ImportRefusesWhatItCannotRunExactly) {
     edit_tensors(t);
     model::NamedTensors nt(t.begin(), t.end());
     model::save_safetensors(v + "/model.safetensors", nt);
-    return test::error_of([&] { train::import_hf_gpt2(v, v + "_ck"); });
+    return test::error_of([&] { ckpt::import_hf_gpt2(v, v + "_ck"); });
   };
   auto same_cfg = [](nlohmann::json&) {};
   auto same_t = [](std::map<std::string, torch::Tensor>&) {};
@@ -251,6 +251,6 @@ TEST(Gpt2Model, ImportRefusesWhatItCannotRunExactly) {
   });
   EXPECT_EQ(e, "");
   std::filesystem::remove(dir + "/ok/merges.txt");
-  e = test::error_of([&] { train::import_hf_gpt2(dir + "/ok", dir + "/ck2"); });
+  e = test::error_of([&] { ckpt::import_hf_gpt2(dir + "/ok", dir + "/ck2"); });
   EXPECT_NE(e.find("no vocab.json + merges.txt"), std::string::npos) << e;
 }

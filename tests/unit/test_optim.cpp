@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "dist/zero1.h"
 #include "model/gpt.h"
+#include "ckpt/copy_into.h"  // load_safetensors_into
 #include "model/safetensors.h"
 #include "optim/optimizers.h"
 #include "test_util.h"
@@ -121,7 +122,7 @@ TEST(Optim, SaveLoadResumeIsBitIdentical) {
   kiln::model::GPT b(resume_config());
   b->init_weights(99);
   auto ob = make_optimizers(b->param_groups(), o, b->width());
-  kiln::model::load_safetensors_into(dir + "/model.safetensors", kiln::model::named_parameters_of(*b));
+  kiln::ckpt::load_safetensors_into(dir + "/model.safetensors", kiln::model::named_parameters_of(*b));
   ob.load_state(kiln::model::load_safetensors(dir + "/optim.safetensors"));
   EXPECT_EQ(ob.muon.steps(), 4);
   for (int64_t s = 4; s < 8; ++s) train_step(b, ob, s, o);

@@ -8,10 +8,12 @@
 
 #include "core/error.h"
 #include "model/gpt.h"
+#include "ckpt/copy_into.h"  // load_safetensors_into
 #include "model/safetensors.h"
 #include "test_util.h"
 
 using namespace kiln::model;
+using kiln::ckpt::load_safetensors_into;
 
 namespace {
 
