@@ -9,7 +9,6 @@
 
 #include "core/error.h"          // Error
 #include "core/json_file.h"      // read_text_file
-#include "tokenizer/corpus.h"    // file_size
 #include "tokenizer/gpt2_files.h" // import_gpt2_files
 #include "tokenizer/tokenizer.h" // Tokenizer
 #include "tokenizer/train.h"     // TrainOptions, train_tokenizer

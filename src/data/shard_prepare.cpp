@@ -19,7 +19,8 @@
 #include "data/chat_sources.h"
 #include "data/shard_writer.h"
 #include "tokenizer/chat.h"
-#include "tokenizer/corpus.h"
+#include "core/corpus.h"
+#include "tokenizer/split.h"  // safe_cut
 #include "core/parallel.h"
 #include "tokenizer/tokenizer.h"
 
@@ -95,7 +96,7 @@ class Progress {
 }  // namespace
 
 uint64_t text_split_point(const std::string& path, double f) {
-  uint64_t size = tok::file_size(path);
+  uint64_t size = file_size(path);
   uint64_t t = uint64_t(std::floor((1.0 - f) * double(size)));
   if (f <= 0 || t >= size) return size;
   std::ifstream in(path, std::ios::binary);
@@ -115,14 +116,14 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
     throw Error("[prepare] --val-fraction " + std::to_string(opt.val_fraction) + " is out of range",
                 "give a fraction in [0, 1), e.g. 0.1 for the last 10% of a text file");
   auto tok = tok::Tokenizer::load(opt.tokenizer);
-  auto files = tok::expand_inputs(opt.inputs);
+  auto files = expand_inputs(opt.inputs);
   DatasetStaging staging(opt.output);  // the old shards stay until every new one is written
 
   ShardMeta meta{tok.vocab_size(), tok.bos_id(), tok.sha256(), "", "kiln prepare"};
   uint64_t total = 0;
   for (const auto& f : files) {
     meta.source += (meta.source.empty() ? "" : ", ") + f;
-    total += tok::file_size(f);
+    total += file_size(f);
   }
   ShardSeries train(staging.dir(), "train", meta, opt.shard_tokens, opt.chat);
   ShardSeries val(staging.dir(), "val", meta, opt.shard_tokens, opt.chat);
@@ -166,20 +167,20 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
         if (recs[i].error.empty()) render(recs[i].conv, recs[i].where, out[i], recs[i].error);
       }, threads);
       for (size_t i = 0; i < recs.size(); ++i) emit(out[i], recs[i].error);
-      done_bytes += tok::file_size(path);
+      done_bytes += file_size(path);
       progress.update(done_bytes, train.tokens() + val.tokens());
       continue;
     }
-    if (!tok::is_jsonl(path)) {
+    if (!is_jsonl(path)) {
       if (opt.chat)
         throw Error("[prepare] --chat needs JSONL conversations, but " + path + " is not a .jsonl file",
                     "give *.jsonl files with \"messages\" lists or GSM8K question/answer records");
       // Plain text: one train document and one val document, each encoded block by block.
-      uint64_t size = tok::file_size(path), cut = text_split_point(path, F);
+      uint64_t size = file_size(path), cut = text_split_point(path, F);
       for (auto [begin, end, series] : {std::tuple{uint64_t(0), cut, &train}, std::tuple{cut, size, &val}}) {
         if (begin == end) continue;
         series->append({tok.bos_id()});
-        tok::TextBlockReader reader(path, begin, end);
+        TextBlockReader reader(path, begin, end, tok::safe_cut);
         std::vector<std::string> blocks;
         std::string b;
         bool more = true;
@@ -198,7 +199,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
       continue;
     }
     // JSONL: batches of lines, parsed and encoded in parallel, written in order.
-    tok::JsonlReader reader(path);
+    JsonlReader reader(path);
     std::vector<std::string> lines;
     std::vector<size_t> line_nos;
     std::string line;
@@ -235,7 +236,7 @@ PrepareResult prepare_shards(const PrepareOptions& opt) {
           }
           render(conv, where, out[i], errs[i]);
         } else {
-          out[i].ids = tok.encode(tok::text_field(rec, opt.field, path, line_nos[i]));
+          out[i].ids = tok.encode(text_field(rec, opt.field, path, line_nos[i]));
           out[i].ids.insert(out[i].ids.begin(), tok.bos_id());
         }
       }, threads);

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_train.h"
-#include "tokenizer/corpus.h"
+#include "core/corpus.h"
 #include "core/parallel.h"
 #include "tokenizer/split.h"
 
@@ -63,7 +63,7 @@ Tokenizer train_tokenizer(const TrainOptions& opt, TrainStats* stats_out) {
         more = add(std::string(cap_chars(text_field(rec, opt.field, path, r.line_no()), opt.doc_cap)));
       }
     } else {
-      TextBlockReader r(path, 0, file_size(path));
+      TextBlockReader r(path, 0, file_size(path), safe_cut);
       std::string block;
       ++st.docs;
       // A cut block can change the last chunk only when the budget ends inside it: acceptable.

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "tok_test_util.h"
 #include "tokenizer/bpe_train.h"
-#include "tokenizer/corpus.h"
+#include "core/corpus.h"
 #include "tokenizer/split.h"
 
 using namespace kiln;
@@ -220,7 +220,7 @@ TEST(TokEncode, BatchAndBlocksEqualWhole) {
   std::string path = test::data_dir() + "/prose/pg1342.txt";
   std::string text = slurp(path);
   auto whole = t->encode(text);
-  tok::TextBlockReader r(path, 0, text.size(), 4096);
+  kiln::TextBlockReader r(path, 0, text.size(), tok::safe_cut, 4096);
   std::vector<std::string> blocks;
   std::string b;
   while (r.next(b)) blocks.push_back(b);

@@ -1,14 +1,13 @@
 // Input files for ./tokenizer train and ./prepare: expansion of folders, block reading of plain
 // text at pattern-safe cuts, and JSONL records. Errors name the file (and line) and say what to do.
-#include "tokenizer/corpus.h"
+#include "core/corpus.h"
 
 #include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
-#include "tokenizer/split.h"
 
-namespace kiln::tok {
+namespace kiln {
 namespace fs = std::filesystem;
 
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
@@ -37,8 +36,8 @@ bool is_jsonl(const std::string& path) {
 
 uint64_t file_size(const std::string& path) { return fs::file_size(path); }
 
-TextBlockReader::TextBlockReader(const std::string& path, uint64_t begin, uint64_t end, size_t block_bytes)
-    : path_(path), f_(path, std::ios::binary), begin_(begin), pos_(begin), end_(end), block_(block_bytes) {
+TextBlockReader::TextBlockReader(const std::string& path, uint64_t begin, uint64_t end, CutRule cut, size_t block_bytes)
+    : path_(path), f_(path, std::ios::binary), begin_(begin), pos_(begin), end_(end), block_(block_bytes), cut_(std::move(cut)) {
   if (!f_) throw Error("[data] cannot open " + path, "check the path and its permissions");
   f_.seekg(std::streamoff(begin));
 }
@@ -55,7 +54,7 @@ bool TextBlockReader::next(std::string& block) {
     f_.read(block.data() + old, std::streamsize(want));
     if (size_t(f_.gcount()) != want) throw Error("[data] short read in " + path_, "was the file changed while reading?");
     file_pos += want;
-    size_t cut = safe_cut(block);
+    size_t cut = cut_(block);
     if (cut > 0) {
       carry_.assign(block, cut, std::string::npos);
       block.resize(cut);
@@ -113,4 +112,4 @@ std::string_view cap_chars(std::string_view s, uint64_t max_chars) {
   return s;
 }
 
-}  // namespace kiln::tok
+}  // namespace kiln

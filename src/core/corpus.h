@@ -1,25 +1,32 @@
 // Reading training and preparation inputs in constant memory: folders expand to their files
 // (sorted, recursively); *.jsonl / *.json-lines files yield one document per record (a text
-// field); any other file is plain text, read in blocks cut where the split pattern cannot span
-// (safe_cut), so encoding block by block equals encoding the whole file.
+// field); any other file is plain text, read in blocks cut where the caller's cut rule allows
+// (the tokenizer's safe_cut: where the split pattern cannot span), so encoding block by block
+// equals encoding the whole file.
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
-namespace kiln::tok {
+namespace kiln {
 
 // Files of `inputs` (files as given, folders recursively, sorted); throws naming a missing path.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 bool is_jsonl(const std::string& path);
 uint64_t file_size(const std::string& path);
 
-// Plain text in blocks of about block_bytes, over the byte range [begin, end) of the file.
+// Where a block may end: the largest safe length of `text` (0: none yet, read more).
+using CutRule = std::function<size_t(std::string_view text)>;
+
+// Plain text in blocks of about block_bytes, over the byte range [begin, end) of the file, each
+// ending where `cut` allows (the rest is carried into the next block).
 class TextBlockReader {
  public:
-  TextBlockReader(const std::string& path, uint64_t begin, uint64_t end, size_t block_bytes = 1 << 20);
+  TextBlockReader(const std::string& path, uint64_t begin, uint64_t end, CutRule cut, size_t block_bytes = 1 << 20);
   // The next block (never empty) or false at the end of the range.
   bool next(std::string& block);
   uint64_t consumed() const { return pos_ - begin_; }
@@ -29,6 +36,7 @@ class TextBlockReader {
   std::ifstream f_;
   uint64_t begin_, pos_, end_;
   size_t block_;
+  CutRule cut_;
   std::string carry_;  // bytes read past the last safe cut
 };
 
@@ -56,4 +64,4 @@ std::string text_field(const nlohmann::json& rec, const std::string& field, cons
 std::string_view cap_chars(std::string_view s, uint64_t max_chars);
 uint64_t count_chars(std::string_view s);
 
-}  // namespace kiln::tok
+}  // namespace kiln
