@@ -101,9 +101,9 @@ int body(int argc, char** argv) {
   auto comm = kiln::dist::make_comm("mpi", torch::kCPU, 120);
 
   torch::nn::Sequential base = make_model(o), serial = make_model(o), overlapped = make_model(o);
-  kiln::dist::GradSync sync_serial(serial->parameters(), *comm, o.bucket_mb, /*overlap=*/false);
+  kiln::dist::GradSync sync_serial(serial->parameters(), *comm, o.bucket_mb, kiln::dist::Overlap::AfterBackward);
   LaunchClock clock(*comm);
-  kiln::dist::GradSync sync_overlap(overlapped->parameters(), clock, o.bucket_mb, /*overlap=*/true);
+  kiln::dist::GradSync sync_overlap(overlapped->parameters(), clock, o.bucket_mb, kiln::dist::Overlap::WithBackward);
   int64_t numel = 0;
   for (auto& p : base->parameters()) numel += p.numel();
 

@@ -106,7 +106,10 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
     fs::create_directories(tmp);
   }
   dist::barrier();
-  model::save_safetensors((tmp / rank_file("optim", dc.rank, "safetensors")).string(), w.optim);
+  // The RNG states share the rank's optimizer file (format_version 2 keeps them there).
+  model::NamedTensors optim_file = w.optim;
+  optim_file.insert(optim_file.end(), w.rng.begin(), w.rng.end());
+  model::save_safetensors((tmp / rank_file("optim", dc.rank, "safetensors")).string(), optim_file);
   fsync_path(tmp / rank_file("optim", dc.rank, "safetensors"));
   write_text(tmp / rank_file("state", dc.rank, "json"), w.rank_state.dump(2) + "\n");
   if (dc.rank == 0) {
@@ -215,34 +218,43 @@ std::string find_latest_checkpoint(const std::string& path) {
               "(checkpoint.dir, default runs/<name>/ckpt) or a run directory");
 }
 
-CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files) {
+CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, ReadScope scope,
+                               const model::TensorFilter& keep_optim) {
   const fs::path d(step_dir);
+  const bool rank_files = scope == ReadScope::WithRankFiles;
   CheckpointRead r;
   r.dir = step_dir;
   const std::string meta_path = (d / "meta.json").string();
   r.meta = read_json_file(meta_path);
   const std::string bad_format =
-      check_format_version(r.meta, meta_path, load_rank_files ? kFormatVersion : kOldestWeightsVersion);
+      check_format_version(r.meta, meta_path, rank_files ? kFormatVersion : kOldestWeightsVersion);
   if (!bad_format.empty())
-    throw Error(bad_format, load_rank_files ? "resume it with the kiln that wrote it, or start a new run from its "
-                                              "weights (init.from, with init.optimizer=false)"
-                                            : "use a kiln that matches the checkpoint's format");
+    throw Error(bad_format, rank_files ? "resume it with the kiln that wrote it, or start a new run from its "
+                                         "weights (init.from, with init.optimizer=false)"
+                                       : "use a kiln that matches the checkpoint's format");
   r.step = json_get<int64_t>(r.meta, "step", meta_path);
   r.model = model::load_safetensors((d / "model.safetensors").string());
-  if (load_rank_files) {
+  if (rank_files) {
     // Any world size: the optimizer tensors are keyed by name and written once each (Note
-    // [Optimizer state by name]), so every rank reads all files and keeps what it owns. The
-    // per-rank parts (cursor, sampling RNG) come from this rank's files, or rank 0's for a rank
-    // the writing job did not have (its cursor is remapped by the caller; all ranks' agree).
+    // [Optimizer state by name]), so every rank looks into all files and reads what it keeps:
+    // under ZeRO-1 only its own share, so a node never holds ranks x the whole optimizer state.
+    // The per-rank parts (cursor, sampling RNG) come from this rank's files, or rank 0's for a
+    // rank the writing job did not have (its cursor is remapped by the caller; all ranks' agree).
     r.saved_world = json_get<int>(r.meta, "world_size", meta_path);
     if (r.saved_world < 1) throw Error(meta_path + ": world_size " + std::to_string(r.saved_world) + " is not a rank count");
     const int mine = rank < r.saved_world ? rank : 0;
     r.rank_state = read_json_file((d / rank_file("state", mine, "json")).string());
     for (int k = 0; k < r.saved_world; ++k) {
       const std::string f = (d / rank_file("optim", k, "safetensors")).string();
-      for (auto& [key, t] : model::load_safetensors(f)) {
+      std::error_code ec;
+      r.optim_file_bytes += static_cast<int64_t>(fs::file_size(f, ec));
+      const auto keep = [&](const std::string& key) {
+        if (key.starts_with("rng.")) return k == rank;  // a rank's own RNG streams only
+        return !keep_optim || keep_optim(key);
+      };
+      for (auto& [key, t] : model::load_safetensors(f, nullptr, keep, &r.optim_bytes_read)) {
         if (key.starts_with("rng.")) {
-          if (k == rank) r.optim[key] = t;  // a rank's own RNG streams only
+          r.rng[key] = t;
           continue;
         }
         if (!r.optim.emplace(key, t).second)

@@ -1,4 +1,4 @@
-// Checkpoints (ARCHITECTURE.md §3): <dir>/step_NNNNNNNN/ with model.safetensors (rank 0),
+// Checkpoints (docs/architecture.md, "The files kiln writes"): <dir>/step_NNNNNNNN/ with model.safetensors (rank 0),
 // optim_rank_RRRRR.safetensors and state_rank_RRRRR.json (every rank), tokenizer.json, meta.json
 // (config, world size, metrics, CRC-32 of every file) and DONE, written last by rank 0 after a
 // barrier. Everything goes to a temporary directory that is renamed at the end, so a crash at
@@ -16,7 +16,8 @@ namespace kiln::ckpt {
 struct CheckpointWrite {
   int64_t step = 0;
   model::NamedTensors model;        // used on rank 0 only
-  model::NamedTensors optim;        // this rank's optimizer state (+ RNG states)
+  model::NamedTensors optim;        // this rank's share of the optimizer state
+  model::NamedTensors rng;          // this rank's RNG states ("rng.*"; stored in its optim file)
   nlohmann::json rank_state;        // this rank's cursor, counters
   nlohmann::json meta;              // rank 0: config, metrics, ... (checksums and world are added)
   std::string tokenizer_path;       // copied in so the checkpoint is self-contained
@@ -58,13 +59,23 @@ struct CheckpointRead {
   nlohmann::json meta;
   nlohmann::json rank_state;
   std::map<std::string, torch::Tensor> model;
-  std::map<std::string, torch::Tensor> optim;  // every rank's optimizer tensors + this rank's RNG
+  std::map<std::string, torch::Tensor> optim;  // the optimizer tensors asked for, from every rank's file
+  std::map<std::string, torch::Tensor> rng;    // this rank's RNG states ("rng.*"), when it wrote them
   int saved_world = 0;                          // ranks that wrote it (with rank files)
+  int64_t optim_bytes_read = 0;                 // tensor bytes read from the optim_rank_* files
+  int64_t optim_file_bytes = 0;                 // the size of those files together
 };
 
-// Reads what `rank` needs; with load_rank_files=false only meta and model (sample, eval, chat).
-// With rank files, any world size: optim merges every rank's optimizer file (each tensor is in
-// one); rank_state is this rank's, or rank 0's when the writing job had fewer ranks.
-CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world, bool load_rank_files = true);
+// What load_checkpoint reads: the weights (and meta) only, for sample, eval, chat and a weights-only
+// init.from; or also the rank files (optimizer state, cursor, RNG), to resume or warm-start.
+enum class ReadScope { Weights, WithRankFiles };
+
+// Reads what `rank` needs. With rank files, any world size: optim merges every rank's optimizer
+// file (each tensor is in one), keeping only the tensors `keep_optim` accepts (empty: all), which
+// are the only ones read from disk (ZeRO-1: a rank reads its own share, by name, from each file's
+// header index); rank_state is this rank's, or rank 0's when the writing job had fewer ranks.
+CheckpointRead load_checkpoint(const std::string& step_dir, int rank, int world,
+                               ReadScope scope = ReadScope::WithRankFiles,
+                               const model::TensorFilter& keep_optim = nullptr);
 
 }  // namespace kiln::ckpt

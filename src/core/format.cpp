@@ -20,4 +20,14 @@ std::string f9(double v) {
   return buf;
 }
 
+std::string per_rank_mb(const std::vector<int64_t>& bytes) {
+  std::string out;
+  for (size_t r = 0; r < bytes.size(); ++r) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%srank %zu %.3f MB", r ? ", " : "", r, double(bytes[r]) / 1e6);
+    out += buf;
+  }
+  return out;
+}
+
 }  // namespace kiln

@@ -1,5 +1,5 @@
 // GradSync: the bucketed, overlapped gradient all-reduce (DDP) behind grad_sync.h, built the way
-// c10d's Reducer is (STYLE.md §4): one post-hook per parameter on its AccumulateGrad node, flat
+// c10d's Reducer is: one post-hook per parameter on its AccumulateGrad node, flat
 // buckets whose views are the .grad tensors, and buckets launched strictly in order.
 #include "dist/grad_sync.h"
 
@@ -64,7 +64,7 @@ struct GradSync::Impl {
     int64_t pending = 0;
     std::shared_ptr<Work> work;
   };
-  // The ~10-line hook STYLE.md §4 asks for (not LambdaPostHook, whose constructor keeps changing).
+  // A ~10-line hook of our own (not LambdaPostHook, whose constructor keeps changing).
   struct Hook final : torch::autograd::FunctionPostHook {
     Hook(Impl* impl, int64_t index) : impl_(impl), index_(index) {}
     torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
@@ -292,16 +292,17 @@ std::vector<std::string> index_names(size_t n) {
 }
 }  // namespace
 
-GradSync::GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb, bool overlap,
-                   std::vector<int> owners) {
+GradSync::GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb, Overlap overlap,
+                   const Ownership& ownership) {
   auto names = index_names(params.size());
-  impl_ = std::make_unique<Impl>(std::move(params), std::move(names), comm, bucket_mb, overlap, std::move(owners));
+  impl_ = std::make_unique<Impl>(std::move(params), std::move(names), comm, bucket_mb,
+                                 overlap == Overlap::WithBackward, ownership.owners());
 }
 
 GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& named_params, Comm& comm,
-                   double bucket_mb, bool overlap, std::vector<int> owners) {
-  impl_ = std::make_unique<Impl>(named_params.values(), named_params.keys(), comm, bucket_mb, overlap,
-                                 std::move(owners));
+                   double bucket_mb, Overlap overlap, const Ownership& ownership) {
+  impl_ = std::make_unique<Impl>(named_params.values(), named_params.keys(), comm, bucket_mb,
+                                 overlap == Overlap::WithBackward, ownership.owners());
 }
 
 GradSync::~GradSync() = default;

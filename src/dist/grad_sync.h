@@ -1,4 +1,4 @@
-// GradSync — DDP for kiln (ARCHITECTURE.md §4, STYLE.md §4): flat gradient buckets (~25 MB,
+// GradSync — DDP for kiln (docs/architecture.md, "The parts": src/dist/): flat gradient buckets (~25 MB,
 // params in reverse registration order, param.grad a view into its bucket), an all-reduce launched
 // from an autograd post-hook as soon as a bucket's last gradient is accumulated (overlap with
 // backward), nothing on non-final micro-steps, averaging, and a wait before the optimizer step.
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dist/comm.h"
+#include "dist/zero1.h"
 
 namespace kiln::dist {
 
@@ -22,19 +23,23 @@ namespace kiln::dist {
 //   }
 //   sync.finish();                                    // every param.grad = mean over ranks
 //   clip, optimizer.step();
+// When the reductions run: from the hooks, as each bucket fills during backward (the default), or
+// all after backward (for the overlap benchmark).
+enum class Overlap { WithBackward, AfterBackward };
+
 class GradSync {
  public:
   // Verifies that all ranks hold the same parameter shapes (error names the rank that differs).
-  // overlap=false reduces all buckets after backward instead (for the overlap benchmark).
   // Parameters with requires_grad=false are skipped. Collective: every rank constructs together.
-  // owners (ZeRO-1, dist/zero1.h): owners[i] is the rank that steps parameter i; each bucket then
-  // holds one owner's parameters and is reduced to that rank only, so after finish() only the
-  // grads of the parameters this rank owns are the mean over ranks. Empty: all-reduce (DDP).
-  GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb = 25.0, bool overlap = true,
-           std::vector<int> owners = {});
+  // ownership (ZeRO-1, dist/zero1.h), when sharded: each bucket holds one owner's parameters and
+  // is reduced to that rank only, so after finish() only the grads of the parameters this rank
+  // owns are the mean over ranks. Not sharded: all-reduce (DDP).
+  GradSync(std::vector<torch::Tensor> params, Comm& comm, double bucket_mb = 25.0,
+           Overlap overlap = Overlap::WithBackward, const Ownership& ownership = Ownership());
   // The same, with parameter names for the error messages (module->named_parameters()).
   GradSync(const torch::OrderedDict<std::string, torch::Tensor>& named_params, Comm& comm,
-           double bucket_mb = 25.0, bool overlap = true, std::vector<int> owners = {});
+           double bucket_mb = 25.0, Overlap overlap = Overlap::WithBackward,
+           const Ownership& ownership = Ownership());
   ~GradSync();  // removes the autograd hooks
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;

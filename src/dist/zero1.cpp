@@ -30,6 +30,23 @@ std::vector<int64_t> owned_elements(const std::vector<int64_t>& numels, const st
   return out;
 }
 
+Ownership::Ownership(const torch::OrderedDict<std::string, torch::Tensor>& named_params, int rank, int world)
+    : rank_(rank) {
+  std::vector<int64_t> numels;
+  for (const auto& p : named_params) {
+    index_[p.key()] = numels.size();
+    numels.push_back(p.value().numel());
+  }
+  owner_ = partition_params(numels, world);
+}
+
+bool Ownership::owns(const std::string& name) const {
+  if (!sharded()) return true;
+  auto it = index_.find(name);
+  if (it == index_.end()) throw Error("[dist] ZeRO-1: the model has no parameter '" + name + "'");
+  return owns(it->second);
+}
+
 void broadcast_from_owners(const std::vector<torch::Tensor>& params, const std::vector<int>& owner, Comm& comm) {
   TORCH_CHECK(params.size() == owner.size(), "broadcast_from_owners: ", owner.size(), " owners for ", params.size(),
               " parameters");

@@ -70,7 +70,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 }
 
 std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
-                                                      std::map<std::string, std::string>* metadata) {
+                                                      std::map<std::string, std::string>* metadata,
+                                                      const TensorFilter& keep, int64_t* bytes_read) {
   // The whole header is validated first (safetensors_header.cpp): nothing below allocates from
   // an unchecked number.
   const SafetensorsHeader h = read_safetensors_header(path);
@@ -80,6 +81,7 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
   if (!f) throw Error("cannot open safetensors file '" + path + "'", "check the path");
   std::map<std::string, torch::Tensor> out;
   for (const auto& e : h.entries) {
+    if (keep && !keep(e.name)) continue;
     torch::ScalarType type = torch::kFloat32;
     for (const auto& d : kDtypes)
       if (e.dtype == d.name) type = d.type;
@@ -89,6 +91,7 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
     if (nbytes > 0 && !f.read(static_cast<char*>(t.data_ptr()), std::streamsize(nbytes)))
       throw Error("safetensors file '" + path + "': tensor '" + e.name + "': read failed",
                   "the file is truncated or not a safetensors file");
+    if (bytes_read) *bytes_read += int64_t(nbytes);
     out.emplace(e.name, std::move(t));
   }
   return out;

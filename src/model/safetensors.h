@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -17,9 +18,15 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // itself: callers write to a temporary name and rename.
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {});
-// Reads every tensor to CPU; throws kiln::Error naming the file on a malformed or truncated file.
+// Which tensors of a file to read, by name (empty: all).
+using TensorFilter = std::function<bool(const std::string& name)>;
+
+// Reads every tensor (or those `keep` accepts: the others are never read, only their header entry)
+// to CPU; throws kiln::Error naming the file on a malformed or truncated file. `bytes_read`, when
+// given, grows by the tensor bytes read.
 std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
-                                                      std::map<std::string, std::string>* metadata = nullptr);
+                                                      std::map<std::string, std::string>* metadata = nullptr,
+                                                      const TensorFilter& keep = nullptr, int64_t* bytes_read = nullptr);
 
 // A module's parameters as NamedTensors (same tensors, no copies), e.g. for save_safetensors.
 NamedTensors named_parameters_of(const torch::nn::Module& m);

@@ -3,6 +3,7 @@
 // state (buffers, step counters, lr, momentum) round-trips through state()/load_state().
 #include "optim/optimizers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -278,6 +279,8 @@ void AdamW::set_lr_multiplier(double m) {
 
 double AdamW::lr(size_t group) const { return impl_->groups.at(group).lr; }
 
+const std::vector<std::string>& AdamW::names() const { return impl_->names; }
+
 void AdamW::set_owner_filter(const OwnerFilter& owns) {
   auto& s = *impl_;
   for (size_t k = 0; k < s.names.size(); ++k) {
@@ -423,9 +426,27 @@ kiln::model::NamedTensors Optimizers::state(StateScope scope) const {
   return out;
 }
 
-void Optimizers::set_owner_filter(const OwnerFilter& owns) {
-  muon.set_owner_filter(owns);
-  adamw.set_owner_filter(owns);
+void Optimizers::set_owner_filter(const OwnerFilter& filter) {
+  owns = filter;
+  muon.set_owner_filter(filter);
+  adamw.set_owner_filter(filter);
+}
+
+bool Optimizers::keeps_state(const std::string& key) const {
+  if (!owns) return true;
+  // "<muon.|adamw.><parameter name><.momentum_buffer|.step|.exp_avg|.exp_avg_sq>" (Note
+  // [Optimizer state by name]); anything else is a shared scalar.
+  for (const char* prefix : {"muon.", "adamw."}) {
+    if (!key.starts_with(prefix)) continue;
+    const std::string rest = key.substr(std::string(prefix).size());
+    for (const char* suffix : {".momentum_buffer", ".exp_avg_sq", ".exp_avg", ".step"})
+      if (rest.ends_with(suffix)) {
+        const std::string name = rest.substr(0, rest.size() - std::string(suffix).size());
+        const auto& names = std::string(prefix) == "muon." ? muon.names() : adamw.names();
+        if (std::find(names.begin(), names.end(), name) != names.end()) return owns(name);
+      }
+  }
+  return true;
 }
 
 int64_t Optimizers::state_bytes() const { return muon.state_bytes() + adamw.state_bytes(); }

@@ -1,4 +1,4 @@
-// Muon and AdamW as nanochat V1 uses them (ARCHITECTURE.md §5), plus the LR and momentum
+// Muon and AdamW as nanochat V1 uses them, plus the LR and momentum
 // schedules. Each optimizer owns its state and saves/loads it as named tensors so a checkpoint
 // resumes bit-exactly.
 #pragma once
@@ -68,6 +68,7 @@ class AdamW {
   // Sets every group's lr to base_lr * multiplier.
   void set_lr_multiplier(double m);
   double lr(size_t group) const;  // the group's current lr
+  const std::vector<std::string>& names() const;  // per parameter, over the groups in order
   void set_owner_filter(const OwnerFilter& owns);
   // "<prefix><name>.{step,exp_avg,exp_avg_sq}" per parameter, plus the multiplier, each group's
   // lr and num_params.
@@ -110,7 +111,12 @@ struct Optimizers {
   void load_state(const std::map<std::string, torch::Tensor>& state);
   // ZeRO-1: step only (and keep state only for) the parameters `owns` accepts.
   void set_owner_filter(const OwnerFilter& owns);
+  // Whether load_state keeps the state tensor `key` (a name state() writes): the shared scalars
+  // always, a parameter's tensors when this rank owns the parameter. ZeRO-1 resume reads only these.
+  bool keeps_state(const std::string& key) const;
   int64_t state_bytes() const;  // optimizer state held on this rank
+
+  OwnerFilter owns;  // set_owner_filter's; empty: every parameter
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);

@@ -8,7 +8,10 @@
 
 namespace kiln::train {
 
-double grad_norm_and_clip(const std::vector<torch::Tensor>& params, double max_norm, const GradShard* shard) {
+double grad_norm_and_clip(const std::vector<torch::Tensor>& params, double max_norm, const dist::Ownership& ownership,
+                          dist::Comm* comm) {
+  const bool shard = ownership.sharded();
+  TORCH_CHECK(!shard || comm, "grad_norm_and_clip: a sharded ownership needs the communicator");
   if (max_norm > 0 && !shard) return torch::nn::utils::clip_grad_norm_(params, max_norm);
   // Same reduction and scaling as clip_grad_norm_ (norm of the per-tensor norms).
   torch::NoGradGuard no_grad;
@@ -17,7 +20,7 @@ double grad_norm_and_clip(const std::vector<torch::Tensor>& params, double max_n
   for (size_t i = 0; i < params.size(); ++i) {
     const auto& g = params[i].grad();
     if (!g.defined()) continue;
-    const bool own = !shard || shard->owned.at(i);
+    const bool own = ownership.owns(i);
     // A non-owner's grad is only its local sum: contribute 0, the owner adds the real norm.
     norms.push_back(own ? g.norm(2) : torch::zeros({}, g.options()));
     if (own) mine.push_back(g);
@@ -25,7 +28,7 @@ double grad_norm_and_clip(const std::vector<torch::Tensor>& params, double max_n
   if (shard) {
     // Every rank must take part in the all-reduce even with no grads (it never has none here).
     torch::Tensor all = torch::stack(norms);
-    shard->comm->all_reduce(all, kiln::dist::ReduceOp::Sum);  // x + 0 + ... is exact
+    comm->all_reduce(all, kiln::dist::ReduceOp::Sum);  // x + 0 + ... is exact
     norms = all.unbind();
   }
   if (norms.empty()) return 0.0;

@@ -184,9 +184,9 @@ TEST(GradSync, SeveralBucketsInReverseOrderAsViews) {
 // neither leak the previous step's sums nor miss the grads that autograd allocated afresh.
 TEST(GradSync, AccumulationReducesOnlyOnTheArmedMicroStep) {
   enum class Zero { Sync, OptimNone, OptimZero };
-  for (bool overlap : {true, false}) {
+  for (auto overlap : {kiln::dist::Overlap::WithBackward, kiln::dist::Overlap::AfterBackward}) {
     for (Zero zero : {Zero::Sync, Zero::OptimNone, Zero::OptimZero}) {
-      SCOPED_TRACE("overlap=" + std::to_string(overlap) + " zero=" + std::to_string(int(zero)));
+      SCOPED_TRACE("overlap=" + std::to_string(int(overlap)) + " zero=" + std::to_string(int(zero)));
       CountingComm c;
       const int r = c.rank();
       const int k = 3, B = 4;
@@ -219,7 +219,7 @@ TEST(GradSync, AccumulationReducesOnlyOnTheArmedMicroStep) {
           (loss(model, x, y) / k).backward();
           if (m < k - 1) EXPECT_EQ(c.all_reduces, before) << "communication on micro-step " << m;
         }
-        EXPECT_EQ(c.all_reduces - before, overlap ? sync.num_buckets() : 0) << "launched during backward";
+        EXPECT_EQ(c.all_reduces - before, overlap == kiln::dist::Overlap::WithBackward ? sync.num_buckets() : 0) << "launched during backward";
         sync.finish();
         EXPECT_EQ(c.all_reduces - before, sync.num_buckets());
         auto got = model->parameters();
@@ -306,12 +306,11 @@ TEST(GradSync, Zero1ReducesEachBucketToItsOwner) {
   auto want = mean_over_ranks(c, grads_of(ref_model));
 
   auto model = mlp();
-  std::vector<int64_t> numels;
-  for (auto& p : model->parameters()) numels.push_back(p.numel());
-  const auto owner = kiln::dist::partition_params(numels, c.world());
+  const kiln::dist::Ownership own(model->named_parameters(), r, c.world());
+  const auto& owner = own.owners();
   EXPECT_NE(std::count(owner.begin(), owner.end(), 0), 0);
   EXPECT_NE(std::count(owner.begin(), owner.end(), 1), 0);
-  GradSync sync(model->named_parameters(), c, 25.0, true, owner);
+  GradSync sync(model->named_parameters(), c, 25.0, kiln::dist::Overlap::WithBackward, own);
   EXPECT_EQ(sync.num_buckets(), 2);  // one per owner
   for (int64_t b = 0; b < sync.num_buckets(); ++b) {
     std::set<int> owners_in;
@@ -342,7 +341,7 @@ TEST(GradSync, Zero1ReducesEachBucketToItsOwner) {
     for (size_t i = 0; i < got.size(); ++i)
       if (owner[i] == r) got[i].fill_(100.0 + double(i));
   }
-  kiln::dist::broadcast_from_owners(got, owner, c);
+  kiln::dist::broadcast_from_owners(got, own, c);
   for (size_t i = 0; i < got.size(); ++i)
     EXPECT_TRUE(torch::equal(got[i], torch::full_like(got[i], 100.0 + double(i)))) << "param " << i;
 }

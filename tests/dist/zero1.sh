@@ -5,7 +5,8 @@
 #  2. reshard: 2 ranks (ZeRO-1) to step 20 -> SIGTERM stop -> resume step 20 on 1 rank -> SIGKILL
 #     after step 40 -> resume step 40 on 2 ranks to step 60: losses within 1e-5 of the
 #     uninterrupted 2-rank run (same data per step: the cursor remap; unit test test_cursor_remap);
-#  3. exact resume with ZeRO-1 after SIGKILL of both ranks at a random step: bit-identical;
+#  3. exact resume with ZeRO-1 after SIGKILL of both ranks at a random step: bit-identical, each
+#     rank reading at most 60% of the optimizer files' bytes (its own share, by name);
 #  4. a resume on 3 ranks, which cannot keep train.total_batch_size, is refused by name;
 #  5. the GPT-2 architecture (AdamW recipe, tied weight owned once): ZeRO-1 = DDP.
 # Needs mpirun, python3 with torch + safetensors, KILN_DATA.
@@ -92,6 +93,19 @@ for f in model.safetensors optim_rank_00000.safetensors optim_rank_00001.safeten
   cmp -s "$(step_dir "$tmp/z" $steps)/$f" "$(step_dir "$run" $steps)/$f" || fail "final $f differs"
 done
 echo "ZeRO-1 resume after SIGKILL: all $steps losses, the final weights and both ranks' optimizer files bit-identical"
+# Issue 19, item 17: on resume each rank reads only its own share of the optimizer files (by name,
+# from their header index), not every rank's whole file: at most 60% of the files' bytes each.
+reads=$(grep -o '\[ckpt\] optimizer state read per rank: .*' "$tmp/k2.log" | head -1)
+[ -n "$reads" ] || fail "the resume did not report what each rank read of the optimizer files"
+echo "$reads"
+"$py" -c "
+import re, sys
+line = '''$reads'''
+per = [float(x) for x in re.findall(r'rank \d+ ([0-9.]+) MB', line)]
+files = float(re.search(r'hold ([0-9.]+) MB', line).group(1))
+print(f'ZeRO-1 resume reads per rank / optim files: ' + ', '.join(f'{p / files:.3f}' for p in per))
+sys.exit(0 if len(per) == 2 and max(per) <= 0.6 * files and sum(per) <= files else 1)" \
+  || fail "a ZeRO-1 rank read more than its share of the optimizer files on resume"
 
 # ---- 4. refusal: 3 ranks cannot keep 1024 tokens per step of 4 x 64 --------------------------
 set +e

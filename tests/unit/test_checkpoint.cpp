@@ -59,7 +59,7 @@ TEST(Checkpoint, SaveFindLoadRoundTrip) {
   auto meta = nlohmann::json::parse(kiln::read_text_file(d20 + "/meta.json"));
   meta["format_version"] = 1;
   std::ofstream(d20 + "/meta.json") << meta.dump();
-  EXPECT_TRUE(torch::equal(kiln::ckpt::load_checkpoint(d20, 0, 1, false).model.at("b"), torch::arange(5)));
+  EXPECT_TRUE(torch::equal(kiln::ckpt::load_checkpoint(d20, 0, 1, kiln::ckpt::ReadScope::Weights).model.at("b"), torch::arange(5)));
   try {
     kiln::ckpt::load_checkpoint(d20, 0, 1);
     FAIL() << "expected an error";
@@ -77,22 +77,69 @@ TEST(Checkpoint, WithoutDoneItDoesNotExist) {
   EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d10);
 }
 
-TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
+// ZeRO-1 resume (issue 19, item 17): only the optimizer tensors asked for are read from disk, and
+// this rank's RNG streams come apart from the optimizer state.
+TEST(Checkpoint, ReadsOnlyTheOptimizerTensorsAsked) {
   const std::string dir = kiln::test::temp_dir();
-  std::string d10 = kiln::ckpt::save_checkpoint(dir, sample_write(10), 0);
-  std::string d20 = kiln::ckpt::save_checkpoint(dir, sample_write(20), 0);
-  flip_a_byte(fs::path(d20) / "model.safetensors");
-  EXPECT_NE(kiln::ckpt::verify_checkpoint(d20).find("model.safetensors is corrupted"), std::string::npos);
-  EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d10);
-  // Asked for that step directly, it is an error that names the file.
-  try {
-    kiln::ckpt::find_latest_checkpoint(d20);
-    FAIL() << "expected an error";
-  } catch (const kiln::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  auto w = sample_write(3);
+  w.optim = {{"muon.a.momentum_buffer", torch::ones({1000})}, {"muon.b.momentum_buffer", torch::ones({10})},
+             {"muon.steps", torch::tensor(int64_t{3})}};
+  w.rng = {{"rng.sample", torch::arange(7, torch::kUInt8)}};
+  const std::string d = kiln::ckpt::save_checkpoint(dir, w, 0);
+  auto all = kiln::ckpt::load_checkpoint(d, 0, 1);
+  EXPECT_EQ(all.optim.size(), 3u);
+  EXPECT_EQ(all.optim.count("rng.sample"), 0u);
+  EXPECT_TRUE(torch::equal(all.rng.at("rng.sample"), torch::arange(7, torch::kUInt8)));
+  EXPECT_EQ(all.optim_bytes_read, 1000 * 4 + 10 * 4 + 8 + 7);
+  auto mine = kiln::ckpt::load_checkpoint(d, 0, 1, kiln::ckpt::ReadScope::WithRankFiles,
+                                          [](const std::string& k) { return k != "muon.a.momentum_buffer"; });
+  EXPECT_EQ(mine.optim.size(), 2u);
+  EXPECT_EQ(mine.optim.count("muon.a.momentum_buffer"), 0u);
+  EXPECT_EQ(mine.optim_bytes_read, 10 * 4 + 8 + 7);  // the 4000 bytes of 'a' were never read
+  EXPECT_GT(mine.optim_file_bytes, 4000);
+  // A rank the writing job did not have gets no RNG state (it draws its own streams).
+  EXPECT_TRUE(kiln::ckpt::load_checkpoint(d, 1, 2).rng.empty());
+}
+
+// Every file meta.json checksums (issue 19, item 18: the optimizer file too) is flipped in turn:
+// each time the damaged checkpoint is refused naming that file, and the previous one is used.
+TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
+  const std::string src = kiln::test::temp_dir();
+  const std::string tok = src + "/tokenizer.json";
+  std::ofstream(tok) << "{\"not\": \"read, only copied and checksummed\"}\n";
+  auto with_tokenizer = [&](int64_t step) {
+    auto w = sample_write(step);
+    w.tokenizer_path = tok;
+    return w;
+  };
+  std::vector<std::string> files;
+  {
+    const std::string probe = kiln::ckpt::save_checkpoint(kiln::test::temp_dir(), with_tokenizer(1), 0);
+    for (const auto& [name, crc] : nlohmann::json::parse(kiln::read_text_file(probe + "/meta.json"))["crc32"].items())
+      files.push_back(name);
   }
-  flip_a_byte(fs::path(d10) / "state_rank_00000.json");
-  EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(dir), kiln::Error);
+  // The checksummed files are every file but meta.json and DONE, the optimizer's included.
+  EXPECT_EQ(files, (std::vector<std::string>{"model.safetensors", "optim_rank_00000.safetensors", "state_rank_00000.json",
+                                             "tokenizer.json"}));
+  for (const auto& name : files) {
+    SCOPED_TRACE(name);
+    const std::string dir = kiln::test::temp_dir();
+    std::string d10 = kiln::ckpt::save_checkpoint(dir, with_tokenizer(10), 0);
+    std::string d20 = kiln::ckpt::save_checkpoint(dir, with_tokenizer(20), 0);
+    flip_a_byte(fs::path(d20) / name);
+    EXPECT_NE(kiln::ckpt::verify_checkpoint(d20).find(name + " is corrupted"), std::string::npos);
+    EXPECT_EQ(kiln::ckpt::find_latest_checkpoint(dir), d10);
+    // Asked for that step directly, it is an error that names the file.
+    try {
+      kiln::ckpt::find_latest_checkpoint(d20);
+      ADD_FAILURE() << "expected an error";
+    } catch (const kiln::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+    // With the previous one damaged as well, nothing is usable: an error, never a damaged load.
+    flip_a_byte(fs::path(d10) / name);
+    EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(dir), kiln::Error);
+  }
 }
 
 TEST(Checkpoint, RunDirectoryAndKeepLast) {

@@ -218,7 +218,7 @@ TEST(CheckpointJson, MissingOrMistypedKeyNamesFileAndKey) {
   const std::string dir = test::temp_dir();
   test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":2,"world_size":1,"crc32":{}})");
   try {
-    ckpt::load_checkpoint(dir, 0, 1, true);
+    ckpt::load_checkpoint(dir, 0, 1, ckpt::ReadScope::WithRankFiles);
     FAIL();
   } catch (const Error& e) {
     const std::string m = e.what();
@@ -227,13 +227,13 @@ TEST(CheckpointJson, MissingOrMistypedKeyNamesFileAndKey) {
   }
   test::spit(dir + "/meta.json", R"({"format":"kiln.checkpoint","format_version":2,"step":1e300,"world_size":1})");
   try {
-    ckpt::load_checkpoint(dir, 0, 1, true);
+    ckpt::load_checkpoint(dir, 0, 1, ckpt::ReadScope::WithRankFiles);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'step' has the wrong type"), std::string::npos) << e.what();
   }
   test::spit(dir + "/meta.json", R"({"step":)");
-  EXPECT_THROW(ckpt::load_checkpoint(dir, 0, 1, true), Error);
+  EXPECT_THROW(ckpt::load_checkpoint(dir, 0, 1, ckpt::ReadScope::WithRankFiles), Error);
 }
 
 TEST(ConfigShape, OddHeadDimIsAConfigError) {
