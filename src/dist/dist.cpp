@@ -127,6 +127,20 @@ std::string broadcast_string(const std::string& s) {
   return std::string(buf.begin(), buf.end());
 }
 
+std::string rank0_then_broadcast(const std::function<std::string()>& fn) {
+  std::string value, err;
+  if (g_ctx.rank == 0) {
+    try {
+      value = fn();
+    } catch (const Error& e) {
+      err = e.what();
+    }
+  }
+  err = broadcast_string(err);
+  if (!err.empty()) throw Error(err);
+  return broadcast_string(value);
+}
+
 int guarded_main(int (*body)(int, char**), int argc, char** argv) {
   try {
     int rc = body(argc, argv);

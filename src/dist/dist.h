@@ -4,6 +4,7 @@
 // Only dist/ calls MPI; the rest of kiln sees this small struct.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ double all_reduce_sum(double v);
 std::vector<int64_t> all_gather(int64_t v);
 // Rank 0's string on every rank.
 std::string broadcast_string(const std::string& s);
+// Rank 0 runs `fn` (a look at the file system, say) and every rank gets its result. When fn
+// throws kiln::Error on rank 0, every rank throws that message, so all fail alike instead of
+// waiting on rank 0. Collective: every rank calls it.
+std::string rank0_then_broadcast(const std::function<std::string()>& fn);
 
 // Run a binary's body: catches kiln::Error (and std::exception), prints it on the failing rank,
 // and aborts the world so that no peer is left waiting in a collective. Returns the exit code.

@@ -1,6 +1,8 @@
 // The command line shared by ./pretrain, ./midtrain and ./sft: CONFIG [section.key=value ...]
-// [--resume DIR]. The three stages differ only in the loader and the schedule (ARCHITECTURE.md
-// §4), so they share this one entry point instead of three copies of the same main().
+// [--resume DIR]. The stages differ only in the loader and the schedule (docs/architecture.md,
+// "How a run flows"), so they share this one entry point instead of copies of the same main(). A
+// new stage is an enum value, its name and blurb in stage.cpp, its loaders in stage_data.cpp and a
+// main() that calls stage_main: start-up (resume, init.from, checks, parts) is not copied.
 #pragma once
 
 namespace kiln::train {

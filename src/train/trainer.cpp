@@ -16,7 +16,7 @@
 #include "dist/dist.h"         // ctx, all_reduce_sum, barrier
 #include "dist/grad_sync.h"    // GradSync
 #include "dist/signals.h"      // stop_requested
-#include "dist/zero1.h"        // partition_params, broadcast_from_owners
+#include "dist/zero1.h"        // Ownership, broadcast_from_owners
 #include "engine/generator.h"  // Generator
 #include "engine/sampler.h"    // draw_seed
 #include "model/autocast.h"    // AutocastGuard
@@ -46,9 +46,9 @@ struct Trainer::State {
   std::unique_ptr<optim::Optimizers> opt;
   std::unique_ptr<dist::GradSync> sync;  // DDP: bucketed all-reduce overlapped with backward
   std::vector<torch::Tensor> params;
-  // ZeRO-1 (dist.zero1): owner rank of each parameter; shard for the global gradient norm.
-  std::vector<int> owners;
-  std::unique_ptr<GradShard> shard;
+  // Who steps which parameter (dist.zero1; Note [One Ownership]): built once, asked by GradSync,
+  // the optimizers, the gradient norm, the weight broadcast, save and resume.
+  dist::Ownership own;
   bool memory_logged = false;
   torch::Generator sample_gen;
   int64_t step = 0;           // optimizer steps done
@@ -66,23 +66,16 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   const Config& c = s.p.cfg;
   const auto& dc = dist::ctx();
   s.accum = grad_accum_steps(c, dc.world);
-  s.autocast = c.train.dtype == "bfloat16" || (c.train.dtype == "auto" && s.p.device.is_cuda());
+  s.autocast = model::use_autocast(c.train.dtype, s.p.device);
   s.flops_per_token = s.p.model->estimate_flops();
   s.params = s.p.model->parameters();
   if (s.p.comm) {
     // Every rank starts from rank 0's weights (init is seeded, but this makes it a guarantee).
     torch::NoGradGuard no_grad;
     for (auto& p : s.params) s.p.comm->broadcast(p, 0);
-    if (c.dist.zero1) {
-      std::vector<int64_t> numels;
-      for (const auto& p : s.params) numels.push_back(p.numel());
-      s.owners = dist::partition_params(numels, dc.world);
-      s.shard = std::make_unique<GradShard>();
-      s.shard->comm = s.p.comm.get();
-      for (int o : s.owners) s.shard->owned.push_back(o == dc.rank);
-    }
+    if (c.dist.zero1) s.own = dist::Ownership(s.p.model->named_parameters(), dc.rank, dc.world);
     s.sync = std::make_unique<dist::GradSync>(s.p.model->named_parameters(), *s.p.comm, c.dist.bucket_mb,
-                                              /*overlap=*/true, s.owners);
+                                              dist::Overlap::WithBackward, s.own);
     log::info("[dist] %s, %lld gradient buckets of <= %.0f MB, %s overlapped with backward", s.p.comm->name().c_str(),
               (long long)s.sync->num_buckets(), c.dist.bucket_mb,
               c.dist.zero1 ? "ZeRO-1: each reduced to its owner rank," : "all-reduce");
@@ -91,27 +84,20 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   // The optimizers of optim.recipe (nanochat: Muon for block matrices, AdamW for embedding and head;
   // adamw: GPT-2's) from the model's parameter groups.
   s.opt = std::make_unique<optim::Optimizers>(optim::make_optimizers(s.p.model->param_groups(), c.optim, s.p.model->width()));
-  if (s.shard) {
-    std::map<std::string, bool> mine;
-    const auto named = s.p.model->named_parameters();
-    for (size_t i = 0; i < named.size(); ++i) mine[named[i].key()] = s.shard->owned[i];
-    s.opt->set_owner_filter([mine](const std::string& n) { return mine.at(n); });
-  }
+  if (s.own.sharded()) s.opt->set_owner_filter([&own = s.own](const std::string& n) { return own.owns(n); });
 
   s.sample_gen = at::make_generator<at::CPUGeneratorImpl>(c.run.seed + 1000003ULL * dc.rank);
 
-  // Horizon: explicit, or Chinchilla-style tokens = ratio * params (nanochat's default 20).
-  if (c.train.max_steps >= 0) {
-    s.total = c.train.max_steps;
-  } else {
-    const double tokens = c.train.target_param_data_ratio * static_cast<double>(s.p.model->num_params());
-    s.total = std::max<int64_t>(1, static_cast<int64_t>(tokens / static_cast<double>(c.train.total_batch_size)));
-  }
+  s.total = s.p.total_steps;
+  if (s.total < 0) throw Error("[train] the run's length is not set (TrainerParts::total_steps; see train/run_length.h)");
 }
 
 Trainer::~Trainer() = default;
 
-int64_t Trainer::total_steps() const { return s_->total; }
+model::TensorFilter Trainer::optimizer_state_filter() const {
+  const optim::Optimizers* opt = s_->opt.get();
+  return [opt](const std::string& key) { return opt->keeps_state(key); };
+}
 
 void Trainer::load_weights(const ckpt::CheckpointRead& ck) {
   ckpt::copy_into(model::named_parameters_of(*s_->p.model), ck.model, ckpt::Strictness::Exact, "checkpoint " + ck.dir);
@@ -131,19 +117,17 @@ void Trainer::restore(const ckpt::CheckpointRead& ck) {
   State& s = *s_;
   load_weights(ck);
   s.opt->load_state(ck.optim);
-  auto rng = ck.optim.find("rng.sample");
-  if (rng != ck.optim.end()) s.sample_gen.set_state(rng->second);
+  auto rng = ck.rng.find("rng.sample");
+  if (rng != ck.rng.end()) s.sample_gen.set_state(rng->second);
   const std::string state_file = ck.dir + " (rank state)";
-  const auto c = json_get<nlohmann::json>(ck.rank_state, "cursor", state_file);
+  data::Cursor cur = data::Cursor::from_json(json_get<nlohmann::json>(ck.rank_state, "cursor", state_file), state_file);
+  const int64_t saved_batches = cur.batches;
   // Another world size: the same global window, split over this job's ranks (cursor_remap.h).
-  const int64_t batches = data::remap_batches(json_get<int64_t>(c, "batches", state_file), ck.saved_world,
-                                              dist::ctx().world);
-  s.p.train_loader->restore({batches, json_get<int64_t>(c, "epoch", state_file),
-                             json_get<int64_t>(c, "position", state_file)});
+  cur.batches = data::remap_batches(saved_batches, ck.saved_world, dist::ctx().world);
+  s.p.train_loader->restore(cur);
   if (ck.saved_world != dist::ctx().world)
     log::info("[ckpt] resharded: saved by %d rank(s), resumed on %d; loader cursor %lld -> %lld batches per rank",
-              ck.saved_world, dist::ctx().world, (long long)json_get<int64_t>(c, "batches", state_file),
-              (long long)batches);
+              ck.saved_world, dist::ctx().world, (long long)saved_batches, (long long)cur.batches);
   s.step = s.restored_step = ck.step;
 }
 
@@ -206,12 +190,9 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   // Each optimizer tensor once (Note [Optimizer state by name]): rank 0 the shared scalars, and
   // every parameter's tensors without ZeRO-1; under ZeRO-1 each rank its own parameters'.
   const bool rank0 = dist::ctx().rank == 0;
-  w.optim = s.opt->state(rank0 ? optim::StateScope::All : s.shard ? optim::StateScope::Owned : optim::StateScope::None);
-  w.optim.emplace_back("rng.sample", s.sample_gen.get_state());
-  const data::Cursor cur = s.p.train_loader->cursor();
-  w.rank_state = {{"step", step},
-                  {"rank", dist::ctx().rank},
-                  {"cursor", {{"batches", cur.batches}, {"epoch", cur.epoch}, {"position", cur.position}}}};
+  w.optim = s.opt->state(rank0 ? optim::StateScope::All : s.own.sharded() ? optim::StateScope::Owned : optim::StateScope::None);
+  w.rng.emplace_back("rng.sample", s.sample_gen.get_state());
+  w.rank_state = {{"step", step}, {"rank", dist::ctx().rank}, {"cursor", s.p.train_loader->cursor().to_json()}};
   w.meta = {{"config", to_yaml(c)},
             {"stage", s.p.stage},
             {"lineage", s.p.lineage},
@@ -231,16 +212,10 @@ void Trainer::log_optimizer_memory() {
   State& s = *s_;
   s.memory_logged = true;
   const auto bytes = dist::all_gather(s.opt->state_bytes());
-  std::string per_rank;
   int64_t total = 0;
-  for (size_t r = 0; r < bytes.size(); ++r) {
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%srank %zu %.3f MB", r ? ", " : "", r, double(bytes[r]) / 1e6);
-    per_rank += buf;
-    total += bytes[r];
-  }
-  log::info("[optim] optimizer state per rank (%s): %s; %.3f MB in all", s.shard ? "ZeRO-1" : "replicated",
-            per_rank.c_str(), double(total) / 1e6);
+  for (int64_t b : bytes) total += b;
+  log::info("[optim] optimizer state per rank (%s): %s; %.3f MB in all", s.own.sharded() ? "ZeRO-1" : "replicated",
+            per_rank_mb(bytes).c_str(), double(total) / 1e6);
 }
 
 int Trainer::run() {
@@ -306,7 +281,7 @@ int Trainer::run() {
     const double loss_local = loss_sum.item<double>();
     const double loss = tgt.total > 0 ? dist::all_reduce_sum(loss_local) / tgt.total : 0.0;
     // NaN/Inf loss or gradients never reach the weights (grads are identical on every rank here).
-    const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip, s.shard.get());
+    const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip, s.own, s.p.comm.get());
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     if (!finite && !c.train.skip_nonfinite)
       throw Error(nonfinite_message(step + 1, loss, grad_norm) + "; stopped without saving, the last good checkpoint in " +
@@ -318,7 +293,7 @@ int Trainer::run() {
     s.opt->set_schedule(step, s.total, c.optim);
     const double lrm = optim::stage_lr_multiplier(step, s.total, c.optim);
     if (finite) s.opt->step();
-    if (finite && s.shard) dist::broadcast_from_owners(s.params, s.owners, *s.p.comm);  // owners' new weights
+    if (finite && s.own.sharded()) dist::broadcast_from_owners(s.params, s.own, *s.p.comm);  // owners' new weights
     if (!s.memory_logged) log_optimizer_memory();
     if (s.sync) {
       s.sync->zero_grad();  // param.grad stay views into the buckets

@@ -19,6 +19,7 @@ namespace kiln::train {
 
 struct TrainerParts {
   Config cfg;
+  int64_t total_steps = -1;  // the run's length (run_length.h decides it)
   torch::Device device = torch::kCPU;
   model::Model model;
   std::unique_ptr<data::Loader> train_loader;
@@ -39,13 +40,13 @@ class Trainer {
   ~Trainer();
   // Continue from a checkpoint: weights, optimizer state, loader cursor, RNG, step.
   void restore(const ckpt::CheckpointRead& ck);
+  // The optimizer tensors this rank keeps (ZeRO-1: its own share): what load_checkpoint should read.
+  model::TensorFilter optimizer_state_filter() const;
   // Start a later stage from a parent checkpoint: its weights, and its optimizer state when
   // `optimizer` (learning rates stay this run's). Loader, RNG and step start fresh.
   void init_from(const ckpt::CheckpointRead& ck, bool optimizer);
   // Train to the last step (or a stop signal) and return the process exit code.
   int run();
-  // Optimizer steps of the whole run (train.max_steps, or derived from the data:param ratio).
-  int64_t total_steps() const;
 
  private:
   struct State;

@@ -118,6 +118,7 @@ checkpoint: {every: 0, keep_last: 0}
 )", "test.yaml", {"run.dir=" + dir + "/run", "train.max_steps=" + std::to_string(steps)});
   train::TrainerParts p;
   p.cfg = c;
+  p.total_steps = steps;
   p.tokenizer = tok;
   p.tokenizer_path = dir + "/tok.json";
   p.train_loader = std::make_unique<MaskedFirstLoader>(tok->vocab_size());
