@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "dist/comm.h"          // pick_device
 #include "engine/generator.h"  // Generator
 #include "model/gpt.h"         // GPT
 #include "model/kv_cache.h"    // KVCache
@@ -42,8 +43,7 @@ int main(int argc, char** argv) {
   int arg = 2;
   if (argc > 3 && std::string(argv[2]) == "--ckpt") ckpt = argv[3], arg = 4;
   const int threads = argc > arg ? std::stoi(argv[arg]) : 1;
-  const torch::Device dev = (argc > arg + 1 && std::string(argv[arg + 1]) == "cuda") ? torch::Device(torch::kCUDA, 0)
-                                                                                        : torch::Device(torch::kCPU);
+  const torch::Device dev = kiln::dist::pick_device(argc > arg + 1 ? argv[arg + 1] : "cpu", "DEVICE");
   at::set_num_threads(threads);
   torch::NoGradGuard ng;
   kiln::model::Model model;

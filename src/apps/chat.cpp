@@ -8,10 +8,12 @@
 #include <string>
 
 #include "core/error.h"          // Error
+#include "dist/comm.h"           // pick_device
 #include "dist/dist.h"           // guarded_main
 #include "engine/generator.h"    // Generator, SamplingOptions, GenToken
 #include "engine/token_text.h"   // token_text
 #include "engine/utf8_stream.h"  // Utf8Stream
+#include "tokenizer/chat.h"      // continue_for_completion
 #include "ckpt/load_model.h"    // load_model
 
 namespace {
@@ -22,31 +24,28 @@ struct Chat {
   kiln::ckpt::LoadedModel m;
   kiln::engine::Generator gen;
   kiln::engine::SamplingOptions opts;
-  std::vector<int64_t> conv;  // <|bos|> then the turns so far
-  int64_t user_start, user_end, assistant_start, assistant_end;
+  std::vector<uint32_t> conv;  // <|bos|> then the turns so far (empty: a fresh conversation)
+  int64_t assistant_end;
   uint64_t turn = 0;
 
   Chat(kiln::ckpt::LoadedModel lm, const kiln::engine::SamplingOptions& o)
       : m(std::move(lm)), gen(m.model, m.tokenizer), opts(o) {
-    const auto& t = *m.tokenizer;
-    user_start = t.special_id("<|user_start|>"), user_end = t.special_id("<|user_end|>");
-    assistant_start = t.special_id("<|assistant_start|>"), assistant_end = t.special_id("<|assistant_end|>");
+    kiln::tok::continue_for_completion(*m.tokenizer, {}, "");  // a tokenizer without chat tokens stops here
+    assistant_end = m.tokenizer->special_id("<|assistant_end|>");
     clear();
   }
 
   // A fresh conversation, as a new session: turn i samples with seed + i again.
   void clear() {
-    conv = {static_cast<int64_t>(m.tokenizer->bos_id())};
+    conv.clear();
     turn = 0;
   }
 
-  // One user turn: appends it, streams the reply to stdout, appends the reply.
+  // One user turn: appends it (rendered by the chat template, tokenizer/chat.h), streams the reply
+  // to stdout, appends the reply.
   void reply(const std::string& text) {
-    std::vector<int64_t> prompt = conv;
-    prompt.push_back(user_start);
-    for (uint32_t id : m.tokenizer->encode(text)) prompt.push_back(id);
-    prompt.push_back(user_end);
-    prompt.push_back(assistant_start);
+    const auto ids = kiln::tok::continue_for_completion(*m.tokenizer, conv, text);
+    std::vector<int64_t> prompt(ids.begin(), ids.end());
     if (static_cast<int64_t>(prompt.size()) + opts.max_new_tokens > m.model->max_positions()) {
       std::printf("(the conversation no longer fits the model's %lld positions: starting over)\n",
                   static_cast<long long>(m.model->max_positions()));
@@ -64,9 +63,9 @@ struct Chat {
     std::fputs(out.flush().c_str(), stdout);
     std::fputs("\n", stdout);
     std::fflush(stdout);
-    conv = std::move(prompt);
+    conv.assign(prompt.begin(), prompt.end());
     conv.insert(conv.end(), res.ids.begin(), res.ids.end());
-    conv.push_back(assistant_end);  // also after a reply cut at the token limit, as nanochat
+    conv.push_back(static_cast<uint32_t>(assistant_end));  // also after a reply cut at the token limit, as nanochat
   }
 };
 
@@ -99,8 +98,7 @@ int chat_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  Chat chat(kiln::ckpt::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)), o);
+  Chat chat(kiln::ckpt::load_model(ckpt, kiln::dist::pick_device(device, "--device")), o);
   if (app.count("--prompt")) {
     chat.reply(prompt);
     return 0;

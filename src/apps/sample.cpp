@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include "core/error.h"         // Error
+#include "dist/comm.h"          // pick_device
 #include "dist/dist.h"          // guarded_main
 #include "engine/generator.h"   // Generator, SamplingOptions
 #include "tokenizer/chat.h"     // render_for_completion
+#include "tokenizer/prompt.h"   // encode_prompt
 #include "ckpt/load_model.h"   // load_model
 
 namespace {
@@ -45,18 +47,13 @@ int sample_main(int argc, char** argv) {
     ss << in.rdbuf();
     start = ss.str();
   }
-  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  const torch::Device dev = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  auto m = kiln::ckpt::load_model(ckpt, dev);
+  auto m = kiln::ckpt::load_model(ckpt, kiln::dist::pick_device(device, "--device"));
   printf("number of parameters: %.2fM (%lld) from %s\n", m.model->num_params() / 1e6,
          (long long)m.model->num_params(), m.dir.c_str());
-  // Like training documents, a nanochat prompt starts with <|bos|>. GPT-2 is sampled as nanoGPT and
-  // Hugging Face do (the text alone), unless there is no text: then <|endoftext|> starts it.
+  // A prompt starts as the tokenizer's documents do (tokenizer/prompt.h): <|bos|> for nanochat's,
+  // the text alone for GPT-2's (as nanoGPT and Hugging Face sample), <|endoftext|> for no text.
   const int64_t bos = m.tokenizer->bos_id();
-  const bool bos_prefix = m.model->arch() != "gpt2" || start.empty();
-  std::vector<int64_t> prompt;
-  if (bos_prefix) prompt.push_back(bos);
-  for (uint32_t id : m.tokenizer->encode(start)) prompt.push_back(id);
+  std::vector<int64_t> prompt = kiln::tok::encode_prompt(*m.tokenizer, start);
   if (chat) {  // <|bos|><|user_start|>start<|user_end|><|assistant_start|>
     kiln::tok::Conversation c;
     c.messages.push_back({"user", start});

@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <thread>
 
+#include "dist/comm.h"            // pick_device
 #include "dist/dist.h"            // guarded_main
 #include "engine/generator.h"     // Generator
 #include "serve/http_server.h"    // HttpServer, ServerOptions
 #include "serve/scheduler.h"      // Scheduler
-#include "ckpt/load_model.h"     // load_model
+#include "ckpt/load_model.h"      // load_model
+#include "tokenizer/prompt.h"     // prompt_starts_with_bos
 
 namespace {
 
@@ -55,11 +57,11 @@ int serve_main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a client that left: the write fails, the process lives
 
-  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  auto m = kiln::ckpt::load_model(ckpt, cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU));
+  const torch::Device dev = kiln::dist::pick_device(device, "--device");
+  auto m = kiln::ckpt::load_model(ckpt, dev);
   o.limits.context = m.model->max_positions();
   o.limits.max_n = slots;
-  o.limits.bos_prefix = m.model->arch() != "gpt2";
+  o.limits.bos_prefix = kiln::tok::prompt_starts_with_bos(*m.tokenizer);
   kiln::serve::Scheduler scheduler(kiln::engine::Generator(m.model, m.tokenizer, slots), m.tokenizer, slots, queue);
   kiln::serve::HttpServer server(scheduler, m.tokenizer, o);
   const int port = server.bind();
@@ -70,7 +72,7 @@ int serve_main(int argc, char** argv) {
   });
   std::printf("kiln serve: http://%s:%d/ (model %s, step %lld, %lld slots, queue %lld, context %lld, %s)\n",
               o.host.c_str(), port, o.model.c_str(), static_cast<long long>(m.step), static_cast<long long>(slots),
-              static_cast<long long>(queue), static_cast<long long>(o.limits.context), cuda ? "cuda" : "cpu");
+              static_cast<long long>(queue), static_cast<long long>(o.limits.context), dev.is_cuda() ? "cuda" : "cpu");
   std::fflush(stdout);
   server.listen();
   pthread_kill(waiter.native_handle(), SIGTERM);  // stopped otherwise: release the waiter

@@ -15,6 +15,7 @@
 #include "ckpt/checkpoint.h"
 #include "ckpt/copy_into.h"
 #include "ckpt/load_model.h"
+#include "data/loader.h"  // Cursor
 
 namespace kiln::ckpt {
 
@@ -70,7 +71,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_dir
   const std::string tok_tmp = out_dir + "/.import_tokenizer.json";
   tokenizer.save(tok_tmp);
   w.step = 0;
-  w.rank_state = {{"step", 0}, {"rank", 0}, {"cursor", {{"batches", 0}, {"epoch", 0}, {"position", 0}}}};
+  w.rank_state = {{"step", 0}, {"rank", 0}, {"cursor", data::Cursor().to_json()}};
   w.meta = {{"config", to_yaml(cfg)},
             {"stage", "import"},
             {"lineage", {{"imported_from", fs::absolute(hf_dir).string()}}},

@@ -1,7 +1,10 @@
 // What the Trainer needs from any loader (pretraining's packed stream, later the chat loaders):
 // the next (inputs, targets) batch and a Cursor that restores the exact stream on resume.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include <string>
 
 namespace kiln::data {
 
@@ -11,6 +14,11 @@ struct Cursor {
   int64_t batches = 0;
   int64_t epoch = 0;
   int64_t position = 0;
+
+  // As a checkpoint's state_rank_*.json stores it: {"batches", "epoch", "position"}.
+  nlohmann::json to_json() const { return {{"batches", batches}, {"epoch", epoch}, {"position", position}}; }
+  // Throws kiln::Error naming `where` and the key when one is missing or not an integer.
+  static Cursor from_json(const nlohmann::json& j, const std::string& where);
 };
 
 struct Batch {

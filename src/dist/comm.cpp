@@ -53,6 +53,16 @@ torch::Device bind_local_device() {
 #endif
 }
 
+torch::Device pick_device(const std::string& want, const std::string& key) {
+  if (want != "auto" && want != "cpu" && want != "cuda")
+    throw Error(key + " = " + want + " is not one of auto, cpu, cuda");
+  const bool cuda = torch::cuda::is_available();
+  if (want == "cuda" && !cuda)
+    throw Error(key + " = cuda but no CUDA device is visible", "use " + key + " cpu (or auto)");
+  if (want == "cuda" || (want == "auto" && cuda)) return bind_local_device();  // local rank -> GPU
+  return torch::kCPU;
+}
+
 std::unique_ptr<Comm> make_comm(const std::string& backend, const torch::Device& device, double timeout_s) {
   if (backend != "auto" && backend != "mpi" && backend != "nccl")
     throw Error("[dist] dist.backend: unknown value '" + backend + "'", "use auto, nccl or mpi");

@@ -1,4 +1,4 @@
-// dist::Comm — the collectives the trainer needs (ARCHITECTURE.md §4): NCCL for CUDA tensors on
+// dist::Comm — the collectives the trainer needs (docs/architecture.md, "The parts"): NCCL for CUDA tensors on
 // a dedicated stream ordered against the current stream with events, MPI for CPU tensors (so all
 // distributed code is testable on CPU). The trainer never calls NCCL or MPI directly.
 #pragma once
@@ -57,5 +57,10 @@ std::unique_ptr<Comm> make_comm(const std::string& backend, const torch::Device&
 // Binds this process to GPU `local_rank` (cudaSetDevice) and returns that device. A kiln::Error
 // with a hint when fewer GPUs are visible than ranks on this node (or no CUDA in this build).
 torch::Device bind_local_device();
+
+// The device every binary runs on, decided here: `want` is "cpu", "cuda" (this rank's GPU by
+// bind_local_device; a kiln::Error naming `key` when no CUDA device is visible) or "auto" (cuda
+// when one is visible, else cpu). Anything else is a kiln::Error naming `key`.
+torch::Device pick_device(const std::string& want, const std::string& key = "run.device");
 
 }  // namespace kiln::dist

@@ -28,15 +28,10 @@ double now_s() {
 }  // namespace
 
 EvalModel load_eval_model(const std::string& ckpt, const std::string& device) {
-  if (device != "auto" && device != "cpu" && device != "cuda")
-    throw Error("[eval] --device " + device + " is not one of auto, cpu, cuda");
-  const bool cuda = torch::cuda::is_available();
-  if (device == "cuda" && !cuda) throw Error("[eval] --device cuda but no CUDA device is visible", "use --device cpu");
   EvalModel em;
-  em.device = (device == "cuda" || (device == "auto" && cuda)) ? dist::bind_local_device() : torch::Device(torch::kCPU);
+  em.device = dist::pick_device(device, "[eval] --device");
   em.m = ckpt::load_model(ckpt, em.device);
-  const std::string& dt = em.m.cfg.train.dtype;
-  em.autocast = dt == "bfloat16" || (dt == "auto" && em.device.is_cuda());
+  em.autocast = model::use_autocast(em.m.cfg.train.dtype, em.device);
   return em;
 }
 

@@ -5,7 +5,15 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <string>
+
 namespace kiln::model {
+
+// The autocast rule, decided here for training and evaluation alike: train.dtype "bfloat16" always,
+// "auto" on CUDA only, "float32" never.
+inline bool use_autocast(const std::string& dtype, const torch::Device& device) {
+  return dtype == "bfloat16" || (dtype == "auto" && device.is_cuda());
+}
 
 class AutocastGuard {
  public:

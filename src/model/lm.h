@@ -1,4 +1,4 @@
-// model::LM — the one model interface (ARCHITECTURE.md §1). The Trainer, optimizers, engine,
+// model::LM — the one model interface (docs/architecture.md, "The parts"). The Trainer, optimizers, engine,
 // checkpoints and eval see only this; nanochat's GPT (model/gpt.h) and GPT-2 (model/gpt2.h)
 // implement it. make_model() builds the architecture a config names (model.arch).
 #pragma once
@@ -63,11 +63,14 @@ class LM : public torch::nn::Module {
 
 using Model = std::shared_ptr<LM>;
 
+// Whether make_model initialises the weights: Uninitialised leaves them unset, for a caller that
+// copies a checkpoint's in (a d20's init is seconds of start-up that a load would throw away).
+enum class Weights { Initialised, Uninitialised };
+
 // The model a config describes (model.arch), initialised with init_weights(seed), on `device`.
-// vocab_size: the tokenizer's. init = false leaves the weights unset, for a caller that copies a
-// checkpoint's in (a d20's init is seconds of start-up that a load would throw away).
+// vocab_size: the tokenizer's.
 Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device,
-                 bool init = true);
+                 Weights weights = Weights::Initialised);
 // The logits' vocabulary: model.vocab_size when set (at least the tokenizer's), else the
 // tokenizer's. Throws kiln::Error when neither is known or the config's is too small.
 int64_t resolve_vocab_size(const kiln::ModelConfig& m, int64_t vocab_size);

@@ -17,7 +17,7 @@ int64_t resolve_vocab_size(const kiln::ModelConfig& m, int64_t vocab_size) {
   return v;
 }
 
-Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device, bool init) {
+Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, torch::Device device, Weights weights) {
   // Built on the CPU, initialised there (a seed gives the same weights on every device), then
   // moved; on the meta device only the shapes exist (parameter counts, FLOPs).
   const torch::Device build = device.is_meta() ? device : torch::Device(torch::kCPU);
@@ -26,7 +26,7 @@ Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, 
   else if (m.arch == "gpt2") model = std::make_shared<GPT2Impl>(GPT2Config::from(m, vocab_size), build);
   else throw Error("model.arch = \"" + m.arch + "\" is not an architecture kiln builds", "use nanochat or gpt2");
   if (device.is_meta()) return model;
-  if (init) model->init_weights(seed);
+  if (weights == Weights::Initialised) model->init_weights(seed);
   model->to(device);
   return model;
 }

@@ -24,6 +24,13 @@ const std::string& text_of(const Message& m, size_t i) {
                 "only assistant messages may hold parts (text/python/python_output); give user text as a string");
   return std::get<std::string>(m.content);
 }
+
+// <|user_start|> text <|user_end|>: the user turn of render_conversation and continue_for_completion.
+void add_user_turn(Out& o, const Tokenizer& tok, const std::string& text) {
+  o.add(tok.special_id("<|user_start|>"), 0);
+  o.add(tok.encode(text), 0);
+  o.add(tok.special_id("<|user_end|>"), 0);
+}
 }  // namespace
 
 Rendered render_conversation(const Tokenizer& tok, const Conversation& conv, size_t max_len) {
@@ -37,7 +44,8 @@ Rendered render_conversation(const Tokenizer& tok, const Conversation& conv, siz
   if (msgs.empty()) throw Error("[chat] the conversation has no messages", "give at least one user message");
   Out o;
   o.add(tok.bos_id(), 0);
-  const uint32_t us = tok.special_id("<|user_start|>"), ue = tok.special_id("<|user_end|>");
+  // A tokenizer without chat tokens is refused up front, naming the first one it lacks.
+  for (const char* name : {"<|user_start|>", "<|user_end|>"}) (void)tok.special_id(name);
   const uint32_t as = tok.special_id("<|assistant_start|>"), ae = tok.special_id("<|assistant_end|>");
   const uint32_t ps = tok.special_id("<|python_start|>"), pe = tok.special_id("<|python_end|>");
   const uint32_t os = tok.special_id("<|output_start|>"), oe = tok.special_id("<|output_end|>");
@@ -48,9 +56,7 @@ Rendered render_conversation(const Tokenizer& tok, const Conversation& conv, siz
       throw Error("[chat] message " + std::to_string(i) + " has role '" + m.role + "' where '" + want + "' was expected",
                   "roles must alternate user, assistant, user, ... (an optional system message first)");
     if (i % 2 == 0) {
-      o.add(us, 0);
-      o.add(tok.encode(text_of(m, i)), 0);
-      o.add(ue, 0);
+      add_user_turn(o, tok, text_of(m, i));
       continue;
     }
     o.add(as, 0);
@@ -82,6 +88,16 @@ std::vector<uint32_t> render_for_completion(const Tokenizer& tok, const Conversa
   auto r = render_conversation(tok, c, 0);
   r.ids.push_back(tok.special_id("<|assistant_start|>"));
   return r.ids;
+}
+
+std::vector<uint32_t> continue_for_completion(const Tokenizer& tok, std::vector<uint32_t> history,
+                                              const std::string& user_text) {
+  Out o;
+  o.r.ids = std::move(history);
+  if (o.r.ids.empty()) o.r.ids.push_back(tok.bos_id());
+  add_user_turn(o, tok, user_text);
+  o.r.ids.push_back(tok.special_id("<|assistant_start|>"));
+  return std::move(o.r.ids);
 }
 
 std::vector<Part> gsm8k_answer_parts(const std::string& answer) {

@@ -43,6 +43,12 @@ Rendered render_conversation(const Tokenizer& tok, const Conversation& conv, siz
 // message is the assistant's), ending in <|assistant_start|>.
 std::vector<uint32_t> render_for_completion(const Tokenizer& tok, const Conversation& conv);
 
+// A conversation held as ids (./chat keeps the model's own reply ids, as nanochat's chat_cli does)
+// continued by one user turn, by the rules above: history (empty: <|bos|>) + <|user_start|> text
+// <|user_end|> <|assistant_start|>, the prompt for the next reply.
+std::vector<uint32_t> continue_for_completion(const Tokenizer& tok, std::vector<uint32_t> history,
+                                              const std::string& user_text);
+
 // A JSON record as a conversation: {"messages": [{"role", "content": str | [{"type", "text"}]}]}
 // or GSM8K's {"question", "answer"}, whose <<expr=result>> annotations become python /
 // python_output parts. `where` (e.g. "file:line") prefixes error messages.

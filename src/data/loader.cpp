@@ -1,0 +1,13 @@
+// Cursor::from_json; see loader.h.
+#include "data/loader.h"
+
+#include "core/json_file.h"
+
+namespace kiln::data {
+
+Cursor Cursor::from_json(const nlohmann::json& j, const std::string& where) {
+  return {json_get<int64_t>(j, "batches", where), json_get<int64_t>(j, "epoch", where),
+          json_get<int64_t>(j, "position", where)};
+}
+
+}  // namespace kiln::data
