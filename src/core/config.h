@@ -1,4 +1,4 @@
-// The run config: YAML -> typed structs, once, at start (ARCHITECTURE.md §3). After loading, no
+// The run config: YAML -> typed structs, once, at start (README, "Configs"). After loading, no
 // code looks a key up by string. Every key lives in one table (config.cpp) that also drives
 // validation, `--help-config`, the printed config and the YAML dump, so they cannot drift.
 #pragma once

@@ -1,6 +1,6 @@
 // Rank-aware logging. Rank 0 prints progress; every rank may print errors, prefixed with
 // "[rank R]" when the world has more than one rank. Messages start with a tag such as
-// "[config]" or "[dist]" (STYLE.md §3.11). printf-style because g++ 12 has no <format>.
+// "[config]" or "[dist]". printf-style because g++ 12 has no <format>.
 #pragma once
 #include <cstdio>
 

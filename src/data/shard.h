@@ -1,4 +1,4 @@
-// HDF5 token shards (ARCHITECTURE.md §3): /tokens (uint16 or uint32), /doc_offsets (uint64,
+// HDF5 token shards (docs/architecture.md, "The files kiln writes"): /tokens (uint16 or uint32), /doc_offsets (uint64,
 // docs+1), optional /loss_mask (uint8), and root attributes format, format_version, vocab_size,
 // bos_id, tokenizer_sha256, num_tokens, num_docs, source, created_by. No torch here: kiln_core.
 // Debian's HDF5 is not thread-safe, so every HDF5 call in kiln holds hdf5_mutex().

@@ -1,5 +1,5 @@
 // KILN_MPI_CHECK / KILN_CUDA_CHECK / KILN_NCCL_CHECK: every MPI, CUDA and NCCL call goes through
-// one of these (STYLE.md §3.4). On failure they print the expression, the library's error text,
+// one of these. On failure they print the expression, the library's error text,
 // file:line and the rank, then abort the whole world (never a bare exit that leaves peers hanging).
 #pragma once
 

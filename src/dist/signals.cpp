@@ -1,6 +1,6 @@
 // Stop signals: an async-signal-safe handler (it only stores to a sig_atomic_t, or _exit()s on
 // the second signal) and the step-boundary agreement over MPI. Marian's handler, plus the
-// agreement across ranks that Marian lacks (STYLE.md §1.2.7).
+// agreement across ranks that Marian lacks.
 #include "dist/signals.h"
 
 #include <signal.h>

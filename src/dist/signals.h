@@ -1,6 +1,6 @@
 // Graceful stop on SIGTERM / SIGUSR1 (Slurm's pre-kill warning): the handler only records the
 // signal; stop_requested() all-reduces it (MAX) so every rank stops at the same step boundary,
-// checkpoints and exits 0. A second signal exits at once with 128+signal (STYLE.md §3.10),
+// checkpoints and exits 0. A second signal exits at once with 128+signal,
 // unless it comes within the duplicate window (see Note [Duplicate signals] in signals.cpp).
 #pragma once
 

@@ -1,4 +1,4 @@
-// engine::Generator — batched generation with the KV cache (ARCHITECTURE §4): ragged prompts,
+// engine::Generator — batched generation with the KV cache (docs/architecture.md, "The parts"): ragged prompts,
 // per-row sampling options and seeds, stop tokens, and nanochat's calculator tool state machine.
 // generate() is built on slot-level primitives (add / step / remove) so that a server can let rows
 // join and leave a running batch (continuous batching); torch stays out of this header.

@@ -1,4 +1,4 @@
-// The GPT of nanochat V1 (ARCHITECTURE.md §5) in LibTorch: weightless RMSNorm, half-split rotary
+// The GPT of nanochat V1 in LibTorch: weightless RMSNorm, half-split rotary
 // (base 10000), QK-norm after rotary, causal SDPA, relu^2 MLP, untied head, fp32 softcap, vocab
 // padded to a multiple of 64, GQA-ready. forward() returns the mean loss or the logits. One of
 // the architectures behind model::LM (lm.h); code outside model/ and tests holds a model::Model.

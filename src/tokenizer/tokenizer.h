@@ -1,6 +1,6 @@
 // Byte-level BPE tokenizer, GPT-4 style (the nanochat tokenizer): PCRE2 split pattern with
 // \p{N}{1,2}, 256 byte tokens first, merges in rank order, the nine nanochat special tokens last.
-// Every byte string round-trips. The JSON file format is fixed by ARCHITECTURE.md §3. OpenAI's
+// Every byte string round-trips. The JSON file format is docs/architecture.md's "The files kiln writes". OpenAI's
 // GPT-2 tokenizer is the same machine with its own pattern, byte order and one special (gpt2_files.h).
 #pragma once
 #include <cstdint>

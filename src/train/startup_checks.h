@@ -1,6 +1,6 @@
 // Checks a training stage runs once at start, before any step: that every rank sees the same
 // checkpoint directory (checkpoints need a shared filesystem), that every rank resolved the same
-// config and tokenizer (STYLE habit 15), and that a resume does not change the device type.
+// config and tokenizer, and that a resume does not change the device type.
 #pragma once
 #include <nlohmann/json.hpp>
 

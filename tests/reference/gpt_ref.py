@@ -1,4 +1,4 @@
-# Plain-PyTorch reference of kiln's GPT (nanochat V1, ARCHITECTURE.md §5), written from the spec
+# Plain-PyTorch reference of kiln's GPT (nanochat V1), written from the spec
 # and independent of kiln's C++: same parameter names, so it loads kiln's safetensors directly.
 # Used by the parity gtest (run as a script) and by bench/train_step_ref.py (imported).
 import math

@@ -1,4 +1,4 @@
-# One optimizer step of training, written from the math (nanochat V1, ARCHITECTURE.md §5) and not
+# One optimizer step of training, written from the math (nanochat V1) and not
 # from kiln's code: the GPT of gpt_ref.py, the data windows of the token shards, the mean loss
 # over the whole step's tokens (2 micro-batches), global-norm clipping, Muon (Nesterov momentum,
 # Newton-Schulz, sqrt(max(1, rows/cols)) scale) for the block matrices, AdamW (lr scaled by

@@ -48,7 +48,7 @@ TEST(Model, ConfigFromDepthPadsVocab) {
 TEST(Model, D20ParamCountAndFlopsOnMeta) {
   kiln::ModelConfig m;  // depth 20, seq_len 2048
   GPT model(GPTConfig::from(m, 65536), torch::kMeta);
-  EXPECT_EQ(model->num_params(), 560988160);  // ARCHITECTURE.md §5, nanochat's log
+  EXPECT_EQ(model->num_params(), 560988160);  // nanochat's log (d20)
   EXPECT_NEAR(model->estimate_flops(), 3.491758e9, 1e3);
   // Muon gets the 12 * L * C^2 block matrices, AdamW the two 65536 x 1280 tables.
   int64_t n_matrix = 0;
