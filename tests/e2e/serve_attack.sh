@@ -8,7 +8,8 @@
 # peak RSS per attack group is bounded (64 MiB above its size before), and it keeps serving. Then
 # shutdown: SIGTERM stops the server within 10 s (an idle one takes 1-3 s on this machine) while a
 # client that sends a header byte every 0.2 s for 60 s holds a connection, and two
-# signals in a row exit at once (status 128 + the signal). Needs ../shared/data.
+# signals in a row exit at once (status 128 + the signal). Last, the tests' cleanup: a server that
+# ignores SIGTERM is killed with SIGKILL and fails the test. Needs ../shared/data.
 set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
@@ -75,4 +76,16 @@ kill "$slow_pid" 2>/dev/null; wait "$slow_pid" 2>/dev/null
 echo "two signals: status $rc; $(grep -c 'second signal' "$tmp/twice.log") 'second signal' line"
 { [ $rc = 130 ] || [ $rc = 143 ]; } && grep -q 'second signal: exiting now' "$tmp/twice.log" \
   || fail "two signals: status $rc (expected 130 or 143, and the 'second signal' line)"
+# The tests' cleanup (issue 19, item 21): a server that ignores SIGTERM is killed with SIGKILL and
+# fails the test, instead of being left behind.
+bash -c 'trap "" TERM; for _ in $(seq 1 300); do sleep 0.1; done' &
+deaf=$!
+serve_pids=("$deaf")
+sleep 0.3
+out=$(SERVE_STOP_GRACE=1 stop_servers); rc=$?
+echo "cleanup of a server that ignores SIGTERM: status $rc: $out"
+[ $rc = 1 ] && grep -q 'killed with SIGKILL' <<<"$out" || fail "stop_servers did not fail on a server that ignores SIGTERM"
+running "$deaf" && fail "stop_servers left a server that ignores SIGTERM running"
+wait "$deaf" 2>/dev/null
+serve_pids=()
 echo "ok: ./serve under attack"

@@ -2,7 +2,7 @@
 # [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run; start_server
 # LOG ARGS... starts ./serve --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
 # once it prints its URL; stop_servers sends SIGTERM to what is left and SIGKILL to a server still
-# running 10 s later, and then fails (returns 1: a server must stop on SIGTERM); serve_cleanup is
+# running 10 s (SERVE_STOP_GRACE) later, and then fails (returns 1: a server must stop on SIGTERM); serve_cleanup is
 # the scripts' EXIT trap (stop_servers, remove $tmp, exit 1 if a server needed SIGKILL).
 serve_pids=()
 serve_model() {
@@ -34,14 +34,14 @@ running() {
   [ -n "$st" ] && [ "$st" != Z ]
 }
 stop_servers() {
-  local p rc=0
+  local p rc=0 grace=${SERVE_STOP_GRACE:-10}
   for p in "${serve_pids[@]}"; do
     running "$p" || continue
     kill -TERM "$p" 2>/dev/null
-    for _ in $(seq 1 100); do running "$p" || break; sleep 0.1; done
+    for _ in $(seq 1 $((grace * 10))); do running "$p" || break; sleep 0.1; done
     if running "$p"; then
       kill -KILL "$p" 2>/dev/null
-      echo "FAIL: ./serve (pid $p) was still running 10 s after SIGTERM: killed with SIGKILL"
+      echo "FAIL: ./serve (pid $p) was still running $grace s after SIGTERM: killed with SIGKILL"
       rc=1
     fi
     wait "$p" 2>/dev/null

@@ -2,8 +2,9 @@
 // at their own layer: a body nested deep in any field is a 400 before it is parsed (no recursion
 // on it); temperature 1e-40 and top_p 1e-300 sample the argmax instead of NaN or an empty set; a
 // row whose sampling fails ends its own request with an error and the rows batched with it finish
-// as they would alone.
+// as they would alone, and the client hears a fixed message, not the engine's text.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "model/gpt.h"
 #include "serve/request.h"
 #include "serve/scheduler.h"
+#include "serve/sse_stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -151,3 +153,26 @@ TEST(ServeScheduler, ASamplingFailureFailsOnlyItsRequest) {
 }
 
 }  // namespace
+
+// What a streamed reply says when generation failed: the fixed message, never the engine's text
+// (a PyTorch error with its stack frames); the request is cancelled so that its other rows leave.
+TEST(ServeSseStream, AFailureSendsTheFixedMessageOnly) {
+  auto ch = std::make_shared<kiln::serve::Channel>();
+  kiln::serve::SseStream sse(ch, {true, "chatcmpl-1", 1, "m"}, 2, 5, false);
+  ch->push({0, "Hel", false, "", 1, ""});
+  ch->push({1, "", true, "", 1, "c10::Error: probability tensor contains inf\nException raised from multinomial at "
+                                "aten/src/ATen/native/Distributions.cpp:598"});
+  std::string out;
+  bool done = false;
+  httplib::DataSink sink;
+  sink.write = [&](const char* d, size_t n) { return out.append(d, n), true; };
+  sink.done = [&] { done = true; };
+  EXPECT_TRUE(sse.write(sink));
+  EXPECT_TRUE(done);
+  EXPECT_NE(out.find(kiln::serve::kGenerationFailed), std::string::npos) << out;
+  EXPECT_NE(out.find("Hel"), std::string::npos) << out;
+  for (const char* internal : {"c10", "multinomial", "aten/", "Exception", "probability"})
+    EXPECT_EQ(out.find(internal), std::string::npos) << internal << " reached the client: " << out;
+  EXPECT_NE(out.find("data: [DONE]"), std::string::npos);
+  EXPECT_TRUE(ch->cancelled());
+}
