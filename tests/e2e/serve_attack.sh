@@ -25,7 +25,8 @@ start_server "$tmp/open.log" --slots 4 --queue 8 --read-timeout $read_timeout
 "$py" tests/serve/attack_test.py open "$url" "${serve_pids[-1]}" $read_timeout \
   || { echo "---- server log ----"; tail -50 "$tmp/open.log"; fail "attacks on ./serve"; }
 
-start_server "$tmp/keyed.log" --slots 1 --queue 1 --api-key sekrit --cors http://good.example
+# (--read-timeout 60: below, only the stop itself may end the slow client's request.)
+start_server "$tmp/keyed.log" --slots 1 --queue 1 --api-key sekrit --cors http://good.example --read-timeout 60
 "$py" tests/serve/attack_test.py keyed "$url" "${serve_pids[-1]}" sekrit \
   || { echo "---- server log ----"; tail -50 "$tmp/keyed.log"; fail "attacks on ./serve with an API key"; }
 
@@ -57,20 +58,23 @@ pid=${serve_pids[-1]}
 hold_slow "$url"
 t0=$(date +%s.%N)
 kill -TERM "$pid"
-for _ in $(seq 1 100); do running "$pid" || break; sleep 0.1; done
-running "$pid" && fail "SIGTERM did not stop ./serve within 10 s while a slow client was connected"
+until_gone() {  # until_gone PID SECONDS: waits (by the clock) for PID to exit; false if it did not
+  local end=$(($(date +%s%N) + $2 * 1000000000))
+  while [ "$(date +%s%N)" -lt $end ]; do running "$1" || return 0; sleep 0.05; done
+  ! running "$1"
+}
+until_gone "$pid" 10 || fail "SIGTERM did not stop ./serve within 10 s while a slow client was connected"
 wait "$pid"; rc=$?
 kill "$slow_pid" 2>/dev/null; wait "$slow_pid" 2>/dev/null
 echo "SIGTERM with a slow client connected: stopped in $(awk "BEGIN {print $(date +%s.%N) - $t0}") s, status $rc"
 [ $rc = 0 ] && grep -q 'kiln serve: stopped' "$tmp/keyed.log" || fail "SIGTERM: status $rc, no clean stop"
 
 # Two signals in a row: the second exits at once (128 + its number), without the graceful stop.
-start_server "$tmp/twice.log" --slots 1 --queue 1
+start_server "$tmp/twice.log" --slots 1 --queue 1 --read-timeout 60
 pid=${serve_pids[-1]}
 hold_slow "$url"
 kill -TERM "$pid"; kill -INT "$pid"
-for _ in $(seq 1 20); do running "$pid" || break; sleep 0.1; done
-running "$pid" && fail "a second signal did not exit ./serve within 2 s"
+until_gone "$pid" 2 || fail "a second signal did not exit ./serve within 2 s"
 wait "$pid"; rc=$?
 kill "$slow_pid" 2>/dev/null; wait "$slow_pid" 2>/dev/null
 echo "two signals: status $rc; $(grep -c 'second signal' "$tmp/twice.log") 'second signal' line"

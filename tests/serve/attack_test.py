@@ -264,7 +264,10 @@ def slow_clients(srv, read_timeout):
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         socks.append(s)
     t0 = time.time()
-    st, _, _ = srv.request("GET", "/health", timeout=2)
+    try:
+        st, _, _ = srv.request("GET", "/health", timeout=2)
+    except OSError as e:
+        st = e
     dt = time.time() - t0
     print(f"  /health with {n} slow-header connections open: {st} in {dt * 1000:.0f} ms")
     check(st == 200 and dt < 1.0, f"/health with {n} slow clients: {st} in {dt:.2f} s")
@@ -381,6 +384,30 @@ def sampling(srv):
     print(f"  {len(normal)} normal requests in the same batches: 200, equal to the same requests alone")
 
 
+# ---- with --api-key: bodies are refused before the key check reads them ---------------------------
+def keyed(srv):
+    print("before the API key:")
+    nokey = Server(f"http://{srv.hostport}", srv.pid)
+
+    def body_attacks():
+        st, err, sent, dt = nokey.raw(post_head(nokey, extra="Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
+        print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked, no key")
+        check(st == 401 and err and err["code"] == "invalid_api_key" and sent < 48 * MiB, f"chunked without key: {st}")
+        co = zlib.compressobj(9, zlib.DEFLATED, 31)
+        bomb = co.compress(b" " * (200 * MiB)) + co.flush()
+        nokey.error(401, "a gzip bomb without a key", "invalid_api_key", method="POST", path="/v1/completions",
+                    body=bomb, headers={"Content-Encoding": "gzip"})
+        srv.error(413, "a gzip bomb with the key", "request_too_large", method="POST", path="/v1/completions",
+                  body=bomb, headers={"Content-Encoding": "gzip"})
+        st, err, sent, dt = srv.raw(post_head(srv, extra="Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
+        print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked, with the key")
+        check(st == 413 and sent < 48 * MiB, f"chunked with the key: {st}")
+
+    rss_group(srv, "bodies (API key)", body_attacks)
+    cors_allowed(srv)
+    srv.alive("the keyed attacks")
+
+
 def main():
     mode, url, pid = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "open":
@@ -396,26 +423,7 @@ def main():
     else:
         srv = Server(url, pid, sys.argv[4])
         srv.completion()
-        print("before the API key:")
-        nokey = Server(url, pid)
-
-        def body_attacks():
-            st, err, sent, dt = nokey.raw(post_head(nokey, extra="Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
-            print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked, no key")
-            check(st == 401 and err["code"] == "invalid_api_key" and sent < 48 * MiB, f"chunked without key: {st}")
-            co = zlib.compressobj(9, zlib.DEFLATED, 31)
-            bomb = co.compress(b" " * (200 * MiB)) + co.flush()
-            nokey.error(401, "a gzip bomb without a key", "invalid_api_key", method="POST", path="/v1/completions",
-                        body=bomb, headers={"Content-Encoding": "gzip"})
-            srv.error(413, "a gzip bomb with the key", "request_too_large", method="POST", path="/v1/completions",
-                      body=bomb, headers={"Content-Encoding": "gzip"})
-            st, err, sent, dt = srv.raw(post_head(srv, extra="Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
-            print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked, with the key")
-            check(st == 413 and sent < 48 * MiB, f"chunked with the key: {st}")
-
-        rss_group(srv, "bodies (API key)", body_attacks)
-        cors_allowed(srv)
-        srv.alive("the keyed attacks")
+        keyed(srv)
     print(f"ok: {ok_count} checks")
 
 
