@@ -16,21 +16,13 @@
 #include "serve/request.h"
 #include "serve/scheduler.h"
 #include "serve/sse_stream.h"
+#include "serve_test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
 
-const kiln::tok::Tokenizer& bytes_tok() {
-  static auto t = kiln::tok::Tokenizer::from_merges({});
-  return t;
-}
-
-kiln::serve::Limits limits() {
-  kiln::serve::Limits L;
-  L.context = 64;
-  L.max_n = 4;
-  return L;
-}
+using kiln::serve::test::bytes_tok;
+using kiln::serve::test::limits;
 
 // {"status", "code"} of a body at an endpoint (0 when accepted).
 std::pair<int, std::string> refusal(bool chat, const std::string& body) {
