@@ -3,8 +3,10 @@
 // (serve::HttpServer) until SIGINT / SIGTERM.
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -37,6 +39,11 @@ int serve_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--default-max-tokens", o.limits.default_max_tokens, "max_tokens when a request gives none")
       ->check(CLI::PositiveNumber);
+  app.add_option("--cors", o.cors,
+                 "an origin (e.g. https://app.example) whose pages may call the API cross-site; repeat for more, "
+                 "'*' for any (default: none, only the served page)");
+  app.add_option("--read-timeout", o.read_timeout, "seconds a client has to send a request's headers and body")
+      ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--device", device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   try {
     app.parse(argc, argv);
@@ -65,17 +72,27 @@ int serve_main(int argc, char** argv) {
   kiln::serve::Scheduler scheduler(kiln::engine::Generator(m.model, m.tokenizer, slots), m.tokenizer, slots, queue);
   kiln::serve::HttpServer server(scheduler, m.tokenizer, o);
   const int port = server.bind();
+  // The first signal stops the server (requests in flight end, connections close); a second one
+  // exits at once, for a stop that hangs.
+  std::atomic<bool> stopped{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    if (stopped) return;
+    std::fprintf(stderr, "kiln serve: stopping (send the signal again to exit at once)\n");
     server.stop();
+    sigwait(&sigs, &sig);
+    if (stopped) return;
+    std::fprintf(stderr, "kiln serve: second signal: exiting now\n");
+    std::_Exit(128 + sig);
   });
   std::printf("kiln serve: http://%s:%d/ (model %s, step %lld, %lld slots, queue %lld, context %lld, %s)\n",
               o.host.c_str(), port, o.model.c_str(), static_cast<long long>(m.step), static_cast<long long>(slots),
               static_cast<long long>(queue), static_cast<long long>(o.limits.context), dev.is_cuda() ? "cuda" : "cpu");
   std::fflush(stdout);
   server.listen();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // stopped otherwise: release the waiter
+  stopped = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);  // release the waiter
   waiter.join();
   std::printf("kiln serve: stopped\n");
   return 0;

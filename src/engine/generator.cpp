@@ -110,7 +110,15 @@ struct Generator::Impl {
         t = {r.forced.front(), true};
         r.forced.pop_front();
       } else {
-        t = {sample_next(logits[b], r.o, r.gen), false};
+        try {
+          t = {sample_next(logits[b], r.o, r.gen), false};
+        } catch (const std::exception& e) {  // this row's problem: the batch goes on without it
+          r.done = true;
+          r.res.finish = Finish::Failed;
+          r.res.error = e.what();
+          events.push_back(Event{group[b], t, true, Finish::Failed});
+          continue;
+        }
       }
       Event ev{group[b], t, false, std::nullopt};
       if (!t.forced && std::find(r.stops.begin(), r.stops.end(), t.id) != r.stops.end()) {
@@ -218,6 +226,7 @@ std::vector<GenResult> Generator::generate(const std::vector<std::vector<int64_t
     while (live_rows() > 0) {
       for (const Event& ev : step()) {
         const size_t row = row_of.at(ev.slot);
+        if (ev.finish == Finish::Failed) throw Error("generation: sampling failed: " + result(ev.slot).error);
         const bool stop = ev.finished && ev.finish == Finish::Stop;
         if (!stop && on_token && !on_token(row, ev.token) && !ev.finished) {
           out[row] = result(ev.slot);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "engine/sampling_options.h"
@@ -26,12 +27,14 @@ struct GenToken {
   bool forced;  // true: tool output forced by the state machine; false: sampled
 };
 
-enum class Finish { Stop, Length, Cancelled };
+// Failed: sampling this row failed (its error says why); the other rows go on.
+enum class Finish { Stop, Length, Cancelled, Failed };
 
 struct GenResult {
   std::vector<int64_t> ids;   // generated tokens, stop token excluded
   std::vector<uint8_t> mask;  // per id: 1 sampled, 0 forced
   Finish finish = Finish::Length;
+  std::string error;  // Finish::Failed: what failed
 };
 
 class Generator {
@@ -61,7 +64,8 @@ class Generator {
   // prompt or one longer than the model's rotary table.
   Slot add(std::vector<int64_t> prompt, const SamplingOptions& options);
   // One forward over all live rows (prefills of new rows, one decode token for the others) and
-  // one new token per unfinished row. A row whose stop token was sampled yields an Event with
+  // one new token per unfinished row. A row whose sampling throws ends with Finish::Failed (an
+  // Event with finished = true) and the others go on; a failed forward throws. A row whose stop token was sampled yields an Event with
   // finished = true and token.id = the stop token. Empty when no row is live.
   std::vector<Event> step();
   // Cancel / free a row (finished or not); its cache slot is reused by a later add().

@@ -6,7 +6,9 @@ namespace kiln::engine {
 
 int64_t sample_next(const torch::Tensor& logits_in, const SamplingOptions& o, torch::Generator& gen) {
   torch::Tensor logits = logits_in.to(torch::kFloat32);
-  if (o.temperature <= 0.0) return logits.argmax().item<int64_t>();
+  // Below kMinTemperature the distribution is the argmax's in all but ties, and logits / T would
+  // overflow fp32 (1e-40 gives inf - inf = NaN): sample greedily.
+  if (o.temperature < kMinTemperature) return logits.argmax().item<int64_t>();
   logits = logits / o.temperature;
   if (o.top_k > 0 && o.top_k < logits.size(0)) {
     auto kth = std::get<0>(logits.topk(o.top_k)).min();
@@ -16,7 +18,9 @@ int64_t sample_next(const torch::Tensor& logits_in, const SamplingOptions& o, to
     auto [sorted, idx] = logits.sort(/*dim=*/0, /*descending=*/true);
     auto cum = sorted.softmax(0).cumsum(0);
     // Drop a token when the mass before it already reaches top_p (the first token always stays).
+    // A top_p below fp32's smallest number (1e-300) compares as 0: keep the first token explicitly.
     auto drop_sorted = (cum - sorted.softmax(0)) >= o.top_p;
+    drop_sorted.narrow(0, 0, 1).fill_(false);
     auto drop = torch::zeros_like(drop_sorted).scatter(0, idx, drop_sorted);
     logits = logits.masked_fill(drop, -std::numeric_limits<float>::infinity());
   }

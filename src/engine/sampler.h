@@ -7,7 +7,11 @@
 
 namespace kiln::engine {
 
-// Next-token id from the logits of one position (1-D, fp32).
+// Temperatures below this sample greedily (as 0 does).
+inline constexpr double kMinTemperature = 1e-6;
+
+// Next-token id from the logits of one position (1-D, fp32). Never an empty set: top_p keeps at
+// least the most likely token, and a tiny temperature is greedy.
 int64_t sample_next(const torch::Tensor& logits, const SamplingOptions& o, torch::Generator& gen);
 
 // A 64-bit seed drawn from `gen` (advancing it): callers that keep one generator across calls

@@ -1,10 +1,13 @@
 // The HTTP side of ./serve on cpp-httplib: the routes (/, /health, /v1/models,
-// /v1/chat/completions, /v1/completions), the API key check, SSE streaming with disconnect
-// detection, and OpenAI-shaped errors for every refusal (404, 401, 400, 413, 503, 500).
+// /v1/chat/completions, /v1/completions), the checks made before a body is read (Host and Origin,
+// Content-Type, Content-Encoding, length, API key), SSE streaming with disconnect detection, and
+// OpenAI-shaped errors for every refusal (400, 401, 403, 404, 405, 408, 411, 413, 415, 431, 503,
+// 500). What a connection may cost (header, body and time caps) is serve/http_guard.h's.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "serve/request.h"
 
@@ -21,7 +24,9 @@ struct ServerOptions {
   int port = 8000;            // 0: any free port
   std::string api_key;        // empty: no key needed
   std::string model = "kiln"; // the id /v1/models lists and replies carry
-  int threads = 0;            // HTTP worker threads; 0: enough for slots + queue streams
+  int threads = 0;            // HTTP worker threads; 0: max(128, 2 x (slots + queue) + 64)
+  std::vector<std::string> cors;  // origins (scheme://host[:port]) allowed cross-site; "*": any
+  double read_timeout = 10;       // seconds for a request's headers and body to arrive
   Limits limits;
 };
 

@@ -26,7 +26,33 @@ size_t utf8_chars(const std::string& s) {
   return n;
 }
 
+// The deepest nesting of arrays and objects in `body` (brackets inside strings do not count). It
+// runs before the parser: nlohmann's parser is iterative, but copying, comparing or dumping a
+// value recurses once per level, so a body nested 200,000 deep would overflow a worker's stack
+// later. An OpenAI request needs 4 levels ({"messages": [{"content": [{...}]}]}).
+size_t nesting_depth(const std::string& body) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 json parse_body(const std::string& body) {
+  if (const size_t d = nesting_depth(body); d > kMaxJsonDepth)
+    throw ApiError(400, "the request body nests arrays/objects " + std::to_string(d) + " levels deep; at most " +
+                            std::to_string(kMaxJsonDepth) + " are allowed", "invalid_json");
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     throw ApiError(400, "the request body is not valid JSON", "invalid_json");
@@ -92,11 +118,17 @@ void common(const json& j, const Limits& L, Job& job) {
   }
   if (has(j, "stop")) {
     const json& s = j.at("stop");
-    std::vector<json> items = s.is_array() ? std::vector<json>(s.begin(), s.end()) : std::vector<json>{s};
+    // Pointers, not copies: copying a json value recurses once per level of nesting.
+    std::vector<const json*> items;
+    if (s.is_array())
+      for (const json& x : s) items.push_back(&x);
+    else
+      items.push_back(&s);
     if (items.size() > L.max_stops)
       throw bad("'stop' has " + std::to_string(items.size()) + " strings; at most " + std::to_string(L.max_stops) +
                     " are allowed", "stop");
-    for (const json& x : items) {
+    for (const json* xp : items) {
+      const json& x = *xp;
       if (!x.is_string()) throw bad("'stop' must be a string or a list of strings", "stop", "invalid_type");
       const auto& str = x.get_ref<const std::string&>();
       if (str.empty() || utf8_chars(str) > L.max_stop_chars)
@@ -191,8 +223,9 @@ Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const
 Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
   const json j = parse_body(body);
   if (!has(j, "prompt")) throw bad("'prompt' is required", "prompt", "missing_required_parameter");
-  json p = j.at("prompt");
-  if (p.is_array() && p.size() == 1) p = p[0];
+  const json* pp = &j.at("prompt");  // a pointer: copying a json value recurses per level of nesting
+  if (pp->is_array() && pp->size() == 1) pp = &(*pp)[0];
+  const json& p = *pp;
   if (!p.is_string()) throw bad("'prompt' must be a string (or a list of one string)", "prompt", "invalid_type");
   const std::string text = p.get<std::string>();
   if (utf8_chars(text) > L.max_total_chars)

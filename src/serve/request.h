@@ -25,6 +25,9 @@ struct ApiError : std::runtime_error {
         param(std::move(param_)) {}
 };
 
+// The deepest nesting of arrays/objects a request body may have (checked before it is parsed).
+inline constexpr size_t kMaxJsonDepth = 32;
+
 struct Limits {
   int64_t context = 0;  // the model's positions: prompt + max_tokens must fit
   int64_t max_n = 1;    // choices per request (at most the slots)

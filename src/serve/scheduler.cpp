@@ -100,17 +100,17 @@ SchedulerStats Scheduler::stats() const {
 void Scheduler::admit(std::shared_ptr<Request> r) {
   const int64_t n = static_cast<int64_t>(r->prompts.size());
   queued_rows_ -= n;
-  live_rows_ += n;
-  r->open = n;
+  r->slots.assign(static_cast<size_t>(n), -1);
   try {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = gen_.add(r->prompts[i], r->options[i]);
-      r->slots.push_back(s);
+      r->slots[static_cast<size_t>(i)] = s;
       rows_.at(static_cast<size_t>(s)) = std::make_unique<Row>(Row{r, i, StopText(r->stop)});
+      ++r->open, ++live_rows_;
     }
   } catch (const std::exception& e) {  // the request checks make this unreachable; fail it, not the server
-    for (int64_t s : r->slots) gen_.remove(s), rows_.at(static_cast<size_t>(s)).reset();
-    live_rows_ -= n;
+    log::warn("[serve] a request could not join the batch: %s", e.what());
+    release(*r);
     r->channel->push(Delta{0, "", true, "", 0, e.what()});
     return;
   }
@@ -119,27 +119,35 @@ void Scheduler::admit(std::shared_ptr<Request> r) {
   last_admit_step_ = steps_.load();
 }
 
-// Engine thread: the choice of row `slot` is over; its rows leave the batch now.
+// Engine thread, mu_ held (see scheduler.h).
+void Scheduler::release(Request& r, int64_t choice) {
+  for (size_t i = 0; i < r.slots.size(); ++i) {
+    const int64_t s = r.slots[i];
+    if (s < 0 || (choice >= 0 && static_cast<int64_t>(i) != choice)) continue;
+    gen_.remove(s);
+    rows_.at(static_cast<size_t>(s)).reset();
+    r.slots[i] = -1;
+    --r.open;
+    --live_rows_;
+  }
+}
+
+// Engine thread: the choice of row `slot` is over; its row leaves the batch now.
 void Scheduler::finish_row(int64_t slot, Delta d) {
   auto& row = rows_.at(static_cast<size_t>(slot));
-  auto req = row->req;
+  const auto req = row->req;  // keeps the request alive past release()
+  const int64_t choice = row->choice;
   req->channel->push(std::move(d));
-  gen_.remove(slot);
-  req->slots[static_cast<size_t>(row->choice)] = -1;
-  row.reset();
-  --req->open;
   std::lock_guard lk(mu_);
-  --live_rows_;
+  release(*req, choice);
 }
 
 void Scheduler::fail_all(const std::string& what) {
   log::warn("[serve] generation failed, failing %zu request(s): %s", active_.size(), what.c_str());
+  std::lock_guard lk(mu_);
   for (auto& r : active_) {
-    for (int64_t s : r->slots)
-      if (s >= 0) gen_.remove(s), rows_.at(static_cast<size_t>(s)).reset();
+    release(*r);
     r->channel->push(Delta{0, "", true, "", 0, what});
-    std::lock_guard lk(mu_);
-    live_rows_ -= r->open;
   }
   active_.clear();
 }
@@ -147,7 +155,13 @@ void Scheduler::fail_all(const std::string& what) {
 // Engine thread: one event's token through its row's StopText to the request's Channel.
 void Scheduler::dispatch(const engine::Generator::Event& ev) {
   Row& row = *rows_.at(static_cast<size_t>(ev.slot));
-  const int64_t tokens = static_cast<int64_t>(gen_.result(ev.slot).ids.size());
+  const auto& result = gen_.result(ev.slot);
+  const int64_t tokens = static_cast<int64_t>(result.ids.size());
+  if (ev.finished && ev.finish == engine::Finish::Failed) {  // this row's sampling failed: its request fails
+    log::warn("[serve] sampling failed for one row: %s", result.error.c_str());
+    finish_row(ev.slot, Delta{row.choice, "", true, "", tokens, result.error});
+    return;
+  }
   if (ev.finished && ev.finish == engine::Finish::Stop) {  // the stop token, not shown
     finish_row(ev.slot, Delta{row.choice, row.text.flush(), true, "stop", tokens});
     return;
@@ -172,10 +186,7 @@ void Scheduler::loop() {
       // Clients that went away: their rows leave before this step.
       for (auto& r : active_) {
         if (!r->channel->cancelled()) continue;
-        for (int64_t s : r->slots)
-          if (s >= 0) gen_.remove(s), rows_.at(static_cast<size_t>(s)).reset();
-        live_rows_ -= r->open;
-        r->open = 0;
+        release(*r);
         ++cancelled_;
         last_cancel_step_ = steps_.load();
       }

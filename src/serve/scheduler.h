@@ -80,6 +80,10 @@ class Scheduler {
   struct Request;
   void loop();
   void admit(std::shared_ptr<Request> r);
+  // The one way rows leave the batch: the request's rows still in it (only choice `choice` when
+  // >= 0) free their Generator slots and Rows, and live_rows_ drops by as many. Engine thread only,
+  // with mu_ held (live_rows_ is read by submit() and stats() on HTTP threads).
+  void release(Request& r, int64_t choice = -1);
   void finish_row(int64_t slot, Delta d);
   void dispatch(const engine::Generator::Event& ev);
   void fail_all(const std::string& what);
@@ -87,6 +91,9 @@ class Scheduler {
   engine::Generator gen_;
   std::shared_ptr<const tok::Tokenizer> tok_;
   const int64_t slots_, queue_cap_;
+  // mu_ guards what HTTP threads share with the engine thread: the queue, the row counts and stop_.
+  // The engine thread holds it while it drops cancelled requests and admits queued ones, and for
+  // each release() of rows during a step.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> queue_;  // guarded by mu_

@@ -45,7 +45,7 @@ grep -q "no special token" <<<"$err" || fail "unclear ./sample --chat error: $er
 # 3b. ./serve on the import: greedy /v1/completions is transformers' greedy continuation (the text
 # alone, no <|endoftext|> prefix); a chat request is a 400 that points to /v1/completions.
 source tests/e2e/serve_lib.sh  # start_server, stop_servers
-trap 'stop_servers; rm -rf "$tmp"' EXIT
+trap serve_cleanup EXIT
 ckpt=$tmp/ck
 start_server "$tmp/serve.log"
 "$py" - "$url" "$prompt" "$tmp/hf_greedy.txt" <<'PY' || fail "./serve on GPT-2"
@@ -67,7 +67,7 @@ st, r = post("/v1/chat/completions", {"messages": [{"role": "user", "content": "
 assert st == 400 and r["error"]["code"] == "chat_not_supported" and "/v1/completions" in r["error"]["message"], (st, r)
 print("chat on GPT-2: 400 chat_not_supported")
 PY
-stop_servers
+stop_servers || fail "the GPT-2 server did not stop on SIGTERM"
 
 # 4. Fine-tune the import on tinyshakespeare in GPT-2 tokens; kill it and resume.
 head -c 200000 "$input" >"$tmp/input.txt"

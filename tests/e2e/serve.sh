@@ -13,7 +13,7 @@ py=${KILN_PYTHON:-python3}
 "$py" -c "import openai, requests, regex, torch" 2>/dev/null || skip "$py lacks openai/requests/regex/torch (launch/setup.sh)"
 e2e_tmp  # tmp (removed on exit), fail
 source tests/e2e/serve_lib.sh  # serve_model, start_server, stop_servers
-trap 'stop_servers; rm -rf "$tmp"' EXIT
+trap serve_cleanup EXIT
 
 serve_model "$tmp"
 start_server "$tmp/main.log" --slots 8 --queue 16 --model-name kiln-tiny

@@ -1,7 +1,9 @@
 # Sourced by the ./serve tests and bench/serve_bench.sh (after tiny_data.sh): serve_model DIR
 # [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run; start_server
 # LOG ARGS... starts ./serve --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
-# once it prints its URL; stop_servers kills what is left (for an EXIT trap).
+# once it prints its URL; stop_servers sends SIGTERM to what is left and SIGKILL to a server still
+# running 10 s (SERVE_STOP_GRACE) later, and then fails (returns 1: a server must stop on SIGTERM); serve_cleanup is
+# the scripts' EXIT trap (stop_servers, remove $tmp, exit 1 if a server needed SIGKILL).
 serve_pids=()
 serve_model() {
   local dir=$1 depth=${2:-2}
@@ -25,4 +27,31 @@ start_server() {
   done
   cat "$log"; echo "FAIL: ./serve did not print its URL"; exit 1
 }
-stop_servers() { for p in "${serve_pids[@]}"; do kill "$p" 2>/dev/null; done; }
+# running PID: the process exists and is no zombie (an exited child not yet waited for).
+running() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+stop_servers() {
+  local p rc=0 grace=${SERVE_STOP_GRACE:-10}
+  for p in "${serve_pids[@]}"; do
+    running "$p" || continue
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 1 $((grace * 10))); do running "$p" || break; sleep 0.1; done
+    if running "$p"; then
+      kill -KILL "$p" 2>/dev/null
+      echo "FAIL: ./serve (pid $p) was still running $grace s after SIGTERM: killed with SIGKILL"
+      rc=1
+    fi
+    wait "$p" 2>/dev/null
+  done
+  serve_pids=()
+  return $rc
+}
+serve_cleanup() {
+  local rc=$?
+  stop_servers || rc=1
+  rm -rf "$tmp"
+  exit $rc
+}

@@ -13,7 +13,7 @@ chromium=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$chromium" ] || skip "$chromium is not installed (launch/setup.sh installs chromium)"
 e2e_tmp  # tmp (removed on exit), fail
 source tests/e2e/serve_lib.sh  # serve_model, start_server, stop_servers
-trap 'stop_servers; rm -rf "$tmp"' EXIT
+trap serve_cleanup EXIT
 
 serve_model "$tmp"
 start_server "$tmp/serve.log" --slots 2 --model-name kiln-tiny

@@ -68,6 +68,8 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
     const std::string sp = tok::gpt2_byte_char(' ');
     enc["ab"] = 256, enc[sp + "a"] = 257, enc[sp + "ab"] = 258, enc["<|endoftext|>"] = 259;
     out.push_back(enc.dump() + '\0' + "#version: 0.2\na b\n" + sp + " a\n" + sp + "a b\n");
+  } else if (target == "serve_request_deep") {  // the same bodies (the target nests into them)
+    return seeds("serve_request", source_dir);
   } else if (target == "serve_request") {  // first byte: even = chat, odd = completion
     out.push_back(std::string(1, char(0)) +
                   R"({"model": "kiln", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},)"

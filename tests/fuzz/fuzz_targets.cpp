@@ -1,6 +1,7 @@
 // One fuzz target per parser of a file a user hands kiln: YAML config, tokenizer JSON, HDF5 shard
 // (attributes, dataset types and values), safetensors header, checkpoint meta.json, chat JSONL,
-// GPT-2's encoder.json + vocab.bpe, and the body of a request to ./serve (from the network).
+// GPT-2's encoder.json + vocab.bpe, and the body of a request to ./serve (from the network; also with a
+// value nested up to 2^20 deep inserted anywhere).
 // Each takes arbitrary bytes; the only allowed failure is kiln::Error (the driver checks that).
 #include "fuzz.h"
 
@@ -109,6 +110,30 @@ void serve_request(std::string_view in) {
   }
 }
 
+// Request bodies at depth (issue 19: a prompt nested 200,000 deep crashed ./serve). Every input is
+// a request body (first byte: the endpoint, as serve_request) into which a nested value is
+// inserted; a hash of the input picks the depth (a quarter of them at most 40, around the limit of
+// 32; the rest up to 2^20), the brackets ('[' or '{"a":'), whether they close, and the position.
+// Any 4xx is an answer here (most are refusals by design); a crash, a 5xx or another exception is
+// a bug.
+void serve_request_deep(std::string_view in) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a: the same inputs every run
+  for (char c : in) h = (h ^ uint8_t(c)) * 1099511628211ULL;
+  const size_t depth = h % 4 == 0 ? (h >> 2) % 41 : (h >> 2) % (1u << 20);
+  const bool objects = (h >> 24) & 1, closed = (h >> 25) & 1;
+  std::string body(in.empty() ? in : in.substr(1));
+  std::string nested;
+  nested.reserve(depth * 6 + 2);
+  for (size_t k = 0; k < depth; ++k) nested += objects ? "{\"a\":" : "[";
+  nested += "1";
+  if (closed) nested.append(depth, objects ? '}' : ']');
+  body.insert((h >> 26) % (body.size() + 1), nested);
+  try {
+    serve_request(std::string(in.empty() ? in : in.substr(0, 1)) + body);
+  } catch (const Error&) {  // a 4xx
+  }
+}
+
 // HDF5 shards: the bytes choose what a (possibly hostile) tool writes, attribute by attribute,
 // through the HDF5 library; then ShardReader opens it and reads everything a loader reads.
 struct Bytes {
@@ -194,7 +219,8 @@ const std::vector<Target>& targets() {
   static const std::vector<Target> t = {{"yaml_config", config, 5000},         {"tokenizer_json", tokenizer, 2000},
                                         {"hdf5_shard", shard, 600},            {"safetensors", safetensors, 3000},
                                         {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000},
-                                        {"gpt2_files", gpt2_files, 1500},      {"serve_request", serve_request, 5000}};
+                                        {"gpt2_files", gpt2_files, 1500},      {"serve_request", serve_request, 5000},
+                                        {"serve_request_deep", serve_request_deep, 300}};
   return t;
 }
 

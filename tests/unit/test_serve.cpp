@@ -10,6 +10,7 @@
 #include "serve/openai_json.h"
 #include "serve/request.h"
 #include "serve/stop_text.h"
+#include "serve_test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -109,17 +110,8 @@ TEST(ServeStopText, RandomSplitsEqualTheWholeText) {
 }
 
 // ---- request checks ----
-const kiln::tok::Tokenizer& bytes_tok() {
-  static auto t = kiln::tok::Tokenizer::from_merges({});
-  return t;
-}
-
-kiln::serve::Limits limits() {
-  kiln::serve::Limits L;
-  L.context = 64;
-  L.max_n = 4;
-  return L;
-}
+using kiln::serve::test::bytes_tok;
+using kiln::serve::test::limits;
 
 // The ApiError of a chat body (status, code, param), or status 0 when accepted.
 std::tuple<int, std::string, std::string> chat_error(const std::string& body) {
