@@ -15,7 +15,7 @@
 # Usage: bench/gpu_check.sh [--dry-run] [--out DIR]      (on the GPU machine, repository root)
 #        bench/gpu_check.sh --stage                      (on the dev machine, once: fills .gpu-deps)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 MODE=gpu
 OUT_DIR=${OUT:-$ROOT/runs/gpu_check}

@@ -5,7 +5,7 @@
 # hold every row). Then train.fp8 through the real ./pretrain on the CPU: refused, naming the key.
 # Needs KILN_PYTHON with torch and safetensors; ../shared/data for the tiny dataset.
 set -uo pipefail
-cd "${1:-.}"
+cd "${1:-.}" || exit 1
 root=$(pwd)
 source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, e2e_tmp
 py=${KILN_PYTHON:-python3}

@@ -64,11 +64,11 @@ std::map<std::string, torch::Tensor> grads_of(GPT& m) {
 }
 
 // A 2-step training run's state: model and optimizers, with the loss of each step.
-struct Run {
+struct TrainRun {
   GPT model;
   kiln::OptimConfig oc;
   kiln::optim::Optimizers opt;
-  explicit Run(const torch::Device& d, uint64_t seed = 1) : model(small_gpt(seed)), opt(make(model, d, oc)) {}
+  explicit TrainRun(const torch::Device& d, uint64_t seed = 1) : model(small_gpt(seed)), opt(make(model, d, oc)) {}
   static kiln::optim::Optimizers make(GPT& m, const torch::Device& d, const kiln::OptimConfig& oc) {
     m->to(d);
     return kiln::optim::make_optimizers(m->param_groups(), oc, m->width());
@@ -85,6 +85,22 @@ struct Run {
   }
 };
 
+// The fp32 CPU loss and gradients of `model` on (x, y), then the model moved to the GPU with its
+// gradients cleared: what the CUDA forward/backward tests compare against.
+struct CpuReference {
+  double loss;
+  std::map<std::string, torch::Tensor> grads;
+  torch::Tensor logits;
+};
+CpuReference cpu_then_cuda(GPT& model, const torch::Tensor& x, const torch::Tensor& y) {
+  auto loss = model->forward(x, y);
+  loss.backward();
+  CpuReference r{loss.item<double>(), grads_of(model), model->forward(x).detach()};
+  model->zero_grad();
+  model->to(kCuda);
+  return r;
+}
+
 }  // namespace
 
 // fp32 on CUDA is the CPU's math (TF32 stays off in LibTorch by default): loss to 1e-5 relative,
@@ -93,17 +109,12 @@ TEST(Gpu, Fp32ForwardBackwardEqualsCpu) {
   KILN_NEEDS_CUDA();
   GPT model = small_gpt(3);
   auto [x, y] = batch(4);
-  auto loss_cpu = model->forward(x, y);
-  loss_cpu.backward();
-  auto g_cpu = grads_of(model);
-  auto logits_cpu = model->forward(x).detach();
-  model->zero_grad();
-  model->to(kCuda);
+  const CpuReference ref = cpu_then_cuda(model, x, y);
   auto loss = model->forward(x.to(kCuda), y.to(kCuda));
   loss.backward();
-  EXPECT_NEAR(loss.item<double>(), loss_cpu.item<double>(), 1e-5 * loss_cpu.item<double>());
-  EXPECT_LT(rel_err(model->forward(x.to(kCuda)).detach().cpu(), logits_cpu), 1e-4);
-  for (const auto& [name, g] : grads_of(model)) EXPECT_LT(rel_err(g, g_cpu.at(name)), 1e-4) << name;
+  EXPECT_NEAR(loss.item<double>(), ref.loss, 1e-5 * ref.loss);
+  EXPECT_LT(rel_err(model->forward(x.to(kCuda)).detach().cpu(), ref.logits), 1e-4);
+  for (const auto& [name, g] : grads_of(model)) EXPECT_LT(rel_err(g, ref.grads.at(name)), 1e-4) << name;
 }
 
 // bf16 autocast (the CUDA default, train.dtype auto) against fp32 on the CPU: loss within 0.5%,
@@ -113,11 +124,7 @@ TEST(Gpu, Bf16AutocastWithinTolerance) {
   KILN_NEEDS_CUDA();
   GPT model = small_gpt(5);
   auto [x, y] = batch(6);
-  auto loss_cpu = model->forward(x, y);
-  loss_cpu.backward();
-  auto g_cpu = grads_of(model);
-  model->zero_grad();
-  model->to(kCuda);
+  const CpuReference ref = cpu_then_cuda(model, x, y);
   torch::Tensor loss;
   {
     kiln::model::AutocastGuard ag(kCuda, true);
@@ -125,15 +132,15 @@ TEST(Gpu, Bf16AutocastWithinTolerance) {
   }
   EXPECT_EQ(loss.scalar_type(), torch::kFloat32);
   loss.backward();
-  EXPECT_NEAR(loss.item<double>(), loss_cpu.item<double>(), 5e-3 * loss_cpu.item<double>());
+  EXPECT_NEAR(loss.item<double>(), ref.loss, 5e-3 * ref.loss);
   double worst = 0;
   for (const auto& [name, g] : grads_of(model)) {
-    const double e = rel_fro(g, g_cpu.at(name));
+    const double e = rel_fro(g, ref.grads.at(name));
     worst = std::max(worst, e);
     EXPECT_LT(e, 0.05) << name;
   }
   std::printf("bf16 autocast: loss %.6f vs fp32 CPU %.6f, worst gradient error %.4f (Frobenius)\n", loss.item<double>(),
-              loss_cpu.item<double>(), worst);
+              ref.loss, worst);
 }
 
 // The kernel scaled_dot_product_attention dispatches to for the model's own layout (q and k
@@ -221,7 +228,7 @@ TEST(Gpu, Zero1CudaPathEqualsLocalSteps) {
 #else
   kiln::test::init_world();
   auto comm = kiln::dist::make_comm("nccl", kCuda, 60);
-  Run plain(kCuda), zero(kCuda);
+  TrainRun plain(kCuda), zero(kCuda);
   std::vector<int64_t> numels;
   for (const auto& p : zero.model->parameters()) numels.push_back(p.numel());
   const auto owners = kiln::dist::partition_params(numels, 1);
@@ -265,7 +272,7 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
   kiln::test::init_world();
   namespace fs = std::filesystem;
   const std::string dir = kiln::test::temp_dir();
-  auto save = [&](Run& r, int64_t step) {
+  auto save = [&](TrainRun& r, int64_t step) {
     kiln::train::CheckpointWrite w;
     w.step = step;
     for (const auto& kv : r.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
@@ -274,13 +281,13 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
     w.meta = {{"device", r.model->parameters()[0].is_cuda() ? "cuda" : "cpu"}};
     return kiln::train::save_checkpoint(dir, w, 0);
   };
-  auto load_into = [](Run& r, const std::string& step_dir) {
+  auto load_into = [](TrainRun& r, const std::string& step_dir) {
     auto ck = kiln::train::load_checkpoint(step_dir, 0, 1);
     torch::NoGradGuard ng;
     for (auto& kv : r.model->named_parameters()) kv.value().copy_(ck.model.at(kv.key()));
     r.opt.load_state(ck.optim);
   };
-  auto same_state = [](Run& a, Run& b) {
+  auto same_state = [](TrainRun& a, TrainRun& b) {
     auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
     for (const auto& kv : pa) EXPECT_TRUE(torch::equal(kv.value().cpu(), pb[kv.key()].cpu())) << kv.key();
     auto sa = a.opt.state(), sb = b.opt.state();
@@ -290,11 +297,11 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
       EXPECT_TRUE(torch::equal(sa[i].second.cpu(), sb[i].second.cpu())) << sa[i].first;
     }
   };
-  Run gpu(kCuda);
+  TrainRun gpu(kCuda);
   gpu.step(0, 20);
   gpu.step(1, 21);
   const std::string ck2 = save(gpu, 2);
-  Run cpu(torch::kCPU, /*seed=*/99);  // other weights: everything must come from the checkpoint
+  TrainRun cpu(torch::kCPU, /*seed=*/99);  // other weights: everything must come from the checkpoint
   load_into(cpu, ck2);
   same_state(cpu, gpu);
   const double lc = cpu.step(2, 22), lg = gpu.step(2, 22);
@@ -302,7 +309,7 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
   for (const auto& kv : cpu.model->named_parameters())
     EXPECT_LT(rel_err(kv.value(), gpu.model->named_parameters()[kv.key()].cpu()), 2e-2) << kv.key();
   const std::string ck3 = save(cpu, 3);
-  Run back(kCuda, /*seed=*/98);
+  TrainRun back(kCuda, /*seed=*/98);
   load_into(back, ck3);
   same_state(back, cpu);
   EXPECT_TRUE(back.model->parameters()[0].is_cuda());
@@ -359,7 +366,7 @@ TEST(Gpu, Fp8ScaledMmAndTrainingTrackBf16) {
   EXPECT_LT(rel_fro(y, torch::matmul(a, b.t())), 0.05);
   std::vector<double> losses[2];
   for (int use_fp8 = 0; use_fp8 < 2; ++use_fp8) {
-    Run r(kCuda, 13);
+    TrainRun r(kCuda, 13);
     for (int64_t i = 0; i < 10; ++i) {
       auto [x, t] = batch(30 + i);
       torch::Tensor loss;
