@@ -1,10 +1,14 @@
 // Generation throughput of the engine: prefill tok/s, and decode tok/s at batch 1 and 16 with the
 // KV cache (engine::Generator, greedy) and without it (the whole context recomputed per token).
 // Writes the model's weights and shape for bench/generate_ref.py (PyTorch with a KV cache), which
-// bench/generate.sh runs beside it. Usage: bench_generate OUT_DIR [--ckpt DIR] [threads] [device]
+// bench/generate.sh and bench/gpu_check.sh run beside it.
+// Usage: bench_generate OUT_DIR [--ckpt DIR | --model LAYERS,WIDTH,HEADS,SEQ,VOCAB] [threads] [device]
+// (--model: random weights of that shape, e.g. 20,1280,10,2048,65536 for d20; default 6,384,6,256
+// and the byte tokenizer's vocabulary, the shakespeare_char shape).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "dist/comm.h"          // pick_device
@@ -40,8 +44,19 @@ int main(int argc, char** argv) {
   }
   const std::string out = argv[1];
   std::string ckpt;
+  std::vector<int64_t> shape = {6, 384, 6, 256, 0};  // layers, width, heads, seq, vocab (0: tokenizer's)
   int arg = 2;
   if (argc > 3 && std::string(argv[2]) == "--ckpt") ckpt = argv[3], arg = 4;
+  if (argc > 3 && std::string(argv[2]) == "--model") {
+    shape.clear();
+    std::stringstream ss(argv[3]);
+    for (std::string v; std::getline(ss, v, ',');) shape.push_back(std::stoll(v));
+    arg = 4;
+    if (shape.size() != 5) {
+      std::fprintf(stderr, "bench_generate: --model wants LAYERS,WIDTH,HEADS,SEQ,VOCAB\n");
+      return 2;
+    }
+  }
   const int threads = argc > arg ? std::stoi(argv[arg]) : 1;
   const torch::Device dev = kiln::dist::pick_device(argc > arg + 1 ? argv[arg + 1] : "cpu", "DEVICE");
   at::set_num_threads(threads);
@@ -53,14 +68,14 @@ int main(int argc, char** argv) {
     model = m.model;
     tok = m.tokenizer;
   } else {
-    // No checkpoint: the shakespeare_char shape (6 layers, 384 wide, ctx 256) with random weights.
+    // No checkpoint: random weights of the --model shape (default shakespeare_char's).
     tok = std::make_shared<const kiln::tok::Tokenizer>(kiln::tok::Tokenizer::from_merges({}));
     kiln::ModelConfig mc;
-    mc.depth = 6;
-    mc.width = 384;
-    mc.n_head = 6;
-    mc.seq_len = 256;
-    model = kiln::model::GPT(kiln::model::GPTConfig::from(mc, tok->vocab_size())).ptr();
+    mc.depth = shape[0];
+    mc.width = shape[1];
+    mc.n_head = shape[2];
+    mc.seq_len = shape[3];
+    model = kiln::model::GPT(kiln::model::GPTConfig::from(mc, shape[4] > 0 ? shape[4] : tok->vocab_size())).ptr();
     auto g = at::make_generator<at::CPUGeneratorImpl>(3);
     for (auto& p : model->parameters()) p.normal_(0.0, 1.0 / std::sqrt(double(p.size(-1))), g);
     model->to(dev);

@@ -2,12 +2,13 @@
 # Generation throughput, kiln beside PyTorch, one run, same weights (bench/generate.cpp writes the
 # model's safetensors; tests/reference/generate_ref.py loads them): prefill tok/s at batch 16;
 # decode tok/s at batch 1 and 16 with kiln's KV-cache engine, without a cache, and PyTorch's loop
-# with a KV cache. Usage: bench/generate.sh [--ckpt DIR] [threads] [cpu|cuda]; builds the bench.
-# Default: a random-weight 6-layer, 384-wide model (shakespeare_char shape), 1 thread, CPU.
+# with a KV cache. Usage: bench/generate.sh [--ckpt DIR | --model L,C,H,SEQ,VOCAB] [threads] [cpu|cuda];
+# builds the bench (unless KILN_BENCH_BIN names it). Default: a random-weight 6-layer, 384-wide model
+# (shakespeare_char shape), 1 thread, CPU; --model: random weights of that shape (bench/gpu_check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=()
-if [ "${1:-}" = --ckpt ]; then ckpt=(--ckpt "$2"); shift 2; fi
+if [ "${1:-}" = --ckpt ] || [ "${1:-}" = --model ]; then ckpt=("$1" "$2"); shift 2; fi
 THREADS=${1:-1}
 DEV=${2:-cpu}
 PY=${KILN_PYTHON:-python3}

@@ -76,6 +76,8 @@ const std::vector<Field>& fields() {
       KILN_S(train, dtype, (std::vector<std::string>{"auto", "float32", "bfloat16"}),
              "compute dtype (auto: bf16 autocast on CUDA, fp32 on CPU)"),
       KILN_F(train, skip_nonfinite, 0, 1, "on a NaN/Inf loss or gradient: false stops (default), true skips the step"),
+      KILN_F(train, fp8, -kInf, kInf,
+             "FP8 matmuls in training (tensorwise scaling, nanochat's fp8.py): CUDA with compute capability 8.9+"),
       KILN_S(optim, recipe, (std::vector<std::string>{"nanochat", "adamw"}),
              "nanochat: Muon on matrices + AdamW (embedding_lr, unembedding_lr); adamw: GPT-2's AdamW only (optim.lr)"),
       KILN_F(optim, lr, 0, 1e3, "recipe adamw: learning rate (weight_decay on matrices and embeddings only)"),
@@ -347,6 +349,9 @@ void resolve_and_validate(Config& c) {
   if (c.run.dir.empty()) c.run.dir = "runs/" + c.run.name;
   if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.run.dir + "/ckpt";
   resolve_gpt2(c);
+  if (c.train.fp8 && c.model.arch != "nanochat")  // model::GPT holds the FP8 hook (model/fp8.h)
+    throw Error(src + ": train.fp8 = true applies to model.arch: nanochat (this is " + c.model.arch + ")",
+                "remove train.fp8, or set it to false");
   derive_shape(c.model);  // throws on inconsistent explicit sizes
   auto bad = [&](const std::string& what) { throw Error(src + ": " + what); };
   if (c.train.total_batch_size % (c.train.device_batch_size * c.model.seq_len) != 0)

@@ -69,6 +69,7 @@ struct TrainConfig {
   double grad_clip = 1.0;             // 0 disables
   std::string dtype = "auto";         // auto (bf16 autocast on CUDA, fp32 on CPU) | float32 | bfloat16
   bool skip_nonfinite = false;        // NaN/Inf loss or gradients: false stops the run, true skips the step
+  bool fp8 = false;                   // FP8 matmuls while training (model/fp8.h); CUDA sm_89+ only
   bool operator==(const TrainConfig&) const = default;
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/fp8.h"
 #include "model/kv_cache.h"
 #include "model/softcap_ce.h"
 
@@ -197,17 +198,19 @@ torch::Tensor GPTImpl::run_blocks(
     const auto& l = L.h[i];
     // Training: one GEMM for q, k and v (see Note [Fused qkv]). Inference with the cache: three
     // GEMMs on the same input, so no weight is copied per token (decode is bound by reading the
-    // weights, which costs the same either way); rotary and QK-norm on q and k together.
+    // weights, which costs the same either way); rotary and QK-norm on q and k together. Under
+    // train.fp8 (fp8::Guard) each training GEMM runs in FP8; the fused q|k|v weight then shares
+    // one scale, where nanochat's three linears have one each.
     auto xn = rms_norm(x);
-    torch::Tensor qkv = fused_qkv ? at::linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
+    torch::Tensor qkv = fused_qkv ? fp8::maybe_linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
                                   : torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
     qkv = qkv.view({B, T, H + 2 * Hkv, D});
     auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)));  // QK-norm after rotary, as nanochat
     auto q = qk.narrow(2, 0, H), k = qk.narrow(2, H, Hkv), v = qkv.narrow(2, H + Hkv, Hkv);
     auto y = attend(i, q, k, v);  // (B, H, T, D)
-    x = x + at::linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
-    auto u = at::relu(at::linear(rms_norm(x), l.wfc));
-    x = x + at::linear(u.square(), l.wproj);
+    x = x + fp8::maybe_linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
+    auto u = at::relu(fp8::maybe_linear(rms_norm(x), l.wfc));
+    x = x + fp8::maybe_linear(u.square(), l.wproj);
   }
   return rms_norm(x);
 }
@@ -237,7 +240,7 @@ torch::Tensor GPTImpl::head_weight() const { return layers_->lm_head.narrow(0, 0
 
 // Logits over the real vocabulary in fp32, softcapped: s * tanh(z / s).
 torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
-  auto z = at::linear(x, head_weight()).to(torch::kFloat32);
+  auto z = fp8::maybe_linear(x, head_weight()).to(torch::kFloat32);
   const double s = cfg_.softcap;
   if (s > 0) z = at::tanh(z / s) * s;
   return z;
@@ -254,7 +257,7 @@ torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targe
     auto l = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, red, -1);
     return per_token ? l.view(targets.sizes()) : l;
   }
-  auto z = at::linear(hidden(idx), head_weight());
+  auto z = fp8::maybe_linear(hidden(idx), head_weight());
   auto l = softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.vocab_size, cfg_.softcap,
                                  reduction);
   return per_token ? l.view(targets.sizes()) : l;

@@ -21,6 +21,7 @@
 #include "engine/sampler.h"    // draw_seed
 #include "model/autocast.h"    // AutocastGuard
 #include "model/bpb.h"         // BpbAccumulator, BpbSums
+#include "model/fp8.h"         // fp8::Guard, fp8::check_supported
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
 #include "train/grad_check.h"  // grad_norm_and_clip, nonfinite_message
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
@@ -67,6 +68,7 @@ Trainer::Trainer(TrainerParts parts) : s_(std::make_unique<State>()) {
   const auto& dc = dist::ctx();
   s.accum = grad_accum_steps(c, dc.world);
   s.autocast = model::use_autocast(c.train.dtype, s.p.device);
+  if (c.train.fp8) model::fp8::check_supported(s.p.device);  // refuses CPU and pre-sm_89 GPUs
   s.flops_per_token = s.p.model->estimate_flops();
   s.params = s.p.model->parameters();
   if (s.p.comm) {
@@ -269,6 +271,7 @@ int Trainer::run() {
       torch::Tensor loss;
       {
         model::AutocastGuard ag(s.p.device, s.autocast);
+        model::fp8::Guard fp8(c.train.fp8);  // training forwards only: evaluation stays bf16
         loss = micro_loss(*s.p.model, batches[m], tgt.counts[m]);
       }
       loss_sum += loss.detach() * static_cast<double>(tgt.counts[m]);

@@ -16,6 +16,7 @@ def norm(x):
 def apply_rotary(x, cos, sin):
     # x (B, T, H, D); half split: rotate (x1, x2) by the angle in cos/sin (nanochat's convention)
     d = x.shape[3] // 2
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # bf16 under autocast, as kiln and nanochat
     x1, x2 = x[..., :d], x[..., d:]
     y1 = x1 * cos + x2 * sin
     y2 = x1 * (-sin) + x2 * cos

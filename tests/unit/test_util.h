@@ -70,6 +70,13 @@ inline double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
   return s > 0 ? d / s : d;
 }
 
+// ||a - b|| / ||b|| (Frobenius): the error of a whole GEMM result or gradient, insensitive to
+// single entries (for results of reduced precision: bf16, FP8).
+inline double rel_fro(const torch::Tensor& a, const torch::Tensor& b) {
+  auto bd = b.cpu().to(torch::kDouble);
+  return ((a.cpu().to(torch::kDouble) - bd).norm() / bd.norm()).item<double>();
+}
+
 // dist::init as a singleton world (no mpirun), for tests of code that needs MPI initialised.
 void init_world();
 
