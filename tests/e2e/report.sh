@@ -14,8 +14,8 @@ set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
 [ -n "${KILN_DATA:-}" ] && KILN_DATA=$(cd "$KILN_DATA" && pwd) && export KILN_DATA
-source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS, skip
-source tests/e2e/chat_data.sh  # chat_setup, MID_ARGS, SFT_ARGS
+source "$root/tests/e2e/tiny_data.sh"  # tiny_data, TINY_ARGS, skip (absolute: the test changes directory)
+source "$root/tests/e2e/chat_data.sh"  # chat_setup, MID_ARGS, SFT_ARGS
 e2e_tmp  # tmp (removed on exit), fail
 data=${KILN_DATA:-$root/../shared/data}
 [ -f "$data/arc/ARC-Easy-test.jsonl" ] || skip "no task data under $data"
@@ -43,8 +43,8 @@ done
 # ---- item 13: oracle results kept apart ----
 ev --ckpt w/sft/ckpt --task arc-easy --max-examples 16
 real=$(python3 -c 'import json; r = json.load(open("w/sft/ckpt/eval/arc-easy.json")); print(r["correct"], r["score"])')
-ev --ckpt w/sft/ckpt --task arc-easy,gsm8k --max-examples 16 --oracle gold
 ev --ckpt w/sft/ckpt --task chatcore --max-examples 2 --oracle gold --jobs 2
+ev --ckpt w/sft/ckpt --task arc-easy,gsm8k --max-examples 16 --oracle gold
 grep -q "^arc-easy .*correct 16/16.*--oracle gold: the scorer's self-check" ev.txt || { cat ev.txt; fail "oracle stdout line"; }
 grep -q "^chatcore .*not computed" ev.txt || { cat ev.txt; fail "ChatCORE computed from oracle answers"; }
 [ -f w/sft/ckpt/eval/chatcore.json ] && fail "an oracle run wrote eval/chatcore.json"
