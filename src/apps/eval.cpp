@@ -65,9 +65,13 @@ int eval_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--timeout", o.sandbox.timeout_s, "HumanEval: wall-clock seconds per program")
       ->check(CLI::PositiveNumber);
+  app.add_option("--dump-examples", o.dump_examples,
+                 "multiple choice: write each example's prompt ids, letter ids and predicted letter to this "
+                 "JSONL file (to check the logit reading against another implementation)");
   app.add_option("--oracle", oracle,
                  "self-check of the scorers: answer with the gold (must give 100 %) or a wrong answer (0 %) "
-                 "instead of the model's")
+                 "instead of the model's; written apart to <ckpt>/eval/oracle-<gold|wrong>/, never counted as "
+                 "the model's results (no ChatCORE, listed apart in report.md)")
       ->check(CLI::IsMember({"none", "gold", "wrong"}));
   try {
     app.parse(argc, argv);
@@ -102,7 +106,9 @@ int eval_main(int argc, char** argv) {
     results.push_back(name == "bpb" ? eval::run_bpb(em, o) : eval::run_task(eval::task_spec(name), em, o));
     eval::write_result(ckpt, results.back(), em, o);
   }
-  if (task == "all" || task == "chatcore") {
+  if ((task == "all" || task == "chatcore") && o.oracle != eval::Oracle::None) {
+    if (dc.rank == 0) printf("chatcore       not computed: --oracle answers are not the model's\n");
+  } else if (task == "all" || task == "chatcore") {
     if (auto c = eval::chatcore(results)) eval::write_result(ckpt, *c, em, o);
   }
   if (task == "all" && dc.rank == 0) printf("report %s\n", eval::write_report(ckpt).c_str());

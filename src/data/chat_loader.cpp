@@ -122,6 +122,20 @@ struct ChatLoader::Impl {
   }
 };
 
+ChatLoaderOptions chat_loader_options(const Config& cfg, bool sft, const tok::Tokenizer& tok, int rank, int world,
+                                      torch::Device device) {
+  ChatLoaderOptions o;
+  o.batch = cfg.train.device_batch_size, o.seq_len = cfg.model.seq_len, o.rank = rank, o.world = world;
+  o.seed = static_cast<uint64_t>(cfg.run.seed);
+  o.padded = cfg.data.layout == "padded" || (cfg.data.layout == "auto" && sft);
+  o.train_on_all = cfg.data.train_on == "all";
+  o.pad_id = tok.bos_id();
+  o.tokenizer_sha256 = tok.sha256();
+  o.vocab_size = tok.vocab_size();
+  o.device = device;
+  return o;
+}
+
 ChatLoader::ChatLoader(const std::vector<ChatSource>& sources, const ChatLoaderOptions& o)
     : impl_(std::make_unique<Impl>()) {
   impl_->o = o;

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "data/loader.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kiln::data {
 
@@ -29,6 +31,12 @@ struct ChatLoaderOptions {
   int64_t vocab_size = -1;
   torch::Device device = torch::kCPU;
 };
+
+// A chat stage's loader options from its config: packed windows, or padded rows for data.layout
+// padded (auto: padded for SFT); train_on: all trains every target. The one definition of a chat
+// stage's rows, used by the Trainer (data.train, data.val) and by ./eval's bits per byte.
+ChatLoaderOptions chat_loader_options(const Config& cfg, bool sft, const tok::Tokenizer& tok, int rank, int world,
+                                      torch::Device device);
 
 class ChatLoader : public Loader {
  public:

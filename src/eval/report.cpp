@@ -1,5 +1,6 @@
 // The report card; see report.h. Stages are read back through meta.json's lineage ("parent" step
-// dirs), results through <dir>/eval/*.json files whose "checkpoint" is the stage's step dir.
+// dirs, found and verified by report_lineage.h), results through <dir>/eval/*.json files that name
+// the stage's meta.json by its sha256 (older ones by path); --oracle self-checks are shown apart.
 #include "eval/report.h"
 
 #include <cmath>
@@ -13,9 +14,14 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/json_file.h"
+#include "core/log.h"
 #include "eval/plot.h"
+#include "eval/report_lineage.h"
+#include "eval/runner.h"
 #include "eval/tasks.h"
 #include "model/gpt.h"
+#include "core/sha256.h"
 #include "tokenizer/tokenizer.h"
 #include "ckpt/checkpoint.h"
 #include "core/format.h"
@@ -26,12 +32,13 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 struct Stage {
-  std::string name, step_dir, run_dir;
+  std::string name, step_dir, run_dir, train_cwd, meta_sha256;
   int64_t step = 0, total_steps = 0;
   Config cfg;
   json meta;
   std::vector<json> metrics;
-  std::map<std::string, json> evals;  // task -> result
+  std::map<std::string, json> evals;   // task -> the model's result
+  std::map<std::string, json> oracle;  // "task (--oracle gold)" -> a scorer self-check, shown apart
 };
 
 json read_json(const fs::path& p) {
@@ -47,16 +54,32 @@ std::string canon(const std::string& p) {
   return ec ? p : c.string();
 }
 
+// Is result r (an <dir>/eval/*.json) about stage s? Results name their checkpoint by the sha256
+// of its meta.json; older files only by path (resolved from here, as they were written).
+bool is_about(const json& r, const Stage& s) {
+  if (!r.is_object() || !r.contains("task") || !r["task"].is_string()) return false;
+  if (r.contains("meta_sha256") && r["meta_sha256"].is_string()) return r["meta_sha256"].get<std::string>() == s.meta_sha256;
+  return r.contains("checkpoint") && r["checkpoint"].is_string() && canon(r["checkpoint"].get<std::string>()) == canon(s.step_dir);
+}
+
 Stage read_stage(const std::string& step_dir, const std::string& ckpt_arg) {
   Stage s;
   s.step_dir = step_dir;
-  s.meta = read_json(fs::path(step_dir) / "meta.json");
-  s.cfg = load_config_text(s.meta.at("config").get<std::string>(), step_dir + "/meta.json");
+  const std::string meta_path = (fs::path(step_dir) / "meta.json").string(), bytes = read_text_file(meta_path);
+  s.meta_sha256 = sha256_hex(bytes);
+  s.meta = json::parse(bytes, nullptr, false);
+  if (!s.meta.is_object() || !s.meta.contains("config") || !s.meta["config"].is_string())
+    throw Error("[report] " + meta_path + " is not a checkpoint's meta.json (no \"config\")");
+  s.cfg = load_config_text(s.meta.at("config").get<std::string>(), meta_path);
   s.name = s.meta.value("stage", std::string("pretrain"));
   s.step = s.meta.value("step", int64_t(0));
   s.total_steps = s.meta.value("total_steps", int64_t(0));
   const fs::path ckpt_dir = fs::path(step_dir).parent_path();
-  s.run_dir = fs::is_directory(s.cfg.run.dir) ? s.cfg.run.dir : ckpt_dir.parent_path().string();
+  // run.dir was written relative to where training ran, not to where the report runs.
+  s.train_cwd = training_cwd(step_dir, s.cfg);
+  s.run_dir = ckpt_dir.parent_path().string();
+  for (const auto& c : recorded_path_candidates(s.cfg.run.dir, s.train_cwd))
+    if (fs::path(c).is_absolute() && fs::is_directory(c)) { s.run_dir = c; break; }
   std::ifstream in(fs::path(s.run_dir) / "metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     json j = json::parse(line, nullptr, false);
@@ -65,17 +88,33 @@ Stage read_stage(const std::string& step_dir, const std::string& ckpt_arg) {
   std::set<std::string> dirs;
   for (const auto& d : {ckpt_dir, fs::path(s.run_dir), fs::path(step_dir), fs::path(ckpt_arg)})
     dirs.insert(canon((d / "eval").string()));
-  const std::string me = canon(step_dir);
   for (const auto& d : dirs) {
     if (!fs::is_directory(d)) continue;
+    std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(d)) {
-      if (e.path().extension() != ".json") continue;
-      json r = read_json(e.path());
-      if (r.is_object() && r.contains("task") && canon(r.value("checkpoint", std::string())) == me)
-        s.evals[r["task"].get<std::string>()] = r;
+      if (e.path().extension() == ".json") files.push_back(e.path());
+      if (e.is_directory() && e.path().filename().string().rfind("oracle-", 0) == 0)  // --oracle self-checks
+        for (const auto& o : fs::directory_iterator(e.path()))
+          if (o.path().extension() == ".json") files.push_back(o.path());
+    }
+    for (const auto& f : files) {
+      json r = read_json(f);
+      if (!is_about(r, s)) continue;
+      const std::string oracle = r.contains("oracle") && r["oracle"].is_string() ? r["oracle"].get<std::string>() : "none";
+      if (oracle == "none") s.evals[r["task"].get<std::string>()] = r;
+      else s.oracle[r["task"].get<std::string>() + " (--oracle " + oracle + ")"] = r;  // never a model score
     }
   }
   return s;
+}
+
+// A stage's bpb result counts only when it follows the definition of the stage's Trainer val bpb
+// (older files of chat stages scored packed windows of every token: another number).
+const json* bpb_of(const Stage& s) {
+  auto it = s.evals.find("bpb");
+  if (it == s.evals.end()) return nullptr;
+  const std::string def = it->second.value("definition", std::string(s.name == "pretrain" ? bpb_definition("pretrain") : ""));
+  return def == bpb_definition(s.name) ? &it->second : nullptr;
 }
 
 std::string fmt(double v, int prec = 4) {
@@ -122,8 +161,9 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   const json* lv = last_with(s.metrics, "val_bpb");
   o << "- training: " << format_duration(secs) << " over " << timed << " logged steps";
   if (lt) o << ", " << lt->value("tokens", int64_t(0)) << " tokens, final train loss " << fmt((*lt)["loss"].get<double>());
-  if (lv) o << ", final val loss " << fmt((*lv)["val_loss"].get<double>()) << " nats/token, val bpb " << fmt((*lv)["val_bpb"].get<double>());
-  o << "\n\n";
+  if (lv) o << ", final val loss " << fmt((*lv)["val_loss"].get<double>()) << " nats/token, val bpb " << fmt((*lv)["val_bpb"].get<double>())
+           << " (step " << lv->value("step", int64_t(0)) << ")";
+  o << "\n- bpb (here and in the summary): " << bpb_definition(s.name) << "\n\n";
   if (!lx.empty() || !vx.empty()) {
     const std::string png = "loss_" + s.name + ".png";
     plot_png((fs::path(report_dir) / png).string(),
@@ -133,18 +173,24 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   } else {
     o << "(no metrics.jsonl at " << s.run_dir << ")\n\n";
   }
-  if (!s.evals.empty()) {
+  auto table = [&](const std::map<std::string, json>& evals) {
     o << "| task | score | correct / total | settings |\n|---|---|---|---|\n";
-    for (const auto& [task, r] : s.evals) {
+    for (const auto& [task, r] : evals) {
       o << "| " << task << " | " << fmt(r.value("score", 0.0)) << " | ";
       if (task == "bpb" || task == "chatcore") o << "- | ";
       else o << r.value("correct", int64_t(0)) << " / " << r.value("total", int64_t(0)) << " | ";
       o << "max " << r.value("max_examples", int64_t(-1)) << " ex, " << r.value("world", 1) << " rank(s)";
       if (r.contains("metric")) o << ", " << r["metric"].get<std::string>() << " T=" << r.value("temperature", 0.0);
-      if (r.value("oracle", std::string("none")) != "none") o << ", **oracle " << r["oracle"].get<std::string>() << "**";
+      if (task == "bpb" && &r != bpb_of(s)) o << ", **another definition: " << r.value("definition", std::string("packed windows, every token")) << "; not shown in the summary**";
       o << " |\n";
     }
     o << "\n";
+  };
+  if (!s.evals.empty()) table(s.evals);
+  if (!s.oracle.empty()) {
+    o << "Scorer self-checks (`./eval --oracle`): the gold or a wrong answer was scored instead of the model's. "
+      << "They test the scorers, are not this model's results, and count nowhere (summary, ChatCORE).\n\n";
+    table(s.oracle);
   }
   return o.str();
 }
@@ -153,12 +199,18 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
 
 std::string write_report(const std::string& ckpt) {
   std::vector<Stage> stages;
-  std::string dir = ckpt::find_latest_checkpoint(ckpt);
+  std::string dir = ckpt::find_latest_checkpoint(ckpt), lineage_note;
   std::set<std::string> seen;
-  while (!dir.empty() && fs::exists(fs::path(dir) / "meta.json") && seen.insert(canon(dir)).second) {
+  while (!dir.empty() && seen.insert(canon(dir)).second) {
     stages.insert(stages.begin(), read_stage(dir, stages.empty() ? ckpt : dir));
-    const json& lin = stages.front().meta.contains("lineage") ? stages.front().meta["lineage"] : json();
-    dir = lin.is_object() && lin.contains("parent") && lin["parent"].is_string() ? lin["parent"].get<std::string>() : "";
+    const Stage& s = stages.front();
+    const json& lin = s.meta.contains("lineage") ? s.meta["lineage"] : json();
+    ParentLookup p = find_parent(lin, s.step_dir, s.train_cwd);  // throws on a replaced parent
+    if (!p.note.empty()) {
+      lineage_note = p.note;
+      log::warn("[report] %s", p.note.c_str());
+    }
+    dir = p.step_dir;
   }
   const Stage& last = stages.back();
   const std::string report_dir = last.run_dir, path = (fs::path(report_dir) / "report.md").string();
@@ -167,7 +219,9 @@ std::string write_report(const std::string& ckpt) {
   std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   std::ostringstream o;
   o << "# kiln report card\n\nGenerated " << when << " for `" << last.step_dir << "` (stage " << last.name << ", step "
-    << last.step << ").\n\n## Summary\n\n| metric |";
+    << last.step << ").\n\n";
+  if (!lineage_note.empty()) o << "**Lineage incomplete:** " << lineage_note << ".\n\n";
+  o << "## Summary\n\n| metric |";
   for (const auto& s : stages) o << " " << s.name << " |";
   o << "\n|---|";
   for (size_t i = 0; i < stages.size(); ++i) o << "---|";
@@ -179,11 +233,14 @@ std::string write_report(const std::string& ckpt) {
     o << "| " << row << " |";
     for (const auto& s : stages) {
       auto it = s.evals.find(row);
-      o << " " << (it == s.evals.end() ? "-" : fmt(it->second.value("score", 0.0))) << " |";
+      const json* r = row == "bpb" ? bpb_of(s) : it == s.evals.end() ? nullptr : &it->second;
+      o << " " << (r ? fmt(r->value("score", 0.0)) : "-") << " |";
     }
     o << "\n";
   }
-  o << "\n";
+  o << "\nbpb: ./eval --task bpb by the definition of the stage's Trainer val bpb (pretrain: every token of the "
+       "validation windows; chat stages: only the trained targets of the validation conversations). Scores are the "
+       "model's own; `--oracle` self-checks are listed apart under each stage and count nowhere.\n\n";
   for (const auto& s : stages) o << stage_section(s, report_dir);
   std::ofstream out(path);
   out << o.str();

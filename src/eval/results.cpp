@@ -26,9 +26,13 @@ std::string result_line(const TaskResult& r) {
 
 std::string write_result(const std::string& out_dir, const TaskResult& r, const EvalModel& em, const EvalOptions& o) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(out_dir) / "eval", path = dir / (r.task + ".json");
-  if (dist::ctx().rank != 0) return path.string();
   static const char* oracle_names[] = {"none", "gold", "wrong"};
+  const std::string oracle = oracle_names[static_cast<int>(o.oracle)];
+  // A scorer self-check (--oracle) is not the model's result: it goes to a folder of its own,
+  // never over <dir>/eval/<task>.json, which the report card and ChatCORE read.
+  const fs::path dir = o.oracle == Oracle::None ? fs::path(out_dir) / "eval" : fs::path(out_dir) / "eval" / ("oracle-" + oracle);
+  const fs::path path = dir / (r.task + ".json");
+  if (dist::ctx().rank != 0) return path.string();
   char when[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -37,6 +41,7 @@ std::string write_result(const std::string& out_dir, const TaskResult& r, const 
                               {"correct", r.correct},
                               {"total", r.total},
                               {"checkpoint", em.m.dir},
+                              {"meta_sha256", em.meta_sha256},
                               {"step", em.m.step},
                               {"world", dist::ctx().world},
                               {"device", em.device.str()},
@@ -47,7 +52,7 @@ std::string write_result(const std::string& out_dir, const TaskResult& r, const 
                               {"max_new_tokens", o.max_new_tokens},
                               {"batch_size", o.batch_size},
                               {"seed", o.seed},
-                              {"oracle", oracle_names[static_cast<int>(o.oracle)]},
+                              {"oracle", oracle},
                               {"seconds", r.seconds},
                               {"created", when}};
   for (auto it = r.extra.begin(); it != r.extra.end(); ++it) j[it.key()] = it.value();
@@ -60,7 +65,9 @@ std::string write_result(const std::string& out_dir, const TaskResult& r, const 
     if (!out) throw Error("[eval] cannot write " + tmp.string(), "is " + dir.string() + " writable?");
   }
   fs::rename(tmp, path);
-  printf("%s\n", result_line(r).c_str());
+  if (o.oracle == Oracle::None) printf("%s\n", result_line(r).c_str());
+  else printf("%s  [--oracle %s: the scorer's self-check, not the model's; %s]\n", result_line(r).c_str(), oracle.c_str(),
+              path.c_str());
   fflush(stdout);
   return path.string();
 }

@@ -11,6 +11,8 @@
 namespace kiln::eval {
 
 // Writes <out_dir>/eval/<task>.json and prints the task's line (rank 0 only). Returns the path.
+// With --oracle the file goes to <out_dir>/eval/oracle-<gold|wrong>/<task>.json instead, and the
+// line says it is a self-check: scorer checks never replace or pass for the model's results.
 std::string write_result(const std::string& out_dir, const TaskResult& r, const EvalModel& em, const EvalOptions& o);
 // "arc-easy     accuracy 0.2517  correct 598/2376  (12.3 s)" (bpb: "bpb  0.9876  windows ...").
 std::string result_line(const TaskResult& r);

@@ -7,8 +7,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
+#include "data/chat_loader.h"
 #include "data/pretrain_loader.h"
 #include "data/shard.h"
 #include "dist/comm.h"
@@ -17,6 +20,8 @@
 #include "model/autocast.h"
 #include "model/bpb.h"
 #include "core/format.h"
+#include "core/sha256.h"
+#include "tokenizer/chat.h"
 
 namespace kiln::eval {
 namespace {
@@ -31,6 +36,10 @@ EvalModel load_eval_model(const std::string& ckpt, const std::string& device) {
   EvalModel em;
   em.device = dist::pick_device(device, "[eval] --device");
   em.m = ckpt::load_model(ckpt, em.device);
+  const std::string meta_path = em.m.dir + "/meta.json", bytes = read_text_file(meta_path);
+  em.meta_sha256 = sha256_hex(bytes);
+  const nlohmann::json meta = nlohmann::json::parse(bytes, nullptr, false);
+  if (meta.is_object() && meta.contains("stage") && meta["stage"].is_string()) em.stage = meta["stage"].get<std::string>();
   em.autocast = model::use_autocast(em.m.cfg.train.dtype, em.device);
   return em;
 }
@@ -84,6 +93,12 @@ TaskResult run_task(const TaskSpec& t, EvalModel& em, const EvalOptions& o) {
   double chance = 0, chance_var = 0;  // sum of 1/choices and its variance: for sanity checks
   Progress prog(t.name, n);
   torch::NoGradGuard no_grad;
+  std::ofstream dump;
+  if (!o.dump_examples.empty() && o.oracle == Oracle::None) {
+    const std::string path = o.dump_examples + (dist::ctx().rank > 0 ? "." + std::to_string(dist::ctx().rank) : "");
+    dump.open(path, std::ios::app);  // appended: every task of the run in turn
+    if (!dump) throw Error("[eval] --dump-examples: cannot write " + path);
+  }
   for (auto [b, e] : rank_batches(n, B)) {
     std::vector<const data::TaskExample*> batch;
     for (int64_t i = b; i < e; ++i) batch.push_back(&exs[i]);
@@ -99,6 +114,16 @@ TaskResult run_task(const TaskSpec& t, EvalModel& em, const EvalOptions& o) {
         logits = em.m.model->forward(mb.ids.to(em.device));
       }
       for (int64_t k : argmax_letters(logits, mb)) pred.push_back(batch[pred.size()]->letters[k]);
+      for (size_t i = 0; dump.is_open() && i < batch.size(); ++i) {
+        // The prompt as rendered (not as McBatch recorded it), cropped as make_mc_batch crops.
+        auto ids = tok::render_for_completion(*em.m.tokenizer, batch[i]->conv);
+        std::vector<int64_t> prompt(ids.begin() + std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - max_len), ids.end());
+        nlohmann::json line = {{"task", t.name}, {"id", batch[i]->id}, {"index", b + static_cast<int64_t>(i)},
+                               {"prompt_ids", prompt},
+                               {"letters", batch[i]->letters}, {"letter_ids", mb.letters[i]}, {"pred", pred[i]},
+                               {"answer", batch[i]->answer}};
+        dump << line.dump() << "\n";
+      }
     }
     for (size_t i = 0; i < batch.size(); ++i) {
       correct += score_mc(pred[i], *batch[i]);
@@ -129,23 +154,43 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
                     "this directory",
                 "run ./eval from the directory training ran in, or prepare the validation shards again");
   }
-  auto stream = data::shard_stream(paths, em.m.tokenizer->sha256(), em.m.tokenizer->vocab_size());
-  const int64_t T = c.model.seq_len, avail = (stream->size() - 1) / T;
-  const int64_t want = o.max_examples > 0 ? o.max_examples : std::max<int64_t>(1, c.eval.tokens / T);
-  const int64_t n = std::min(avail, want), B = o.batch_size > 0 ? o.batch_size : c.train.device_batch_size;
-  if (n <= 0) throw Error("[eval] bpb: the validation shards hold fewer than seq_len + 1 = " + std::to_string(T + 1) + " tokens");
   model::BpbAccumulator acc(em.m.tokenizer->token_bytes(), em.device);
-  Progress prog("bpb", n);
   int64_t done = 0;
-  for (auto [b, e] : rank_batches(n, B)) {
-    // Window w is tokens [w*T, w*T + T]: the rows the Trainer's validation reads, in order.
-    std::vector<int64_t> buf((e - b) * (T + 1));
-    for (int64_t w = b; w < e; ++w) stream->read(w * T, T + 1, buf.data() + (w - b) * (T + 1));
-    auto rows = torch::from_blob(buf.data(), {e - b, T + 1}, torch::kInt64).to(em.device);
-    model::AutocastGuard ag(em.device, em.autocast);
-    acc.add(*em.m.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T));
-    done += e - b;
-    prog.update(done, 0);
+  torch::NoGradGuard no_grad;
+  if (em.stage != "pretrain") {
+    // The Trainer's evaluate(): its validation loader from the start, eval.tokens / (B T world)
+    // batches per rank; -1 targets (user turns, tool output, padding) are not scored.
+    std::vector<data::ChatSource> sources;
+    for (const auto& src : c.data.val) sources.push_back({data::list_shards(src.path), src.repeat});
+    const auto& dc = dist::ctx();
+    data::ChatLoader val(sources, data::chat_loader_options(c, em.stage == "sft", *em.m.tokenizer, dc.rank, dc.world,
+                                                            em.device));
+    const int64_t per_batch = c.train.device_batch_size * c.model.seq_len * dc.world;
+    const int64_t n = o.max_examples > 0 ? o.max_examples : std::max<int64_t>(1, c.eval.tokens / per_batch);
+    Progress prog("bpb", n * dc.world);
+    for (int64_t i = 0; i < n; ++i) {
+      data::Batch b = val.next();
+      model::AutocastGuard ag(em.device, em.autocast);
+      acc.add(*em.m.model, b.inputs, b.targets);
+      prog.update(++done, 0);
+    }
+  } else {
+    auto stream = data::shard_stream(paths, em.m.tokenizer->sha256(), em.m.tokenizer->vocab_size());
+    const int64_t T = c.model.seq_len, avail = (stream->size() - 1) / T;
+    const int64_t want = o.max_examples > 0 ? o.max_examples : std::max<int64_t>(1, c.eval.tokens / T);
+    const int64_t n = std::min(avail, want), B = o.batch_size > 0 ? o.batch_size : c.train.device_batch_size;
+    if (n <= 0) throw Error("[eval] bpb: the validation shards hold fewer than seq_len + 1 = " + std::to_string(T + 1) + " tokens");
+    Progress prog("bpb", n);
+    for (auto [b, e] : rank_batches(n, B)) {
+      // Window w is tokens [w*T, w*T + T]: the rows the Trainer's validation reads, in order.
+      std::vector<int64_t> buf((e - b) * (T + 1));
+      for (int64_t w = b; w < e; ++w) stream->read(w * T, T + 1, buf.data() + (w - b) * (T + 1));
+      auto rows = torch::from_blob(buf.data(), {e - b, T + 1}, torch::kInt64).to(em.device);
+      model::AutocastGuard ag(em.device, em.autocast);
+      acc.add(*em.m.model, rows.narrow(1, 0, T), rows.narrow(1, 1, T));
+      done += e - b;
+      prog.update(done, 0);
+    }
   }
   model::BpbSums s = acc.sums();
   for (double* v : {&s.nats, &s.bytes, &s.all_nats, &s.tokens}) *v = dist::all_reduce_sum(*v);
@@ -157,8 +202,15 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
   r.extra["tokens"] = static_cast<int64_t>(s.tokens);
   r.extra["bytes"] = static_cast<int64_t>(s.bytes);
   r.extra["shards"] = describe_sources(c.data.val);
+  r.extra["stage"] = em.stage;
+  r.extra["definition"] = bpb_definition(em.stage);
   r.seconds = now_s() - t0;
   return r;
+}
+
+std::string bpb_definition(const std::string& stage) {
+  return stage == "pretrain" ? "every token of the validation windows (as the Trainer)"
+                             : "the trained targets of the validation conversations, the stage's layout (as the Trainer)";
 }
 
 }  // namespace kiln::eval

@@ -25,6 +25,9 @@ struct EvalOptions {
   Oracle oracle = Oracle::None;
   int jobs = 0;                 // sandboxes at once per rank (0: the cores of this rank)
   SandboxLimits sandbox;
+  // Multiple choice: appends to a JSONL file each example's prompt ids, letter ids and prediction (rank
+  // r > 0 of N writes FILE.r), so another implementation can check the logit reading; "" = none.
+  std::string dump_examples;
 };
 
 struct TaskResult {
@@ -39,6 +42,8 @@ struct EvalModel {
   ckpt::LoadedModel m;
   torch::Device device = torch::kCPU;
   bool autocast = false;  // bf16 autocast as in training (CUDA by default)
+  std::string stage = "pretrain";  // meta.json's stage
+  std::string meta_sha256;         // of the step's meta.json: results name the checkpoint by it
 };
 
 // Loads the newest complete checkpoint under `ckpt` on this rank's device ("auto" | "cpu" | "cuda").
@@ -46,8 +51,13 @@ EvalModel load_eval_model(const std::string& ckpt, const std::string& device);
 
 // One chat task (categorical or generative), all ranks together; every rank gets the totals.
 TaskResult run_task(const TaskSpec& t, EvalModel& em, const EvalOptions& o);
-// Bits per byte on the checkpoint's validation shards (config data.val), windows of seq_len.
+// Bits per byte on the checkpoint's validation data (config data.val), by the Trainer's
+// definition for the checkpoint's stage (bpb_definition), so the two agree on the same rows:
+// pretrain: windows of seq_len, every token; chat stages: the stage's validation loader (packed or
+// padded, as trained) and its trained targets only, eval.tokens worth of batches per rank.
 TaskResult run_bpb(EvalModel& em, const EvalOptions& o);
+// The text bpb results and the report card carry to say which definition a number follows.
+std::string bpb_definition(const std::string& stage);
 
 // ---- shared by the runners ----
 // The batches of n examples this rank takes: [begin, end) pairs.

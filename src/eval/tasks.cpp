@@ -66,8 +66,11 @@ std::string oracle_answer(const TaskSpec& t, const data::TaskExample& ex, Oracle
       if (l != ex.answer) return l;
     return "";
   }
+  // GSM8K: numbers after the first "#### " line (another "#### " line, a last number), so that
+  // only a scorer reading the first "#### " as nanochat does gives 100 % and 0 %.
   if (t.kind == data::TaskKind::Gsm8k)
-    return gold ? gsm8k_gold_text(ex) : "I am not sure.\n#### " + ex.answer + "1";
+    return gold ? gsm8k_gold_text(ex) + "\n(Not #### " + ex.answer + "1, and not 7.)"
+                : "I am not sure.\n#### " + ex.answer + "1\nThough some would say " + ex.answer;
   // HumanEval: the gold assistant message is prompt + canonical solution.
   return gold ? ex.prompt + "\n" + ex.answer : ex.prompt + "    raise NotImplementedError\n";
 }

@@ -36,6 +36,35 @@ struct Tokenizer::Impl {
 
   uint32_t id_of(uint8_t b) const { return byte_ids.empty() ? b : byte_ids[b]; }
 
+  // Before any token string is built: every merge joins existing tokens, and the byte lengths
+  // they imply (counted, not built) stay under the caps. A few KB of merges that join a token
+  // with itself would otherwise double its length each time (35 merges: ~170 GB of strings).
+  void check_lengths(const std::string& where) const {
+    std::vector<uint64_t> len(256 + merges.size(), 1);
+    uint64_t total = 256;
+    for (size_t r = 0; r < merges.size(); ++r) {
+      auto [a, b] = merges[r];
+      const uint32_t id = 256 + uint32_t(r);
+      if (a >= id || b >= id)
+        throw Error(where + ": merge " + std::to_string(r) + " = [" + std::to_string(a) + ", " +
+                        std::to_string(b) + "] uses a token that does not exist yet (id >= " +
+                        std::to_string(id) + ")",
+                    "merges must be in rank order; retrain with ./tokenizer train");
+      len[id] = len[a] + len[b];  // each <= kMaxTokenBytes: no overflow
+      total += len[id];
+      if (len[id] > kMaxTokenBytes)
+        throw Error(where + ": merge " + std::to_string(r) + " = [" + std::to_string(a) + ", " + std::to_string(b) +
+                        "] makes a token of " + std::to_string(len[id]) + " bytes, over the limit of " +
+                        std::to_string(kMaxTokenBytes),
+                    "the file is corrupt or hostile (merges that keep joining a token with itself); retrain with "
+                    "./tokenizer train");
+      if (total > kMaxVocabBytes)
+        throw Error(where + ": merges 0.." + std::to_string(r) + " make " + std::to_string(total) +
+                        " bytes of token text in all, over the limit of " + std::to_string(kMaxVocabBytes),
+                    "the file is corrupt or hostile; retrain with ./tokenizer train");
+    }
+  }
+
   void build(const std::string& where) {
     splitter = std::make_unique<Splitter>(pattern, where);
     n_ordinary = 256 + uint32_t(merges.size());
@@ -48,17 +77,12 @@ struct Tokenizer::Impl {
         throw Error(where + ": byte_ids is not a permutation of 0..255",
                     "the file is corrupt; re-import it (./tokenizer import-gpt2) or retrain");
     }
+    check_lengths(where);
     token_str.assign(256, std::string());
     for (int b = 0; b < 256; ++b) token_str[id_of(uint8_t(b))] = std::string(1, char(b));
     ranks.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
       auto [a, b] = merges[r];
-      uint32_t id = 256 + uint32_t(r);
-      if (a >= id || b >= id)
-        throw Error(where + ": merge " + std::to_string(r) + " = [" + std::to_string(a) + ", " +
-                        std::to_string(b) + "] uses a token that does not exist yet (id >= " +
-                        std::to_string(id) + ")",
-                    "merges must be in rank order; retrain with ./tokenizer train");
       if (ranks.find(pair_key(a, b)) != PairMap::kMissing)
         throw Error(where + ": merge " + std::to_string(r) + " repeats an earlier pair",
                     "the file is corrupt; retrain with ./tokenizer train");

@@ -24,6 +24,13 @@ inline const std::vector<std::string>& special_tokens() {
 
 using Merge = std::pair<uint32_t, uint32_t>;  // merge r joins (first, second) into token 256 + r
 
+// Loading refuses (kiln::Error naming the file and the merge) merges that would make a token
+// longer than kMaxTokenBytes, or more than kMaxVocabBytes of token text in all: lengths are
+// counted before any string is built, so a small hostile file cannot make a loader allocate
+// gigabytes. Trained tokenizers are orders of magnitude below both.
+inline constexpr uint64_t kMaxTokenBytes = uint64_t(1) << 16;
+inline constexpr uint64_t kMaxVocabBytes = uint64_t(1) << 26;
+
 class Tokenizer {
  public:
   // Load a tokenizer JSON; throws kiln::Error naming the file on any problem.

@@ -50,16 +50,7 @@ std::unique_ptr<data::Loader> make_loader(Stage stage, const Config& cfg, const 
   }
   std::vector<data::ChatSource> chat;
   for (const auto& s : sources) chat.push_back({shards_or_hint(cfg, key, s.path, true), s.repeat});
-  data::ChatLoaderOptions o;
-  o.batch = B, o.seq_len = T, o.rank = rank, o.world = world;
-  o.seed = static_cast<uint64_t>(cfg.run.seed);
-  o.padded = cfg.data.layout == "padded" || (cfg.data.layout == "auto" && stage == Stage::Sft);
-  o.train_on_all = cfg.data.train_on == "all";
-  o.pad_id = tok.bos_id();
-  o.tokenizer_sha256 = tok.sha256();
-  o.vocab_size = tok.vocab_size();
-  o.device = device;
-  auto loader = std::make_unique<data::ChatLoader>(chat, o);
+  auto loader = std::make_unique<data::ChatLoader>(chat, data::chat_loader_options(cfg, stage == Stage::Sft, tok, rank, world, device));
   if (epoch_steps && cfg.train.epochs > 0) {
     const int64_t accum = grad_accum_steps(cfg, world);
     *epoch_steps = loader->steps_for_epochs(cfg.train.epochs, B * world * accum, cfg.train.total_batch_size);

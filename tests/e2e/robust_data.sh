@@ -64,6 +64,47 @@ out=$(./pretrain configs/tiny.yaml model.width=130 model.n_head=2 --check 2>&1);
 [ $rc != 0 ] && grep -q "head_dim 65" <<<"$out" && grep -q "model.n_head" <<<"$out" && ! grep -qi "internal error" <<<"$out"
 check "odd head_dim: config error naming model.width / model.n_head (rc=$rc)" $?
 
+# 5b. A tokenizer bomb (issue 19): 1.7 KB of merges, each joining the newest token with itself, would
+# make every loader build strings of 2^35 bytes. ./tokenizer, and ./sample and ./eval given a
+# checkpoint carrying it (its CRC updated, as an attacker would), refuse it naming the file and the
+# merge, within a bounded peak RSS and time (under a 3 GB address-space cap, so a regression fails
+# with bad_alloc instead of swamping the machine).
+python3 - "$tmp/d/tok.json" "$tmp/bomb.json" <<'PY'
+import json, sys
+tok = json.load(open(sys.argv[1]))
+merges = [[97, 97]] + [[256 + k, 256 + k] for k in range(34)]  # token 256 + k: 2^(k+1) bytes
+n = 256 + len(merges)
+names = sorted(tok["special_tokens"], key=tok["special_tokens"].get)
+j = {"format": "kiln.tokenizer", "format_version": 1, "pattern": tok["pattern"], "vocab_size": n + len(names),
+     "special_tokens": {s: n + i for i, s in enumerate(names)}, "merges": merges, "token_bytes": [1] * (n + len(names))}
+open(sys.argv[2], "w").write(json.dumps(j, separators=(",", ":")))
+PY
+bounded() { (ulimit -v 3000000; /usr/bin/time -f "peak %M KB, %e s" "$@"); }
+bomb_ok() {  # OUTPUT RC WHAT: refused naming the file and merge 16, peak RSS under 600 MB, under 20 s
+  local peak secs
+  peak=$(sed -nE 's/.*peak ([0-9]+) KB.*/\1/p' <<<"$1" | tail -1); secs=$(sed -nE 's/.*KB, ([0-9.]+) s.*/\1/p' <<<"$1" | tail -1)
+  echo "     $3: $(grep -m1 -o 'merge 16 .*limit of [0-9]*' <<<"$1"); peak ${peak:-?} KB, ${secs:-?} s"
+  [ "$2" = 1 ] && grep -q "$4: merge 16 = \[271, 271\] makes a token of 131072 bytes" <<<"$1" &&
+    ! grep -qi "bad_alloc\|internal error\|terminate" <<<"$1" && [ "${peak:-999999999}" -lt 600000 ] &&
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 20 else 1)" "${secs:-99}"
+}
+[ "$(wc -c <"$tmp/bomb.json")" -lt 2000 ]; check "the bomb file is under 2 KB ($(wc -c <"$tmp/bomb.json") bytes)" $?
+out=$(bounded ./tokenizer info "$tmp/bomb.json" 2>&1); rc=$?
+bomb_ok "$out" $rc "./tokenizer info" "bomb.json"; check "./tokenizer info refuses the merge bomb, naming the file and merge (rc=$rc)" $?
+bck=$tmp/bomb_ckpt; cp -r "$tmp/run1/ckpt" "$bck"
+bstep=$(ls -d "$bck"/step_* | tail -1)
+cp "$tmp/bomb.json" "$bstep/tokenizer.json"
+python3 - "$bstep" <<'PY'
+import json, sys, zlib
+d = sys.argv[1]; m = json.load(open(d + "/meta.json"))
+m["crc32"]["tokenizer.json"] = zlib.crc32(open(d + "/tokenizer.json", "rb").read())
+json.dump(m, open(d + "/meta.json", "w"))
+PY
+out=$(bounded ./sample --ckpt "$bck" --start "x" --max-new-tokens 4 2>&1); rc=$?
+bomb_ok "$out" $rc "./sample" "tokenizer.json"; check "./sample refuses a checkpoint carrying the merge bomb (rc=$rc)" $?
+out=$(bounded ./eval --ckpt "$bck" --task bpb 2>&1); rc=$?
+bomb_ok "$out" $rc "./eval" "tokenizer.json"; check "./eval refuses a checkpoint carrying the merge bomb (rc=$rc)" $?
+
 # 6. No ../shared/data: tiny_data fetches tinyshakespeare (data_tools/fetch.sh, the curl path).
 mkdir -p "$tmp/shim" "$tmp/nodata"
 cat >"$tmp/shim/curl" <<SHIM

@@ -49,6 +49,13 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
   out.clear();
   if (target == "tokenizer_json") {
     out.push_back(tok::Tokenizer::from_merges({{'a', 'b'}, {256, 'c'}, {' ', 't'}, {'h', 'e'}}).to_json());
+    // A doubling chain under the caps (token 4096 bytes long), to mutate into one over them.
+    std::vector<tok::Merge> chain = {{'a', 'a'}};
+    for (uint32_t k = 0; k < 11; ++k) chain.emplace_back(256 + k, 256 + k);
+    out.push_back(tok::Tokenizer::from_merges(chain).to_json());
+  } else if (target == "tokenizer_merges") {
+    out.push_back(std::string(52, '\x01'));  // the newest token joined with itself: doubling
+    out.push_back("\x05\x01\x04\x01\x01\x02\x08\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04");
   } else if (target == "safetensors") {
     out.push_back(safetensors_file());
   } else if (target == "checkpoint_meta") {

@@ -20,6 +20,7 @@
 #include "serve/request.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/gpt2_files.h"
+#include "tokenizer/split.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::fuzz {
@@ -82,6 +83,36 @@ void chat_jsonl(std::string_view in) {
     }
     tok::render_conversation(t, tok::conversation_from_json(rec, "fuzz.jsonl:" + std::to_string(line)), 64);
   }
+}
+
+// Adversarial merges: the bytes choose a merge list (each pair of bytes: which earlier tokens to
+// join, mostly the newest one with itself or a neighbour, so token lengths grow fast), written
+// as a well-formed tokenizer file. The loader must refuse, with kiln::Error, any list whose
+// implied token lengths pass the caps; accepting one is a bug (std::logic_error). Chains are
+// capped at 26 merges so that even a loader without the check stays within ~200 MB.
+void tokenizer_merges(std::string_view in) {
+  std::vector<std::pair<uint32_t, uint32_t>> merges;
+  std::vector<uint64_t> len(256, 1);
+  for (size_t i = 0; i + 1 < in.size() && merges.size() < 26; i += 2) {
+    const uint32_t id = 256 + uint32_t(merges.size()), x = uint8_t(in[i]), y = uint8_t(in[i + 1]);
+    auto pick = [&](uint32_t v) { return v % 4 ? id - 1 - std::min<uint32_t>(id - 1, (v / 4) % 3) : v % id; };
+    merges.emplace_back(pick(x), pick(y));
+    len.push_back(len[merges.back().first] + len[merges.back().second]);
+  }
+  uint64_t longest = 0, total = 0;
+  for (uint64_t l : len) longest = std::max(longest, l), total += l;
+  nlohmann::ordered_json specials = {{"<|bos|>", 256 + merges.size()}};
+  nlohmann::ordered_json j = {{"format", "kiln.tokenizer"}, {"format_version", 1},
+                              {"pattern", tok::kGpt4Pattern}, {"vocab_size", 257 + merges.size()},
+                              {"special_tokens", specials}, {"merges", merges},
+                              {"token_bytes", std::vector<int>(257 + merges.size(), 1)}};
+  const std::string p = scratch("tok_merges.json");
+  write_file(p, j.dump());
+  auto t = tok::Tokenizer::load(p);  // kiln::Error when refused
+  if (longest > tok::kMaxTokenBytes || total > tok::kMaxVocabBytes)
+    throw std::logic_error("accepted merges that make a token of " + std::to_string(longest) + " bytes (" +
+                           std::to_string(total) + " in all)");
+  t.decode(t.encode("hello world, 12345 fuzz"));
 }
 
 // GPT-2's tokenizer pair: the input is split at its first NUL into encoder.json and vocab.bpe.
@@ -220,7 +251,11 @@ const std::vector<Target>& targets() {
                                         {"hdf5_shard", shard, 600},            {"safetensors", safetensors, 3000},
                                         {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000},
                                         {"gpt2_files", gpt2_files, 1500},      {"serve_request", serve_request, 5000},
+<<<<<<< HEAD
                                         {"serve_request_deep", serve_request_deep, 300}};
+=======
+                                        {"tokenizer_merges", tokenizer_merges, 2000}};
+>>>>>>> evalh
   return t;
 }
 

@@ -7,6 +7,9 @@
 #        <|bos|> = 256): greedy continuation of <|bos|> + START's bytes for N tokens (stops at
 #        <|bos|>), full recompute each token; prints the text; stops early (and says so on stderr)
 #        where the top two logits are closer than 1e-4, since fp32 summation order may flip them.
+#   mc   STEP_DIR DUMP.jsonl (./eval --dump-examples, byte-level tokenizer): for each multiple-choice
+#        prompt, the answer letter with the largest logit after its last token, compared with
+#        kiln's prediction (near ties skipped); fails unless the letters vary.
 import json
 import math
 import os
@@ -79,9 +82,35 @@ def greedy(step_dir, start, n):
     sys.stdout.buffer.write(start.encode() + b"".join(out))
 
 
+def mc(step_dir, dump):
+    """./eval --dump-examples lines: the letter with the largest logit after the whole prompt."""
+    m = load(step_dir)
+    agree = ties = 0
+    preds = []
+    with torch.no_grad():
+        for line in open(dump):
+            ex = json.loads(line)
+            logits = m(torch.tensor([ex["prompt_ids"]]))[0, -1][ex["letter_ids"]]
+            top = torch.topk(logits, 2).values
+            want = ex["letters"][int(logits.argmax())]
+            preds.append(want)
+            if (top[0] - top[1]).item() < 1e-4:
+                ties += 1  # fp32 summation order may flip a near tie: not compared
+                continue
+            if want != ex["pred"]:
+                print(f"{ex['id']}: kiln predicted {ex['pred']}, the reference {want} ({logits.tolist()})", file=sys.stderr)
+                sys.exit(1)
+            agree += 1
+    print(f"{agree} predictions agree ({ties} near ties skipped); reference letters {''.join(preds)}")
+    if len(set(preds)) < 2 or agree < 0.8 * len(preds):
+        sys.exit("too few distinct or comparable predictions to check the logit position")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "bpb":
         bpb(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+    elif sys.argv[1] == "mc":
+        mc(sys.argv[2], sys.argv[3])
     else:
         greedy(sys.argv[2], sys.argv[3], int(sys.argv[4]))

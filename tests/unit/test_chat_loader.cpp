@@ -177,20 +177,25 @@ TEST(ChatLoader, PackedWindowsFollowTheShuffledConversationsAndSplitOverRanks) {
   auto o0 = opts(f, B, T, false), o1 = o0;
   o0.world = o1.world = 2, o1.rank = 1;
   data::ChatLoader r0({{f.shards, 1}}, o0), r1({{f.shards, 1}}, o1);
-  std::vector<int64_t> stream;  // the windows of one rank, concatenated
+  std::vector<int64_t> stream, targets;  // the windows of one rank, concatenated
   for (int k = 0; k < 40; ++k) {
     auto b = one.next();
     if (k % 2 == 0) ASSERT_TRUE(torch::equal(b.inputs, r0.next().inputs)) << "window " << k;
     else ASSERT_TRUE(torch::equal(b.inputs, r1.next().inputs)) << "window " << k;
-    auto flat = b.inputs.flatten();
-    for (int64_t j = 0; j < flat.numel(); ++j) stream.push_back(flat[j].item<int64_t>());
-    // targets: the next input (within the window), -1 unless trained
-    auto in = b.inputs.flatten(), tg = b.targets.flatten();
-    for (int64_t j = 0; j + 1 < in.numel(); ++j) {
-      const int64_t t = tg[j].item<int64_t>();
-      if (t != -1) EXPECT_EQ(t, in[j + 1].item<int64_t>());
-    }
+    auto flat = b.inputs.flatten(), tg = b.targets.flatten();
+    for (int64_t j = 0; j < flat.numel(); ++j) stream.push_back(flat[j].item<int64_t>()), targets.push_back(tg[j].item<int64_t>());
   }
+  // Targets against the padded test's independent reading of the template, applied to the packed
+  // stream (whole conversations from position 0): the next token where it is trained, else -1.
+  // One rank's windows are consecutive, so a window's last target is the next window's first input.
+  const auto want = expected_trained(*f.tok, stream);
+  int64_t trained = 0, masked = 0;
+  for (size_t g = 0; g + 1 < stream.size(); ++g) {
+    ASSERT_EQ(targets[g], want[g + 1] ? stream[g + 1] : -1) << "stream position " << g;
+    (want[g + 1] ? trained : masked)++;
+  }
+  EXPECT_GT(trained, 500);
+  EXPECT_GT(masked, 500) << "user turns and tool outputs must be in the windows, and masked";
   // The stream is whole conversations back to back: every <|bos|> starts one of the documents.
   int64_t starts = 0;
   for (size_t j = 0; j < stream.size(); ++j) {

@@ -10,6 +10,7 @@
 #include "eval/results.h"
 #include "eval/tasks.h"
 #include "test_util.h"
+#include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace kiln;
@@ -60,6 +61,15 @@ TEST(Eval, McArgmaxReadsTheLastPromptPositionAndOnlyTheLetters) {
   for (auto& e : exs) ptrs.push_back(&e);
   eval::McBatch b = eval::make_mc_batch(tok, ptrs, 0);
   ASSERT_EQ(b.ids.size(0), 5);
+  // b.last against the rendered prompt, read independently of make_mc_batch: the row holds the
+  // prompt render_for_completion makes, and b.last is its final token, <|assistant_start|>.
+  const int64_t assistant_start = tok.special_id("<|assistant_start|>");
+  for (int64_t i = 0; i < 5; ++i) {
+    const auto prompt = tok::render_for_completion(tok, exs[i].conv);
+    ASSERT_EQ(b.last[i], int64_t(prompt.size()) - 1) << "row " << i;
+    EXPECT_EQ(b.ids[i][b.last[i]].item<int64_t>(), assistant_start) << "row " << i;
+    for (size_t j = 0; j < prompt.size(); ++j) ASSERT_EQ(b.ids[i][j].item<int64_t>(), int64_t(prompt[j])) << i << "," << j;
+  }
   for (bool want_gold : {true, false}) {
     torch::manual_seed(0);
     auto logits = torch::randn({5, b.ids.size(1), static_cast<int64_t>(tok.vocab_size())});

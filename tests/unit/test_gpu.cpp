@@ -21,7 +21,7 @@
 #include "model/gpt.h"
 #include "optim/optimizers.h"
 #include "tokenizer/tokenizer.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "test_util.h"
 
 using kiln::model::GPT;
@@ -273,16 +273,16 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
   namespace fs = std::filesystem;
   const std::string dir = kiln::test::temp_dir();
   auto save = [&](TrainRun& r, int64_t step) {
-    kiln::train::CheckpointWrite w;
+    kiln::ckpt::CheckpointWrite w;
     w.step = step;
     for (const auto& kv : r.model->named_parameters()) w.model.emplace_back(kv.key(), kv.value().detach());
     w.optim = r.opt.state();
     w.rank_state = {{"step", step}};
     w.meta = {{"device", r.model->parameters()[0].is_cuda() ? "cuda" : "cpu"}};
-    return kiln::train::save_checkpoint(dir, w, 0);
+    return kiln::ckpt::save_checkpoint(dir, w, 0);
   };
   auto load_into = [](TrainRun& r, const std::string& step_dir) {
-    auto ck = kiln::train::load_checkpoint(step_dir, 0, 1);
+    auto ck = kiln::ckpt::load_checkpoint(step_dir, 0, 1);
     torch::NoGradGuard ng;
     for (auto& kv : r.model->named_parameters()) kv.value().copy_(ck.model.at(kv.key()));
     r.opt.load_state(ck.optim);
