@@ -210,7 +210,7 @@ int stage_main(Stage stage, int argc, char** argv) {
                     " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does it)");
   auto tok = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(cfg.data.tokenizer));
   const int64_t vocab = tok->vocab_size();
-  train::check_ranks_agree(to_yaml(cfg), tok->sha256());  // every rank: same config, same tokenizer
+  train::check_ranks_agree(to_yaml(cfg), tok->sha256(), cfg.data.tokenizer);  // every rank: same config, same tokenizer
   if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != vocab)
     throw Error(cfg.source + ": model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " but " +
                     cfg.data.tokenizer + " has " + std::to_string(vocab) + " tokens",
