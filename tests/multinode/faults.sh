@@ -6,7 +6,9 @@
 #  2. node-local checkpoint dir (each node mounts its own dir at the same path): refused at
 #     start, naming the ranks and host that cannot see rank 0's file;
 #  3. a node with another tokenizer file at the same path: refused, naming both SHA-256s;
-#  4. a node with another config file at the same path: refused, naming the key and both values.
+#  4. a node with another config file at the same path: refused, naming the key and both values;
+#  1b. a hung node (its ranks SIGSTOPped; network and orted fine, so only kiln's watchdog can end
+#     the job): ends within the same bound, naming the ranks that stopped answering.
 # Needs root (namespaces), mpirun, KILN_DATA.
 source "$(dirname "$0")/lib.sh"
 t_start=$(now_ms)
@@ -64,8 +66,7 @@ job=$!
 wait_steps "$H/n" 5 120
 t0=$(now_ms)
 on 1 ip link set $MN_IF down
-set +e; wait $job; rc=$?; set -e
-ms=$(( $(now_ms) - t0 ))
+wait_job $job $t0 $BOUND_S
 grep -E "stopped answering|did not complete" "$tmp/cut.log" | cut -c1-500
 echo "link down after step $(last_step "$H/n"): the job ended with exit code $rc after $(secs $ms) s (dist.timeout_s=$TIMEOUT_S, bound $BOUND_S s)"
 [ "$rc" != 0 ] || fail "the job exited 0 after the network cut"
@@ -76,4 +77,22 @@ grep -qE "^\[rank [01]\] error: \[dist\] [a-z_]+ \(collective #[0-9]+\) did not 
 for _ in $(seq 50); do [ -z "$(job_ranks "$D/n")" ] && break; sleep 0.1; done
 [ -z "$(job_ranks "$D/n")" ] || { job_ranks "$D/n"; fail "ranks still running 5 s after the job ended"; }
 echo "PASS network cut: ended in $(secs $ms) s, naming the ranks that stopped answering"
+
+# ---- 1b. a hung node: its ranks frozen (SIGSTOP), network and orted fine ----------------------
+# Nothing but kiln's watchdog can end this job: mpirun sees live processes and open connections.
+on 1 ip link set $MN_IF up
+launch 4 "$tmp/hostfile" "$tmp/hung.log" "${args[@]}" dist.timeout_s=$TIMEOUT_S run.dir="$D/h" &
+job=$!
+wait_steps "$H/h" 5 120
+frozen=$(job_ranks "$D/h" | awk '$3 == 2 { print $1 }' | tr '\n' ' ')
+[ -n "$frozen" ] || fail "no ranks on node 2"
+t0=$(now_ms)
+kill -STOP $frozen
+wait_job $job $t0 $BOUND_S
+grep -E "stopped answering" "$tmp/hung.log" | head -2 | cut -c1-400
+echo "node 2's ranks frozen (pids $frozen) after step $(last_step "$H/h"): the job ended with exit code $rc after $(secs $ms) s (bound $BOUND_S s)"
+[ "$rc" != 0 ] || fail "the job exited 0 with node 2's ranks frozen"
+grep -qE "^\[rank [01]\] error: \[dist\] .*dist.timeout_s = $TIMEOUT_S s .*: rank 2 \(host ${MN_HOSTS[1]}[^)]*\), rank 3 \(host ${MN_HOSTS[1]}[^)]*\) stopped answering" "$tmp/hung.log" \
+  || { tail -20 "$tmp/hung.log"; fail "no message naming ranks 2 and 3 as stopped answering"; }
+echo "PASS hung node: ended in $(secs $ms) s by the watchdog, naming ranks 2 and 3"
 echo "PASS all multinode fault checks in $(secs $(( $(now_ms) - t_start ))) s"

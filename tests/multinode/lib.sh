@@ -171,4 +171,13 @@ wait_steps() {
   done
 }
 now_ms() { date +%s%3N; }
+# wait_job PID T0_MS BOUND_S: waits for background job PID at most BOUND_S s after T0_MS (then
+# fails: a hang must fail fast, the teardown kills it); sets rc (its exit code) and ms (T0 to end).
+wait_job() {
+  local deadline=$(( $2 + $3 * 1000 ))
+  while kill -0 "$1" 2>/dev/null && [ "$(now_ms)" -lt $deadline ]; do sleep 0.05; done
+  kill -0 "$1" 2>/dev/null && fail "the job still runs $3 s after the fault: it hangs"
+  set +e; wait "$1"; rc=$?; set -e
+  ms=$(( $(now_ms) - $2 ))
+}
 secs() { echo "$(( $1 / 1000 )).$(printf %03d $(( $1 % 1000 )))"; }

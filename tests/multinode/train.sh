@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real ./pretrain on two namespace "nodes" (tests/multinode/lib.sh), 2 ranks per node, started
-# by launch/pretrain.sh with a hostfile, TCP only, run dirs on a bind-mounted "shared disk":
+# by launch/pretrain.sh (run A: slurm/pretrain_multinode.sbatch's mpirun line) with a hostfile,
+# TCP only, run dirs on a bind-mounted "shared disk":
 #  1. 4 ranks on 2 nodes (batch B per rank) = 1 rank with 4B, within the dist parity bounds, while
 #     a wrong setup (1 rank, B) lands far outside them;
 #  2. SIGTERM to every rank of the job on both nodes: all agree on one step, checkpoint it, exit 0,
@@ -32,7 +33,13 @@ same_as_a() {  # same_as_a RUN LABEL: RUN's metrics equal the uninterrupted run'
 }
 
 # ---- 1. parity: 4 ranks on 2 nodes = 1 rank with 4x the batch ----------------------------------
-launch 4 "$tmp/hostfile" "$tmp/a.log" "${args[@]}" run.dir="$D/a" || { tail -30 "$tmp/a.log"; fail "4-rank run"; }
+# Run A goes through slurm/pretrain_multinode.sbatch itself, run as a plain script with its mpirun
+# launcher (KILN_LAUNCHER=mpirun; the hostfile and TCP flags in KILN_LAUNCH_ARGS, -np 4 as Slurm's
+# allocation would give): its launch line, environment forwarding (-x) and resume decision.
+on 1 env KILN_LAUNCHER=mpirun KILN_ROOT="$root" KILN_RUN_DIR="$D/a" KILN_LAUNCH_ARGS="-np 4 ${MN_MPI_FLAGS[*]}" \
+  timeout --signal=KILL 240 bash "$root/slurm/pretrain_multinode.sbatch" "${args[@]}" >"$tmp/a.log" 2>&1 \
+  || { tail -30 "$tmp/a.log"; fail "4-rank run (slurm/pretrain_multinode.sbatch, mpirun)"; }
+grep -q "^\[slurm\] .* finished" "$tmp/a.log" || fail "slurm/pretrain_multinode.sbatch did not say finished"
 grep -q "world 4 (2 on this node, host ${MN_HOSTS[0]})" "$tmp/a.log" || { grep "\[dist\]" "$tmp/a.log"; fail "not 4 ranks, 2 per node"; }
 grep -q "2048 tokens per step = 4 ranks x 8 seqs x 64 tokens x 1 accumulation" "$tmp/a.log" || fail "not 4 ranks x 8 seqs"
 "$root/pretrain" "${args[@]}" train.device_batch_size=32 checkpoint.every=0 run.dir="$tmp/np1" >"$tmp/np1.log" 2>&1 \
@@ -78,8 +85,7 @@ victims=$(node_pids 2 | tr '\n' ' ')
 t0=$(now_ms)
 kill -KILL $victims
 killed_at=$(last_step "$H/c")
-set +e; wait $job; rc=$?; set -e
-ms=$(( $(now_ms) - t0 ))
+wait_job $job $t0 $BOUND_S
 tail -4 "$tmp/c.log"
 echo "node 2 SIGKILLed (pids $victims) after step $killed_at: the job on node 1 ended with exit code $rc after $(secs $ms) s"
 [ "$rc" != 0 ] || fail "the job exited 0 although node 2 died"
