@@ -56,8 +56,13 @@ mn_teardown() {
   ip link del "${MN_VETH}a" 2>/dev/null  # only if node setup failed half-way
   # The check: no process in either namespace (so the namespaces, their mounts and the veth pair,
   # which lives in them, are gone), no veth link in this namespace, no mount under $tmp.
-  for i in "${!MN_NS[@]}"; do
-    for p in $(pids_in net "${MN_NS[$i]}") $(pids_in mnt "${MN_MNT[$i]}"); do left+=" pid $p"; done
+  for _ in $(seq 50); do  # SIGKILLed processes take a moment to be gone
+    left=""
+    for i in "${!MN_NS[@]}"; do
+      for p in $(pids_in net "${MN_NS[$i]}") $(pids_in mnt "${MN_MNT[$i]}"); do left+=" pid $p"; done
+    done
+    [ -n "$left" ] || break
+    sleep 0.1
   done
   ip link show "${MN_VETH}a" >/dev/null 2>&1 && left+=" link ${MN_VETH}a"
   ip link show "${MN_VETH}b" >/dev/null 2>&1 && left+=" link ${MN_VETH}b"
