@@ -16,16 +16,6 @@ wait_for() {
   done
 }
 source "$root/tests/e2e/tiny_data.sh"  # tiny_data, TINY_ARGS, strip_timing
-# last_step RUN_DIR: the last optimizer step ./pretrain logged in metrics.jsonl (0 if none).
-last_step() { grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*' || echo 0; }
-# wait_steps RUN_DIR N SECONDS: until ./pretrain has logged step N.
-wait_steps() {
-  local deadline=$(( $(date +%s) + $3 ))
-  until [ "$(last_step "$1")" -ge "$2" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for step $2 in $1"
-    sleep 0.02
-  done
-}
 # rank_pid RUN_DIR RANK: the pid of that rank's ./pretrain (run.dir=RUN_DIR on its command line,
 # OMPI_COMM_WORLD_RANK=RANK in its environment; mpirun and timeout have no rank).
 rank_pid() {

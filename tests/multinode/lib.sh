@@ -165,16 +165,6 @@ MN_MPI_FLAGS=(--hostfile "$tmp/hostfile" --mca plm_rsh_agent "$root/tests/multin
 export KILN_MN_NODES=$tmp/nodes  # read by rsh_agent.sh
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
-# last_step RUN_DIR: the last optimizer step ./pretrain logged in metrics.jsonl (0 if none).
-last_step() { grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*' || echo 0; }
-# wait_steps RUN_DIR N SECONDS: until ./pretrain has logged step N.
-wait_steps() {
-  local deadline=$(( $(date +%s) + $3 ))
-  until [ "$(last_step "$1")" -ge "$2" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for step $2 in $1"
-    sleep 0.02
-  done
-}
 now_ms() { date +%s%3N; }
 # wait_job PID T0_MS BOUND_S: waits for background job PID at most BOUND_S s after T0_MS (then
 # fails: a hang must fail fast, the teardown kills it); sets rc (its exit code) and ms (T0 to end).
