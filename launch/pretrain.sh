@@ -5,7 +5,8 @@
 # Exit code is the job's: 0 when finished or stopped by SIGTERM/SIGUSR1 after a checkpoint
 # (then <run.dir>/STOPPED_EARLY exists), non-zero on failure. Environment:
 #   KILN_PRETRAIN     the command to run per rank (default: ./pretrain beside this repo's build)
-#   KILN_MPIRUN_ARGS  extra mpirun flags (e.g. "--oversubscribe" for more CPU ranks than cores)
+#   KILN_MPIRUN_ARGS  extra mpirun flags (e.g. "--oversubscribe" for more CPU ranks than cores;
+#                     several nodes: "--hostfile FILE", NGPU = ranks in all; tests/multinode/)
 # mpirun forwards SIGUSR1 to every rank (kill -USR1 <this pid> asks for a checkpoint + stop);
 # SIGTERM to mpirun kills the ranks, so send USR1 for a graceful stop.
 set -euo pipefail

@@ -9,6 +9,7 @@
 #include "dist/check.h"
 #include "dist/comm_backends.h"
 #include "dist/dist.h"
+#include "dist/watchdog.h"
 
 #ifdef KILN_WITH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
@@ -71,6 +72,7 @@ std::unique_ptr<Comm> make_comm(const std::string& backend, const torch::Device&
   if (timeout_s <= 0)
     throw Error("[dist] dist.timeout_s must be > 0, got " + std::to_string(timeout_s),
                 "use the number of seconds after which a stuck collective aborts the job (default 600)");
+  set_collective_timeout(timeout_s);  // MPI waits (watchdog.h); NCCL has its own watchdog
   const bool cuda = device.is_cuda();
   if (backend == "mpi" || (backend == "auto" && !cuda)) {
     if (cuda)

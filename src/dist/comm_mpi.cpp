@@ -1,6 +1,7 @@
 // MpiComm: dist::Comm over MPI for CPU tensors, so every distributed code path runs in CI on two
 // CPU ranks. Non-blocking MPI_I* collectives on a private duplicate of MPI_COMM_WORLD (so they
 // never interleave with dist.h's host collectives); Avg is an exact sum followed by a division.
+// Every wait goes through the watchdog (watchdog.h), so a dead peer aborts after dist.timeout_s.
 #include <mpi.h>
 
 #include <climits>
@@ -14,6 +15,7 @@
 #include "dist/comm.h"
 #include "dist/comm_backends.h"
 #include "dist/dist.h"
+#include "dist/watchdog.h"
 
 namespace kiln::dist {
 namespace {
@@ -42,10 +44,14 @@ class MpiWork : public Work {
   std::vector<MPI_Request> reqs;
   std::vector<torch::Tensor> keep;
   std::function<void()> after;
+  uint64_t seq = next_collective();  // numbered at launch, the same order on every rank
+  const char* what = "";
+
+  explicit MpiWork(const char* w) : what(w) {}
 
   void wait() override {
     if (done_) return;
-    if (!reqs.empty()) KILN_MPI_CHECK(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE));
+    if (!reqs.empty()) watched_wait(static_cast<int>(reqs.size()), reqs.data(), seq, what);
     complete();
   }
   // Advances MPI's progress engine; true when the collective has finished.
@@ -106,7 +112,7 @@ class MpiComm : public Comm {
     check_cpu(out, "reduce_scatter");
     check_scatter_gather_sizes("reduce_scatter", out, in, world_);
     TORCH_CHECK(out.numel() <= INT_MAX, "reduce_scatter: more than INT_MAX elements per rank");
-    auto w = std::make_shared<MpiWork>();
+    auto w = std::make_shared<MpiWork>("reduce_scatter");
     torch::Tensor src = staged(in, op);
     torch::Tensor dst = src.scalar_type() == out.scalar_type() ? out : torch::empty(out.sizes(), src.options());
     w->keep = {in, src, out, dst};
@@ -123,7 +129,7 @@ class MpiComm : public Comm {
     check_scatter_gather_sizes("all_gather", in, out, world_);
     const int64_t bytes = in.numel() * in.element_size();
     TORCH_CHECK(bytes <= INT_MAX, "all_gather: more than INT_MAX bytes per rank");
-    auto w = std::make_shared<MpiWork>();
+    auto w = std::make_shared<MpiWork>("all_gather");
     w->keep = {in, out};
     w->reqs.emplace_back();
     // Gathering moves bytes only, so any dtype (bf16 included) goes as MPI_BYTE.
@@ -137,13 +143,21 @@ class MpiComm : public Comm {
     TORCH_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " is not a rank of ", world_);
     const int64_t bytes = t.numel() * t.element_size();
     char* p = static_cast<char*>(t.data_ptr());
+    MpiWork w("broadcast");
     for (int64_t off = 0; off < bytes; off += INT_MAX) {
       const int cnt = static_cast<int>(std::min<int64_t>(INT_MAX, bytes - off));
-      KILN_MPI_CHECK(MPI_Bcast(p + off, cnt, MPI_BYTE, root, comm_));
+      w.reqs.emplace_back();
+      KILN_MPI_CHECK(MPI_Ibcast(p + off, cnt, MPI_BYTE, root, comm_, &w.reqs.back()));
     }
+    w.wait();
   }
 
-  void barrier() override { KILN_MPI_CHECK(MPI_Barrier(comm_)); }
+  void barrier() override {
+    MpiWork w("barrier");
+    w.reqs.emplace_back();
+    KILN_MPI_CHECK(MPI_Ibarrier(comm_, &w.reqs.back()));
+    w.wait();
+  }
   int rank() const override { return rank_; }
   int world() const override { return world_; }
   std::string name() const override { return "mpi"; }
@@ -160,7 +174,7 @@ class MpiComm : public Comm {
   // In place: every rank's result (root < 0: MPI_Iallreduce) or only root's (MPI_Ireduce; the
   // others' tensors are left as they were). MPI counts are int: chunks of at most INT_MAX elements.
   std::shared_ptr<Work> reduce_to(torch::Tensor& t, ReduceOp op, int root, bool async) {
-    auto w = std::make_shared<MpiWork>();
+    auto w = std::make_shared<MpiWork>(root < 0 ? "all_reduce" : "reduce");
     const bool all = root < 0, me = rank_ == root;
     torch::Tensor buf = staged(t, op);
     w->keep = {t, buf};

@@ -1,5 +1,7 @@
 // MPI bootstrap and host-side collectives; see dist.h. MPI_ERRORS_RETURN is set at init so that
-// every MPI call returns a code that KILN_MPI_CHECK turns into a message plus MPI_Abort.
+// every MPI call returns a code that KILN_MPI_CHECK turns into a message plus MPI_Abort. The
+// collectives are non-blocking ones waited for by the watchdog (dist.timeout_s), never a bare
+// blocking call that a dead node would hang.
 #include "dist/dist.h"
 
 #include <mpi.h>
@@ -13,10 +15,13 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/check.h"
+#include "dist/hosts.h"
+#include "dist/watchdog.h"
 
 namespace kiln::dist {
 namespace {
 Context g_ctx;
+std::vector<std::string> g_hosts(1);
 bool g_finalized = false;
 }  // namespace
 
@@ -60,18 +65,30 @@ const Context& init(int* argc, char*** argv) {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   g_ctx.host = host;
+  g_hosts.assign(static_cast<size_t>(g_ctx.world), g_ctx.host);
+  if (g_ctx.world > 1) {  // every rank's hostname, fixed-size records (truncated at 255 bytes)
+    std::vector<char> all(sizeof(host) * static_cast<size_t>(g_ctx.world));
+    KILN_MPI_CHECK(MPI_Allgather(host, sizeof(host), MPI_CHAR, all.data(), sizeof(host), MPI_CHAR, MPI_COMM_WORLD));
+    for (int r = 0; r < g_ctx.world; ++r) g_hosts[static_cast<size_t>(r)] = &all[sizeof(host) * static_cast<size_t>(r)];
+  }
   g_ctx.initialized = true;
   log::set_rank(g_ctx.rank, g_ctx.world);
+  watchdog_init();
   return g_ctx;
 }
 
 const Context& ctx() { return g_ctx; }
 
+const std::vector<std::string>& hosts() { return g_hosts; }
+
 void finalize() {
   if (!g_ctx.initialized || g_finalized) return;
   int fin = 0;
   MPI_Finalized(&fin);
-  if (!fin) MPI_Finalize();
+  if (!fin) {
+    watchdog_finalize();
+    MPI_Finalize();
+  }
   g_finalized = true;
 }
 
@@ -85,45 +102,73 @@ void abort_all(const std::string& message, int code) {
   std::exit(code);
 }
 
+namespace {
+// Waits for one collective request under the watchdog.
+void wait_one(MPI_Request req, uint64_t seq, const char* what) { watched_wait(1, &req, seq, what); }
+}  // namespace
+
 void barrier() {
-  if (g_ctx.world > 1) KILN_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+  if (g_ctx.world == 1) return;
+  const uint64_t seq = next_collective();
+  MPI_Request req;
+  KILN_MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "barrier");
 }
 
 int64_t all_reduce_max(int64_t v) {
   if (g_ctx.world == 1) return v;
   int64_t out = 0;
-  KILN_MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
+  const uint64_t seq = next_collective();
+  MPI_Request req;
+  KILN_MPI_CHECK(MPI_Iallreduce(&v, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "all_reduce_max");
   return out;
 }
 
 int64_t all_reduce_sum(int64_t v) {
   if (g_ctx.world == 1) return v;
   int64_t out = 0;
-  KILN_MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+  const uint64_t seq = next_collective();
+  MPI_Request req;
+  KILN_MPI_CHECK(MPI_Iallreduce(&v, &out, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "all_reduce_sum");
   return out;
 }
 
 double all_reduce_sum(double v) {
   if (g_ctx.world == 1) return v;
   double out = 0;
-  KILN_MPI_CHECK(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  const uint64_t seq = next_collective();
+  MPI_Request req;
+  KILN_MPI_CHECK(MPI_Iallreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "all_reduce_sum");
   return out;
 }
 
 std::vector<int64_t> all_gather(int64_t v) {
   std::vector<int64_t> out(static_cast<size_t>(g_ctx.world), v);
   if (g_ctx.world == 1) return out;
-  KILN_MPI_CHECK(MPI_Allgather(&v, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, MPI_COMM_WORLD));
+  const uint64_t seq = next_collective();
+  MPI_Request req;
+  KILN_MPI_CHECK(MPI_Iallgather(&v, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "all_gather");
   return out;
 }
 
-std::string broadcast_string(const std::string& s) {
+std::string broadcast_string(const std::string& s) { return broadcast_string_from(s, 0); }
+
+std::string broadcast_string_from(const std::string& s, int root) {
   if (g_ctx.world == 1) return s;
   int64_t n = static_cast<int64_t>(s.size());
-  KILN_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  MPI_Request req;
+  uint64_t seq = next_collective();
+  KILN_MPI_CHECK(MPI_Ibcast(&n, 1, MPI_INT64_T, root, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "broadcast");
   std::vector<char> buf(s.begin(), s.end());
   buf.resize(static_cast<size_t>(n));
-  KILN_MPI_CHECK(MPI_Bcast(buf.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD));
+  seq = next_collective();
+  KILN_MPI_CHECK(MPI_Ibcast(buf.data(), static_cast<int>(n), MPI_CHAR, root, MPI_COMM_WORLD, &req));
+  wait_one(req, seq, "broadcast");
   return std::string(buf.begin(), buf.end());
 }
 

@@ -206,7 +206,7 @@ std::shared_ptr<const tok::Tokenizer> load_stage_tokenizer(const Config& cfg) {
                 "train one with ./tokenizer train --vocab-size N --output " + cfg.data.tokenizer +
                     " INPUT... (for configs/tiny.yaml, ./launch/demo.sh does it)");
   auto tok = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(cfg.data.tokenizer));
-  train::check_ranks_agree(to_yaml(cfg), tok->sha256());  // every rank: same config, same tokenizer
+  train::check_ranks_agree(to_yaml(cfg), tok->sha256(), cfg.data.tokenizer);  // every rank: same config, same tokenizer
   if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != tok->vocab_size())
     throw Error(cfg.source + ": model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " but " +
                     cfg.data.tokenizer + " has " + std::to_string(tok->vocab_size()) + " tokens",

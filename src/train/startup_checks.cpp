@@ -2,15 +2,19 @@
 #include "train/startup_checks.h"
 
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 
 #include "core/error.h"
 #include "dist/dist.h"
 #include "core/sha256.h"
+#include "dist/hosts.h"
 
 namespace fs = std::filesystem;
 
@@ -25,6 +29,49 @@ std::string rank_list(const std::vector<int64_t>& v, int64_t want) {
   for (size_t r = 0; r < v.size(); ++r)
     if (v[r] != want) out += (out.empty() ? "" : ", ") + std::to_string(r);
   return out;
+}
+
+// The hosts of the ranks in v that differ from `want`, each once ("node7, node8").
+std::string host_list(const std::vector<int64_t>& v, int64_t want) {
+  std::string out;
+  std::set<std::string> seen;
+  for (size_t r = 0; r < v.size(); ++r)
+    if (v[r] != want && seen.insert(dist::hosts()[r]).second) out += (out.empty() ? "" : ", ") + dist::hosts()[r];
+  return out;
+}
+
+// The first rank whose value differs from rank 0's (callers know there is one).
+int first_other(const std::vector<int64_t>& v) {
+  for (size_t r = 1; r < v.size(); ++r)
+    if (v[r] != v[0]) return static_cast<int>(r);
+  return 0;
+}
+
+// A YAML document as "section.key" -> value text (sequences and maps below a key stay whole).
+void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (n.IsMap() && (prefix.empty() || prefix.find('.') == std::string::npos)) {
+    for (const auto& kv : n) flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  out[prefix] = e.c_str();
+}
+
+// The keys whose values differ between two resolved configs: "key: A (rank 0) vs B (rank r)".
+std::string config_difference(const std::string& yaml0, const std::string& yaml_r, int r) {
+  std::map<std::string, std::string> a, b;
+  flatten(YAML::Load(yaml0), "", a);
+  flatten(YAML::Load(yaml_r), "", b);
+  std::string out;
+  for (const auto& [k, v] : a) {
+    const auto it = b.find(k);
+    const std::string w = it == b.end() ? "(missing)" : it->second;
+    if (w != v) out += (out.empty() ? "" : "; ") + k + ": " + v + " on rank 0 vs " + w + " on rank " + std::to_string(r);
+  }
+  for (const auto& [k, w] : b)
+    if (!a.count(k)) out += (out.empty() ? "" : "; ") + k + ": (missing) on rank 0 vs " + w + " on rank " + std::to_string(r);
+  return out.empty() ? "the YAML text differs" : out;
 }
 
 }  // namespace
@@ -53,27 +100,37 @@ void check_shared_checkpoint_dir(const std::string& dir) {
   if (dc.rank == 0) fs::remove(probe);
   const std::string bad = rank_list(ok, 1);
   if (!bad.empty())
-    throw Error("checkpoint.dir = " + dir + " is not shared: rank(s) " + bad + " cannot see the file rank 0 (host " +
-                    (dc.rank == 0 ? dc.host : std::string("?")) + ") wrote there (this is rank " +
-                    std::to_string(dc.rank) + " on host " + dc.host + ")",
+    throw Error("checkpoint.dir = " + dir + " is not shared: rank(s) " + bad + " on host(s) " + host_list(ok, 1) +
+                    " cannot see the file rank 0 (host " + dist::hosts()[0] + ") wrote there",
                 "kiln needs checkpoint.dir (and run.dir) on a filesystem every node mounts (NFS, Lustre, GPFS); "
                 "set checkpoint.dir=/shared/path/ckpt");
 }
 
-void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256) {
+void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256,
+                       const std::string& tokenizer_path) {
   const auto& dc = dist::ctx();
   if (dc.world == 1) return;
   const auto cfg = dist::all_gather(hash60(sha256_hex(config_yaml)));
   const auto tok = dist::all_gather(hash60(sha256_hex(tokenizer_sha256)));
   const std::string bad_cfg = rank_list(cfg, cfg[0]), bad_tok = rank_list(tok, tok[0]);
-  if (!bad_cfg.empty())
-    throw Error("rank(s) " + bad_cfg + " resolved a different config than rank 0 (this is rank " +
-                    std::to_string(dc.rank) + " on host " + dc.host + ")",
-                "start every rank with the same config file and overrides, and the same files behind it");
-  if (!bad_tok.empty())
-    throw Error("rank(s) " + bad_tok + " loaded a different tokenizer (SHA-256) than rank 0 (this is rank " +
-                    std::to_string(dc.rank) + " on host " + dc.host + ")",
-                "data.tokenizer must be the same file on every node");
+  if (!bad_cfg.empty()) {  // every rank learns what differs: rank 0's and the first other rank's config
+    const int r = first_other(cfg);
+    const std::string yaml0 = dist::broadcast_string(config_yaml);
+    const std::string yaml_r = dist::broadcast_string_from(config_yaml, r);
+    const std::string diff = config_difference(yaml0, yaml_r, r);
+    throw Error("rank(s) " + bad_cfg + " on host(s) " + host_list(cfg, cfg[0]) + " resolved a different config than rank 0 (host " +
+                    dist::hosts()[0] + "): " + diff,
+                "start every rank with the same config file and overrides, and the same files behind it on every node");
+  }
+  if (!bad_tok.empty()) {
+    const int r = first_other(tok);
+    const std::string sha0 = dist::broadcast_string(tokenizer_sha256);
+    const std::string sha_r = dist::broadcast_string_from(tokenizer_sha256, r);
+    throw Error("rank(s) " + bad_tok + " on host(s) " + host_list(tok, tok[0]) + " loaded a different tokenizer than rank 0 (host " +
+                    dist::hosts()[0] + "): data.tokenizer = " + tokenizer_path + " has SHA-256 " + sha0 + " on rank 0 but " +
+                    sha_r + " on rank " + std::to_string(r),
+                "data.tokenizer must be the same file on every node (copy it to the shared filesystem)");
+  }
 }
 
 void check_resume_device(const nlohmann::json& meta, const std::string& saved_run_device, const std::string& device_type,

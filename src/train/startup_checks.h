@@ -9,13 +9,15 @@
 namespace kiln::train {
 
 // Collective (no-op in a world of 1): rank 0 writes a token file into `dir`, every other rank
-// reads it back after a barrier; throws kiln::Error on every rank, naming the ranks that cannot
-// see it, when checkpoint.dir is node-local.
+// reads it back after a barrier; throws kiln::Error on every rank, naming the ranks and hosts that
+// cannot see it, when checkpoint.dir is node-local.
 void check_shared_checkpoint_dir(const std::string& dir);
 
-// Collective: all-gathers a hash of the resolved config (YAML) and of the tokenizer; throws
-// naming the first rank that differs from rank 0.
-void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256);
+// Collective: all-gathers a hash of the resolved config (YAML) and of the tokenizer; throws on
+// every rank naming the ranks and hosts that differ from rank 0 and what differs: the config
+// keys with both values, or the tokenizer file's two SHA-256s.
+void check_ranks_agree(const std::string& config_yaml, const std::string& tokenizer_sha256,
+                       const std::string& tokenizer_path);
 
 // On resume: `device_type` ("cpu"/"cuda") must be the one the checkpoint was trained on (meta
 // "device"; for older checkpoints the saved run.device when it is explicit). CPU and CUDA runs

@@ -16,16 +16,6 @@ wait_for() {
   done
 }
 source "$root/tests/e2e/tiny_data.sh"  # tiny_data, TINY_ARGS, strip_timing
-# last_step RUN_DIR: the last optimizer step ./pretrain logged in metrics.jsonl (0 if none).
-last_step() { grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*' || echo 0; }
-# wait_steps RUN_DIR N SECONDS: until ./pretrain has logged step N.
-wait_steps() {
-  local deadline=$(( $(date +%s) + $3 ))
-  until [ "$(last_step "$1")" -ge "$2" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for step $2 in $1"
-    sleep 0.02
-  done
-}
 # rank_pid RUN_DIR RANK: the pid of that rank's ./pretrain (run.dir=RUN_DIR on its command line,
 # OMPI_COMM_WORLD_RANK=RANK in its environment; mpirun and timeout have no rank).
 rank_pid() {
@@ -35,21 +25,4 @@ rank_pid() {
   done
   return 1
 }
-# check_parity NP2_RUN NP1_RUN WRONG_RUN STEP LABEL: compare_runs.py of the 2-rank run (batch B per
-# rank) against the 1-rank run with 2B, which must agree within LOSS_BOUND / WEIGHT_BOUND, and
-# against a wrong setup (1 rank, batch B), which must exceed WRONG_LOSS / WRONG_WEIGHT. Prints the
-# measured figures beside their bounds.
-check_parity() {
-  local good bad py=${KILN_PYTHON:-python3}
-  good=$("$py" "$root/tests/dist/compare_runs.py" "$1" "$2" "$4") || fail "compare: $good"
-  bad=$("$py" "$root/tests/dist/compare_runs.py" "$1" "$3" "$4") || fail "compare: $bad"
-  echo "$5: 2 ranks x B vs 1 rank x 2B: $good (bounds: loss $LOSS_BOUND, weights $WEIGHT_BOUND)"
-  echo "$5: 2 ranks x B vs 1 rank x B (wrong): $bad (must exceed loss $WRONG_LOSS, weights $WRONG_WEIGHT)"
-  val() { sed -E "s/.*$2=([^ ]*).*/\1/" <<<"$1"; }
-  le() { "$py" -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
-  le "$(val "$good" loss)" "$LOSS_BOUND" || fail "train losses differ by more than $LOSS_BOUND"
-  le "$(val "$good" val)" "$LOSS_BOUND" || fail "validation losses differ by more than $LOSS_BOUND"
-  le "$(val "$good" weights)" "$WEIGHT_BOUND" || fail "final weights differ by more than $WEIGHT_BOUND"
-  le "$WRONG_LOSS" "$(val "$bad" loss)" || fail "the wrong setup is not distinguishable by loss"
-  le "$WRONG_WEIGHT" "$(val "$bad" weights)" || fail "the wrong setup is not distinguishable by weights"
-}
+source "$root/tests/dist/check_parity.sh"  # check_parity

@@ -1,7 +1,7 @@
 # Sourced by the tests that run the real ./pretrain: tiny_data DIR trains the byte-level
 # tokenizer on the first 200 kB of tinyshakespeare and writes train/val shards into DIR, then
-# sets TINY_ARGS (configs/tiny.yaml + data overrides). Needs the binaries symlinked into the repo
-# root (ROOT) and tinyshakespeare: ${KILN_DATA:-ROOT/../shared/data}, else fetched (skip.sh's
+# sets TINY_ARGS (configs/tiny.yaml + data overrides); last_step / wait_steps follow a run's
+# metrics. Needs the binaries symlinked into the repo root (ROOT) and tinyshakespeare: ${KILN_DATA:-ROOT/../shared/data}, else fetched (skip.sh's
 # data_file); skips (exit 77; a failure under CI=true) only when it cannot be had.
 source "$(dirname "${BASH_SOURCE[0]}")/skip.sh"  # skip, data_file
 tiny_data() {
@@ -30,6 +30,17 @@ kill_at_step() {
   kill -9 "$pid" 2>/dev/null || return 1
   wait "$pid" 2>/dev/null
   return 0
+}
+
+# last_step RUN_DIR: the last optimizer step ./pretrain logged in metrics.jsonl (0 if none).
+last_step() { grep -o '"step":[0-9]*,"loss"' "$1/metrics.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*' || echo 0; }
+# wait_steps RUN_DIR N SECONDS: until ./pretrain has logged step N (needs fail).
+wait_steps() {
+  local deadline=$(( $(date +%s) + $3 ))
+  until [ "$(last_step "$1")" -ge "$2" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after $3 s waiting for step $2 in $1"
+    sleep 0.02
+  done
 }
 
 # strip_timing METRICS.JSONL: the records without wall-clock fields (what must match exactly).

@@ -251,11 +251,8 @@ const std::vector<Target>& targets() {
                                         {"hdf5_shard", shard, 600},            {"safetensors", safetensors, 3000},
                                         {"checkpoint_meta", meta_json, 2000},  {"chat_jsonl", chat_jsonl, 5000},
                                         {"gpt2_files", gpt2_files, 1500},      {"serve_request", serve_request, 5000},
-<<<<<<< HEAD
-                                        {"serve_request_deep", serve_request_deep, 300}};
-=======
+                                        {"serve_request_deep", serve_request_deep, 300},
                                         {"tokenizer_merges", tokenizer_merges, 2000}};
->>>>>>> evalh
   return t;
 }
 
