@@ -31,7 +31,7 @@ head -c 200000 "$input" >"$tmp/input.txt"
 ./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 || fail "prepare"
 args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5" "data.val=$tmp/shards/val_*.h5"
       eval.tokens=4096 eval.every=0 eval.sample_every=0 checkpoint.every=0 log.every=10)
-./pretrain "${args[@]}" train.max_steps=40 run.dir="$tmp/run" >"$tmp/pretrain.log" 2>&1 || { cat "$tmp/pretrain.log"; fail "pretrain"; }
+./pretrain "${args[@]}" train.max_steps=20 run.dir="$tmp/run" >"$tmp/pretrain.log" 2>&1 || { cat "$tmp/pretrain.log"; fail "pretrain"; }
 ck=$tmp/run/ckpt
 "$py" tests/e2e/core_bundle.py "$tmp/bundle" "$data/arc/ARC-Easy-test.jsonl" "$input" || fail "core_bundle.py"
 js() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
