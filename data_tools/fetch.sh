@@ -5,6 +5,7 @@
 #   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
 #         | fastchat (ShareGPT-format multi-turn identity chats, for the tiny chat stages)
 #         | tasks (all four eval tasks as DIR/{arc,mmlu,gsm8k,humaneval}: ./eval --data-dir DIR)
+#         | core (nanochat's CORE bundle: DIR/core.yaml, eval_data/, eval_meta_data.csv: ./eval --bundle DIR)
 set -euo pipefail
 name=${1:?usage: data_tools/fetch.sh NAME DIR [N]}; dir=${2:?usage: data_tools/fetch.sh NAME DIR [N]}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +70,18 @@ case "$name" in
     done ;;
   fastchat)  # lm-sys/FastChat's dummy_conversation.json: 500 ShareGPT records ({"conversations": [{"from", "value"}]})
     get chat/fastchat/dummy_conversation.json https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4beaab66f4d3f93db72541a4abab8af28d/data/dummy_conversation.json ;;
+  core)  # the DCLM eval bundle, from the URL nanochat's scripts/base_eval.py downloads (a zip of eval_bundle/)
+    if [ -f "$dir/core.yaml" ]; then echo "[fetch] $dir (already there)"
+    elif [ -f "$local_root/eval_bundle/core.yaml" ]; then
+      cp -r "$local_root/eval_bundle/." "$dir/"; echo "[fetch] $dir (local copy)"
+    else
+      download https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip "$dir/eval_bundle.zip"
+      rm -rf "$dir/.unzip"
+      "$py" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$dir/eval_bundle.zip" "$dir/.unzip"
+      cp -r "$dir/.unzip/eval_bundle/." "$dir/" && rm -rf "$dir/.unzip" "$dir/eval_bundle.zip"
+      echo "[fetch] $dir (https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip)"
+    fi ;;
   tasks)  # what ./eval reads, in the layout it expects (its default --data-dir is data/tasks)
     for t in arc mmlu gsm8k humaneval; do "$here/data_tools/fetch.sh" "$t" "$dir/$t"; done ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, core, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
 esac

@@ -60,9 +60,9 @@ if ! have_torch "$PY"; then
   "$PY" -m pip install -q "torch==$TORCH_VERSION" || die "pip could not install torch==$TORCH_VERSION"
 fi
 # Test and reference-check helpers (PyTorch parity, safetensors, h5py).
-if ! "$PY" -c "import numpy, safetensors, h5py, regex" 2>/dev/null; then
-  say "installing numpy, safetensors, h5py, regex (tests/reference)"
-  "$PY" -m pip install -q numpy safetensors h5py regex
+if ! "$PY" -c "import numpy, safetensors, h5py, regex, jinja2, yaml" 2>/dev/null; then
+  say "installing numpy, safetensors, h5py, regex, jinja2, pyyaml (tests/reference)"
+  "$PY" -m pip install -q numpy safetensors h5py regex jinja2 pyyaml
 fi
 # Clients and references of the serve and GPT-2 tests, pinned: the official openai client,
 # transformers (GPT-2 parity, HF import/export), tiktoken (GPT-2 tokenizer parity), and the wheel

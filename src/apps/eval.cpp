@@ -5,11 +5,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"      // Error
+#include "core/json_file.h"  // read_json_file, write_text_file
 #include "core/log.h"        // log::warn
 #include "dist/dist.h"       // guarded_main, init, ctx
+#include "eval/core_bundle.h"  // load_core_bundle, kDefaultCoreBundle
+#include "eval/core_eval.h"  // run_core, core_csv
 #include "eval/report.h"     // write_report
 #include "eval/results.h"    // write_result, chatcore
 #include "eval/runner.h"     // EvalOptions, load_eval_model, run_task, run_bpb
@@ -25,7 +30,7 @@ std::vector<std::string> split_tasks(const std::string& list) {
   for (size_t e; b <= list.size(); b = e + 1) {
     e = std::min(list.find(',', b), list.size());
     const std::string name = list.substr(b, e - b);
-    if (name != "bpb") eval::task_spec(name);  // throws naming the value
+    if (name != "bpb" && name != "core") eval::task_spec(name);  // throws naming the value
     out.push_back(name);
   }
   return out;
@@ -35,14 +40,15 @@ int eval_main(int argc, char** argv) {
   CLI::App app{"Evaluate a checkpoint.\n\nUsage:\n  ./eval --task gsm8k --ckpt ckpt/sft/\n"
                "  mpirun -np N ./eval --task mmlu --ckpt ckpt/sft/ --max-examples 500\n"
                "  ./eval --task all --ckpt runs/sft/ckpt      # every task, ChatCORE and report.md\n"
-               "  ./eval --task report --ckpt runs/sft/ckpt   # report.md from the results so far\n\n"
+               "  ./eval --task report --ckpt runs/sft/ckpt   # report.md from the results so far\n"
+               "  ./eval --task core --ckpt runs/d20/ckpt --bundle data/eval_bundle   # nanochat's CORE\n\n"
                "Results go to <ckpt>/eval/<task>.json and one line per task on stdout; task data\n"
                "comes from --data-dir (fill it with data_tools/fetch.sh tasks data/tasks).",
                "eval"};
   std::string task, ckpt, device = "auto", oracle = "none";
   eval::EvalOptions o;
   app.add_option("--task", task,
-                 "gsm8k | arc-easy | arc-challenge | mmlu | humaneval | bpb (or a comma-separated list of these) "
+                 "gsm8k | arc-easy | arc-challenge | mmlu | humaneval | bpb | core (or a comma-separated list of these) "
                  "| chatcore | all | report")
       ->required();
   app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step), a step or a run directory")
@@ -50,6 +56,15 @@ int eval_main(int argc, char** argv) {
   app.add_option("--data-dir", o.data_dir, "task data (arc/, mmlu/, gsm8k/, humaneval/ as data_tools/fetch.sh writes)");
   app.add_option("--max-examples,--max-problems", o.max_examples, "the first N examples of each task (-1: all)")
       ->check(CLI::Range(int64_t(-1), INT64_MAX));
+  // CORE (eval/core_eval.h): the DCLM bundle as data_tools/fetch.sh core writes it.
+  std::string bundle = eval::kDefaultCoreBundle, core_dump;
+  eval::CoreOptions co;
+  auto* bundle_opt = app.add_option("--bundle", bundle, "CORE: the eval bundle (core.yaml, eval_data/, eval_meta_data.csv)");
+  auto* mpt_opt = app.add_option("--max-per-task", co.max_per_task,
+                                 "CORE: the first N of each task's items after nanochat's seeded shuffle (-1: all; "
+                                 "default: --max-examples)")
+                      ->check(CLI::Range(int64_t(-1), INT64_MAX));
+  app.add_option("--dump-examples", core_dump, "CORE: write one JSON line per example (token ids, spans, losses, verdict)");
   app.add_option("--num-samples", o.num_samples, "generative tasks: samples per problem, pass@k")
       ->check(CLI::PositiveNumber);
   app.add_option("--temperature", o.temperature, "generative tasks: sampling temperature (0 = greedy)")
@@ -91,20 +106,42 @@ int eval_main(int argc, char** argv) {
     log::warn("[eval] --num-samples %lld with --temperature 0: greedy samples are identical, pass@k = pass@1",
               (long long)o.num_samples);
 
+  if (mpt_opt->count() == 0) co.max_per_task = o.max_examples;
+  co.dump_path = core_dump;
+  // --task all includes CORE for a base model when a bundle is there (the default path may be
+  // absent: then it says so and goes on); --task core, or an explicit --bundle, must find one.
+  std::optional<eval::CoreBundle> core_bundle;
+  const bool core_asked = task != "all" && task != "chatcore" &&
+                          std::ranges::count(split_tasks(task), std::string("core")) > 0;
+  if (core_asked || (task == "all" && bundle_opt->count() > 0)) core_bundle = eval::load_core_bundle(bundle);
+  else if (task == "all" && std::filesystem::is_directory(bundle)) core_bundle = eval::load_core_bundle(bundle);
+
   eval::EvalModel em = eval::load_eval_model(ckpt, device);
   if (dc.rank == 0)
     fprintf(stderr, "[eval] %s (step %lld) on %s x %d rank(s), data %s\n", em.m.dir.c_str(), (long long)em.m.step,
             em.device.str().c_str(), dc.world, o.data_dir.c_str());
   std::vector<std::string> names;
   if (task == "all") names.push_back("bpb");
+  if (task == "all" && core_bundle) {
+    const std::string stage = read_json_file(em.m.dir + "/meta.json").value("stage", std::string("pretrain"));
+    if (stage == "pretrain") names.push_back("core");
+    else if (dc.rank == 0) fprintf(stderr, "[eval] CORE is for base models: %s is a %s checkpoint\n", em.m.dir.c_str(), stage.c_str());
+  } else if (task == "all" && dc.rank == 0) {
+    fprintf(stderr, "[eval] no CORE bundle at %s (data_tools/fetch.sh core %s fetches it): CORE not run\n",
+            bundle.c_str(), bundle.c_str());
+  }
   if (task == "all" || task == "chatcore")
     for (const auto& t : eval::chat_tasks()) names.push_back(t.name);
   if (names.empty()) names = split_tasks(task);
 
   std::vector<eval::TaskResult> results;
   for (const auto& name : names) {
-    results.push_back(name == "bpb" ? eval::run_bpb(em, o) : eval::run_task(eval::task_spec(name), em, o));
-    eval::write_result(ckpt, results.back(), em, o);
+    results.push_back(name == "bpb"    ? eval::run_bpb(em, o)
+                      : name == "core" ? eval::run_core(*core_bundle, em, o, co)
+                                       : eval::run_task(eval::task_spec(name), em, o));
+    const std::string path = eval::write_result(ckpt, results.back(), em, o);
+    if (name == "core" && dc.rank == 0)  // nanochat's CSV beside the JSON
+      write_text_file(path.substr(0, path.size() - 5) + ".csv", eval::core_csv(results.back()));
   }
   if ((task == "all" || task == "chatcore") && o.oracle != eval::Oracle::None) {
     if (dc.rank == 0) printf("chatcore       not computed: --oracle answers are not the model's\n");

@@ -16,6 +16,10 @@ std::string result_line(const TaskResult& r) {
   if (r.task == "bpb")
     snprintf(buf, sizeof(buf), "%-14s bpb %.6f  windows %lld  (%.1f s)", r.task.c_str(), r.score, (long long)r.total,
              r.seconds);
+  else if (r.task == "core")
+    snprintf(buf, sizeof(buf), "%-14s %.6f  (CORE: mean centered accuracy of %zu tasks, %lld examples, %.1f s)",
+             r.task.c_str(), r.score, r.extra.contains("tasks") ? r.extra["tasks"].size() : size_t(0),
+             (long long)r.total, r.seconds);
   else if (r.task == "chatcore")
     snprintf(buf, sizeof(buf), "%-14s %.6f  (mean centered accuracy of 5 tasks)", r.task.c_str(), r.score);
   else

@@ -66,18 +66,23 @@ def train(text, vocab_size):
     return merges
 
 
+def encode_chunk(c, rank):
+    """The ids of one chunk's bytes c; rank: {(a, b): merge rank}."""
+    w = tuple(c)
+    while len(w) >= 2:
+        pairs = [p for p in zip(w, w[1:]) if p in rank]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: rank[p])
+        w = merge(w, best, 256 + rank[best])
+    return w
+
+
 def encode(text, merges):
     rank = {p: r for r, p in enumerate(merges)}
     ids = []
     for c in chunks(text):
-        w = tuple(c)
-        while len(w) >= 2:
-            pairs = [p for p in zip(w, w[1:]) if p in rank]
-            if not pairs:
-                break
-            best = min(pairs, key=lambda p: rank[p])
-            w = merge(w, best, 256 + rank[best])
-        ids.extend(w)
+        ids.extend(encode_chunk(c, rank))
     return ids
 
 

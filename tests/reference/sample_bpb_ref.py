@@ -27,7 +27,8 @@ SPECIALS = ["<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>", 
             "<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>"]
 
 
-def load(step_dir, vocab_size=265):
+def load(step_dir, vocab_size=265, positions=None):
+    """positions: the rotary table's length (default the config's seq_len; nanochat's is 10x)."""
     meta = json.load(open(os.path.join(step_dir, "meta.json")))
     cfg = meta["config"]
     model_sec = cfg[cfg.index("model:"):]
@@ -41,6 +42,8 @@ def load(step_dir, vocab_size=265):
              n_head=n_head, n_kv_head=n_kv, head_dim=n_embd // n_head, seq_len=key("seq_len", int),
              vocab_size=vocab_size, padded_vocab_size=sd["transformer.wte.weight"].shape[0],
              softcap=key("softcap", float), rope_base=key("rope_base", float))
+    if positions:
+        c["seq_len"] = positions
     m = GPT(c)
     m.load_state_dict(sd, strict=True)
     return m.eval()
