@@ -14,6 +14,7 @@
 #include "eval/results.h"    // write_result, chatcore
 #include "eval/runner.h"     // EvalOptions, load_eval_model, run_task, run_bpb
 #include "eval/tasks.h"      // task_spec, chat_tasks, Oracle
+#include "train/tb_writer.h"  // TbWriter
 
 namespace {
 using namespace kiln;
@@ -103,7 +104,17 @@ int eval_main(int argc, char** argv) {
     eval::write_result(ckpt, results.back(), em, o);
   }
   if (task == "all" || task == "chatcore") {
-    if (auto c = eval::chatcore(results)) eval::write_result(ckpt, *c, em, o);
+    if (auto c = eval::chatcore(results)) {
+      eval::write_result(ckpt, *c, em, o);
+      results.push_back(*c);
+    }
+  }
+  // log.tensorboard in the checkpoint's config: the scores as scalars "eval/<task>" at the checkpoint's
+  // step in <run.dir>/tb/eval/ (--task all starts that file afresh; single tasks append to it).
+  if (em.m.cfg.log.tensorboard && dc.rank == 0) {
+    std::vector<std::pair<std::string, double>> scores;
+    for (const auto& r : results) scores.emplace_back("eval/" + r.task, r.score);
+    train::TbWriter(em.m.cfg.run.dir + "/tb/eval", task == "all" ? -1 : INT64_MAX).scalars(em.m.step, scores);
   }
   if (task == "all" && dc.rank == 0) printf("report %s\n", eval::write_report(ckpt).c_str());
   dist::finalize();

@@ -111,6 +111,9 @@ struct Optimizers {
   // ZeRO-1: step only (and keep state only for) the parameters `owns` accepts.
   void set_owner_filter(const OwnerFilter& owns);
   int64_t state_bytes() const;  // optimizer state held on this rank
+  // The current lr of each parameter group, named by role (TensorBoard, metrics.jsonl).
+  std::vector<std::pair<std::string, double>> group_lrs() const;
+  bool adamw_recipe = false;  // groups: adamw (decay, no_decay) or Muon + AdamW (matrix, unembedding, embedding)
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);
