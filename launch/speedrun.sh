@@ -64,10 +64,13 @@ if [ "$tiny" = 1 ]; then
   base=tiny mid=tiny_mid sft=tiny_sft tok=data/tinyshakespeare/tokenizer.json
   base_cfg=$root/configs/tiny.yaml mid_cfg=$root/configs/tiny_mid.yaml sft_cfg=$root/configs/tiny_sft.yaml
   # CPU scale: fewer steps than the demo so that the whole pipeline takes about a minute.
-  base_over=(train.max_steps=${KILN_TINY_STEPS:-120} checkpoint.every=40 eval.every=40 eval.tokens=8192 eval.sample_every=120
+  base_over=(train.max_steps=${KILN_TINY_STEPS:-60} checkpoint.every=20 eval.every=20 eval.tokens=8192 eval.sample_every=60
              eval.sample_tokens=64)
-  mid_over=(train.max_steps=30 checkpoint.every=10 eval.every=10 eval.tokens=4096 eval.sample_every=30 eval.sample_tokens=32)
-  sft_over=(train.max_steps=20 checkpoint.every=10 eval.every=10 eval.tokens=4096 eval.sample_every=20 eval.sample_tokens=32)
+  # The chat stages at one micro-step of 4 x 512 tokens (the tiny configs take two or more).
+  mid_over=(train.max_steps=20 train.total_batch_size=2048 checkpoint.every=10 eval.every=10 eval.tokens=4096
+            eval.sample_every=20 eval.sample_tokens=32)
+  sft_over=(train.max_steps=10 train.device_batch_size=4 train.total_batch_size=2048 checkpoint.every=5 eval.every=5
+            eval.tokens=4096 eval.sample_every=10 eval.sample_tokens=32)
   eval_over=(--max-examples 8 --max-new-tokens 32)
   price_note="a CPU run: the cost line is for comparison only"
 else

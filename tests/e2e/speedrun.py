@@ -232,7 +232,7 @@ def main():
         logs = [os.path.join(tmp, f"chain{i}.log") for i in range(5)]
         # (a) inside pretraining, after a checkpoint and a few more logged steps
         p = start(ch, logs[0])
-        extra = rng.randint(2, 25)
+        extra = rng.randint(2, 15)  # checkpoints every 20 of 60 steps
 
         def in_training():
             cks = sorted(glob.glob(os.path.join(ch, "runs", "tiny", "ckpt", "step_*", "DONE")))

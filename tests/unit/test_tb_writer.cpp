@@ -7,9 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "train/tb_writer.h"
-#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace kiln::train;
@@ -21,7 +21,8 @@ TEST(TbWriter, Crc32cTestVectorAndMask) {
 }
 
 TEST(TbWriter, RecordsRoundTripAndTornTailIsDropped) {
-  const std::string dir = kiln::test::temp_dir();
+  const std::string dir = (fs::temp_directory_path() / ("kiln_tb_writer_" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
   std::string path;
   {
     TbWriter w(dir, -1);
@@ -45,4 +46,5 @@ TEST(TbWriter, RecordsRoundTripAndTornTailIsDropped) {
   f.put('\x7f');
   f.close();
   EXPECT_LT(read_tfrecords(path).size(), 5u);
+  fs::remove_all(dir);
 }
