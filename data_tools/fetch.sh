@@ -2,7 +2,8 @@
 # Fetch a public corpus into DIR, using a local copy first (../shared/data, or $KILN_DATA) and the
 # canonical source otherwise; parquet sources are converted to JSONL (data_tools/parquet_to_jsonl.py)
 # because ./tokenizer and ./prepare read text and JSONL. Usage: data_tools/fetch.sh NAME DIR [N]
-#   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | fineweb-edu (N shards, default 2) | smoltalk
+#   NAME: tinyshakespeare | gsm8k | arc | mmlu | humaneval | smoltalk
+#         | climbmix (N shards, default 2; nanochat's pretraining corpus) | fineweb-edu (N shards, default 2; nanochat's former one)
 #         | fastchat (ShareGPT-format multi-turn identity chats, for the tiny chat stages)
 #         | tasks (all four eval tasks as DIR/{arc,mmlu,gsm8k,humaneval}: ./eval --data-dir DIR)
 #         | core (nanochat's CORE bundle: DIR/core.yaml, eval_data/, eval_meta_data.csv: ./eval --bundle DIR)
@@ -43,7 +44,7 @@ case "$name" in
     done ;;
   humaneval)
     get humaneval/HumanEval.jsonl.gz https://raw.githubusercontent.com/openai/human-eval/6d43fb980f9fee3c892a914eda09951f772ad10d/data/HumanEval.jsonl.gz
-    [ -s "$dir/HumanEval.jsonl" ] || gunzip -c "$dir/HumanEval.jsonl.gz" > "$dir/HumanEval.jsonl" ;;
+    [ -s "$dir/HumanEval.jsonl" ] || { gunzip -c "$dir/HumanEval.jsonl.gz" >"$dir/HumanEval.jsonl.tmp" && mv "$dir/HumanEval.jsonl.tmp" "$dir/HumanEval.jsonl"; } ;;
   arc)  # local: HF allenai/ai2_arc splits as JSONL; else the same splits from HF parquet
     for sub in Easy Challenge; do for s in train validation test; do
       if [ -f "$local_root/arc/ARC-$sub-$s.jsonl" ]; then get arc/ARC-$sub-$s.jsonl unused
@@ -51,19 +52,29 @@ case "$name" in
     done; done ;;
   mmlu)  # local: CSV with header, 0-based answers (see shared/data/README.md); else the original tar
     if [ -d "$local_root/mmlu" ]; then
-      [ -d "$dir/test" ] || cp -r "$local_root/mmlu/." "$dir/"
+      # .fetched is written last: a cut-off copy is never taken for a complete one.
+      [ -f "$dir/.fetched" ] || { cp -r "$local_root/mmlu/." "$dir/" && touch "$dir/.fetched"; }
       echo "[fetch] $dir (local copy)"
     else
-      download https://people.eecs.berkeley.edu/~hendrycks/data.tar "$dir/data.tar"
-      tar -xf "$dir/data.tar" -C "$dir" && rm -f "$dir/data.tar"
+      [ -f "$dir/.fetched" ] || { download https://people.eecs.berkeley.edu/~hendrycks/data.tar "$dir/data.tar" &&
+        tar -xf "$dir/data.tar" -C "$dir" && rm -f "$dir/data.tar" && touch "$dir/.fetched"; }
       echo "[fetch] $dir (original hendrycks CSVs: no header, letter answers)"
     fi ;;
-  fineweb-edu)  # nanochat's shuffled FineWeb-Edu sample-100BT shards; the last one fetched is val
+  climbmix|fineweb-edu)
+    # nanochat's pretraining shards (parquet, column "text", ~250M characters each), the last one
+    # fetched being validation: ClimbMix-400B shuffled, shard_00000..shard_06542 (nanochat/dataset.py
+    # since March 2026), or the FineWeb-Edu sample-100BT shards it used before. KILN_FETCH_JOBS
+    # downloads at once (default 4, as nanochat's pool).
+    repo=$([ "$name" = climbmix ] && echo karpathy/climbmix-400b-shuffle || echo karpathy/fineweb-edu-100b-shuffle)
     n=${3:-2}
+    [ "$name" = climbmix ] && [ "$n" -gt 6543 ] && { echo "[fetch] climbmix has 6543 shards, asked for $n" >&2; exit 1; }
     for ((i = 0; i < n; i++)); do
       f=$(printf 'shard_%05d' "$i")
-      get_parquet "$HF/karpathy/fineweb-edu-100b-shuffle/resolve/main/$f.parquet" "$dir/$f.jsonl" text
-    done ;;
+      [ -s "$dir/$f.jsonl" ] && continue
+      while [ "$(jobs -rp | wc -l)" -ge "${KILN_FETCH_JOBS:-4}" ]; do wait -n || exit 1; done
+      get_parquet "$HF/$repo/resolve/main/$f.parquet" "$dir/$f.jsonl" text &
+    done
+    while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || exit 1; done ;;
   smoltalk)  # nanochat's SFT/midtraining chat set: records with a "messages" list (./prepare --chat)
     for s in train test; do
       get_parquet "$HF/HuggingFaceTB/smol-smoltalk/resolve/main/data/$s-00000-of-00001.parquet" "$dir/$s.jsonl" messages
@@ -83,5 +94,5 @@ case "$name" in
     fi ;;
   tasks)  # what ./eval reads, in the layout it expects (its default --data-dir is data/tasks)
     for t in arc mmlu gsm8k humaneval; do "$here/data_tools/fetch.sh" "$t" "$dir/$t"; done ;;
-  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, core, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
+  *) echo "data_tools/fetch.sh: unknown corpus '$name' (tinyshakespeare, gsm8k, arc, mmlu, humaneval, tasks, core, climbmix, fineweb-edu, smoltalk, fastchat)" >&2; exit 1 ;;
 esac

@@ -19,6 +19,7 @@
 #include "eval/results.h"    // write_result, chatcore
 #include "eval/runner.h"     // EvalOptions, load_eval_model, run_task, run_bpb
 #include "eval/tasks.h"      // task_spec, chat_tasks, Oracle
+#include "train/tb_writer.h"  // TbWriter
 
 namespace {
 using namespace kiln;
@@ -146,7 +147,18 @@ int eval_main(int argc, char** argv) {
   if ((task == "all" || task == "chatcore") && o.oracle != eval::Oracle::None) {
     if (dc.rank == 0) printf("chatcore       not computed: --oracle answers are not the model's\n");
   } else if (task == "all" || task == "chatcore") {
-    if (auto c = eval::chatcore(results)) eval::write_result(ckpt, *c, em, o);
+    if (auto c = eval::chatcore(results)) {
+      eval::write_result(ckpt, *c, em, o);
+      results.push_back(*c);
+    }
+  }
+  // log.tensorboard in the checkpoint's config: the scores as scalars "eval/<task>" at the checkpoint's
+  // step in <run.dir>/tb/eval/ (--task all starts that file afresh; single tasks append to it).
+  // --oracle scores are the harness's self-check, not the model's: they stay out of TensorBoard.
+  if (em.m.cfg.log.tensorboard && dc.rank == 0 && o.oracle == eval::Oracle::None) {
+    std::vector<std::pair<std::string, double>> scores;
+    for (const auto& r : results) scores.emplace_back("eval/" + r.task, r.score);
+    train::TbWriter(em.m.cfg.run.dir + "/tb/eval", task == "all" ? -1 : INT64_MAX).scalars(em.m.step, scores);
   }
   if (task == "all" && dc.rank == 0) printf("report %s\n", eval::write_report(ckpt).c_str());
   dist::finalize();

@@ -109,6 +109,7 @@ const std::vector<Field>& fields() {
       KILN_F(dist, zero1, -kInf, kInf, "shard optimizer state over ranks (ZeRO-1)"),
       KILN_F(dist, timeout_s, 1, 1e7, "abort the job when a collective exceeds this"),
       KILN_F(log, every, 1, 1e15, "console progress line every k steps"),
+      KILN_F(log, tensorboard, -kInf, kInf, "also write TensorBoard event files under <run.dir>/tb/"),
   };
   return table;
 }

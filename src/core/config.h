@@ -119,6 +119,7 @@ struct DistConfig {
 
 struct LogConfig {
   int64_t every = 1;             // console progress line every k steps
+  bool tensorboard = false;      // also TensorBoard event files under <run.dir>/tb/
   bool operator==(const LogConfig&) const = default;
 };
 

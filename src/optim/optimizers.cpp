@@ -375,7 +375,7 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
     }
     AdamW adamw({{decay, o.lr, decay_n, o.weight_decay}, {no_decay, o.lr, no_decay_n, 0.0}}, o.adam_beta1,
                 o.adam_beta2, o.adam_eps, o.weight_decay);
-    return Optimizers{Muon({}, o.matrix_lr, o.muon_momentum_end, o.ns_steps), std::move(adamw)};
+    return Optimizers{Muon({}, o.matrix_lr, o.muon_momentum_end, o.ns_steps), std::move(adamw), true};
   }
   // Per role: the tensors and their names (the state is keyed by name, Note [Optimizer state by name]).
   std::vector<torch::Tensor> matrix, embedding, unembedding;
@@ -408,6 +408,11 @@ void Optimizers::set_schedule(int64_t step, int64_t total, const kiln::OptimConf
   adamw.set_lr_multiplier(m);
   muon.set_lr(o.matrix_lr * m);
   muon.set_momentum(muon_momentum(step, o.muon_momentum_start, o.muon_momentum_end, o.muon_momentum_warmup));
+}
+
+std::vector<std::pair<std::string, double>> Optimizers::group_lrs() const {
+  if (adamw_recipe) return {{"decay", adamw.lr(0)}, {"no_decay", adamw.lr(1)}};
+  return {{"matrix", muon.lr()}, {"unembedding", adamw.lr(0)}, {"embedding", adamw.lr(1)}};
 }
 
 void Optimizers::step() {

@@ -117,6 +117,9 @@ struct Optimizers {
   int64_t state_bytes() const;  // optimizer state held on this rank
 
   OwnerFilter owns;  // set_owner_filter's; empty: every parameter
+  // The current lr of each parameter group, named by role (TensorBoard, metrics.jsonl).
+  std::vector<std::pair<std::string, double>> group_lrs() const;
+  bool adamw_recipe = false;  // groups: adamw (decay, no_decay) or Muon + AdamW (matrix, unembedding, embedding)
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);

@@ -9,14 +9,20 @@
 
 #include "core/error.h"
 #include "dist/dist.h"
+#include "train/tb_writer.h"
 #ifdef KILN_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
 
 namespace kiln::train {
 
-MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(path) {
+MetricsLog::~MetricsLog() = default;
+MetricsLog::MetricsLog(MetricsLog&&) noexcept = default;
+MetricsLog& MetricsLog::operator=(MetricsLog&&) noexcept = default;
+
+MetricsLog::MetricsLog(const std::string& path, int64_t resume_step, const std::string& tb_dir) : path_(path) {
   if (dist::ctx().rank != 0) return;
+  if (!tb_dir.empty()) tb_ = std::make_unique<TbWriter>(tb_dir, resume_step);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   if (resume_step >= 0 && std::filesystem::exists(path)) {
     std::ifstream in(path);
@@ -45,6 +51,18 @@ void MetricsLog::write(const nlohmann::ordered_json& record) {
   std::ofstream out(path_, std::ios::app);
   out << record.dump() << "\n";
   if (!out) throw Error("cannot append to " + path_, "check free disk space");
+  if (tb_) tb_->scalars(record.value("step", int64_t{0}), tb_scalars(record));
+}
+
+void MetricsLog::text(int64_t step, const std::string& tag, const std::string& text) {
+  if (tb_ && dist::ctx().rank == 0) tb_->text(step, tag, text);
+}
+
+std::vector<std::pair<std::string, double>> tb_scalars(const nlohmann::ordered_json& record) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& [k, v] : record.items())
+    if (k != "step" && v.is_number()) out.emplace_back(k, v.get<double>());
+  return out;
 }
 
 double peak_flops(const torch::Device& device) {

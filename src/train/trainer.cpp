@@ -170,6 +170,7 @@ void Trainer::sample() {
       std::vector<uint32_t> ids(s.p.sample_prompts[i].begin(), s.p.sample_prompts[i].end());
       ids.insert(ids.end(), outs[i].ids.begin(), outs[i].ids.end());
       log::info("[sample] step %lld: %s", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
+      s.metrics.text(s.step, "samples/" + std::to_string(i), "```\n" + s.p.tokenizer->decode(ids) + "\n```");
     }
     return;
   }
@@ -180,6 +181,7 @@ void Trainer::sample() {
   auto out = engine::Generator(s.p.model, s.p.tokenizer).generate({prompt}, {o})[0];
   std::vector<uint32_t> ids(out.ids.begin(), out.ids.end());
   log::info("[sample] step %lld:\n%s\n", (long long)s.step, s.p.tokenizer->decode(ids).c_str());
+  s.metrics.text(s.step, "samples/0", "```\n" + s.p.tokenizer->decode(ids) + "\n```");
 }
 
 void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics) {
@@ -226,7 +228,8 @@ int Trainer::run() {
   const auto& dc = dist::ctx();
   namespace fs = std::filesystem;
   fs::create_directories(c.run.dir);
-  s.metrics = MetricsLog(c.run.dir + "/metrics.jsonl", s.restored_step);
+  s.metrics = MetricsLog(c.run.dir + "/metrics.jsonl", s.restored_step, c.log.tensorboard ? c.run.dir + "/tb" : "");
+  if (s.restored_step < 0) s.metrics.text(0, "config", "```\n" + to_yaml(c) + "```");
   const fs::path stopped_marker = fs::path(c.run.dir) / "STOPPED_EARLY";
   if (dc.rank == 0) fs::remove(stopped_marker);
 
@@ -320,6 +323,7 @@ int Trainer::run() {
                     {"dt_ms", std::stod(f9(dt * 1000))},
                     {"tok_per_s", std::stod(f9(tok_s))}};
     if (mfu >= 0) last_metrics["mfu"] = std::stod(f9(mfu));
+    for (const auto& [group, lr] : s.opt->group_lrs()) last_metrics["lr/" + group] = std::stod(f9(lr));
     if (!finite) last_metrics["skipped"] = true;
     s.metrics.write(last_metrics);
     if ((step + 1) % c.log.every == 0 || step + 1 == s.total) {
