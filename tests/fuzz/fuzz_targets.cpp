@@ -141,26 +141,45 @@ void serve_request(std::string_view in) {
   }
 }
 
-// Request bodies at depth (issue 19: a prompt nested 200,000 deep crashed ./serve). Every input is
-// a request body (first byte: the endpoint, as serve_request) into which a nested value is
-// inserted; a hash of the input picks the depth (a quarter of them at most 40, around the limit of
-// 32; the rest up to 2^20), the brackets ('[' or '{"a":'), whether they close, and the position.
-// Any 4xx is an answer here (most are refusals by design); a crash, a 5xx or another exception is
-// a bug.
+// Request bodies at depth (issue 19: a prompt nested 200,000 deep crashed ./serve). A hash of the
+// input picks the depth (a quarter of them at most 40, around the limit of 32; the rest up to
+// 2^20), the brackets ('[' or '{"a":') and whether they close; then half of the inputs put the
+// nested value in one field of a request (every field either endpoint reads, and an unknown one),
+// the other half insert it anywhere in the input (a request body). Any 4xx is an answer here (most
+// are refusals by design); a crash (a stack overflow under ASan), a 5xx or another exception is a bug.
 void serve_request_deep(std::string_view in) {
+  static const char* fields[] = {  // '@' is the nested value; first char: 'c' chat, 'p' completion
+      R"(p{"prompt": @, "max_tokens": 2})", R"(p{"prompt": [@]})", R"(p{"prompt": "a", "stop": @})",
+      R"(p{"prompt": "a", "stop": [@, "x"]})", R"(p{"prompt": "a", "temperature": @})",
+      R"(p{"prompt": "a", "max_tokens": @})", R"(p{"prompt": "a", "seed": @})", R"(p{"prompt": "a", "n": @})",
+      R"(p{"prompt": "a", "unknown": @})", R"(c{"messages": @})", R"(c{"messages": [@]})",
+      R"(c{"messages": [{"role": "user", "content": @}]})", R"(c{"messages": [{"role": "user", "content": [@]}]})",
+      R"(c{"messages": [{"role": "user", "content": [{"type": "text", "text": @}]}]})",
+      R"(c{"messages": [{"role": "user", "content": [{"type": @, "text": "x"}]}]})",
+      R"(c{"messages": [{"role": @, "content": "x"}]})",
+      R"(c{"messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": @})",
+      R"(c{"messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": {"include_usage": @}})"};
   uint64_t h = 1469598103934665603ULL;  // FNV-1a: the same inputs every run
   for (char c : in) h = (h ^ uint8_t(c)) * 1099511628211ULL;
   const size_t depth = h % 4 == 0 ? (h >> 2) % 41 : (h >> 2) % (1u << 20);
   const bool objects = (h >> 24) & 1, closed = (h >> 25) & 1;
-  std::string body(in.empty() ? in : in.substr(1));
   std::string nested;
   nested.reserve(depth * 6 + 2);
   for (size_t k = 0; k < depth; ++k) nested += objects ? "{\"a\":" : "[";
   nested += "1";
   if (closed) nested.append(depth, objects ? '}' : ']');
-  body.insert((h >> 26) % (body.size() + 1), nested);
+  std::string request;  // first byte: the endpoint, as serve_request
+  if ((h >> 26) & 1) {
+    const std::string f = fields[(h >> 27) % (sizeof fields / sizeof *fields)];
+    request = std::string(1, f[0] == 'c' ? '\0' : '\1') + f.substr(1);
+    request.replace(request.find('@'), 1, nested);
+  } else {
+    std::string body(in.empty() ? in : in.substr(1));
+    body.insert((h >> 27) % (body.size() + 1), nested);
+    request = std::string(in.empty() ? in : in.substr(0, 1)) + body;
+  }
   try {
-    serve_request(std::string(in.empty() ? in : in.substr(0, 1)) + body);
+    serve_request(request);
   } catch (const Error&) {  // a 4xx
   }
 }
