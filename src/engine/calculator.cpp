@@ -136,6 +136,14 @@ class Scanner {
     return true;
   }
   static bool digit(char c) { return c >= '0' && c <= '9'; }
+  // After '(': ')' makes the empty tuple, else inner() and its ')'.
+  template <class F>
+  Opt after_open(F inner) {
+    if (close()) return tuple_val();
+    auto v = inner();
+    if (!v || !close()) return std::nullopt;
+    return v;
+  }
 
   // A decimal literal: int (no leading zeros unless all zeros; within 64 bits) or float
   // ("1.", ".5", "00.5"; beyond the double range it is inf, as in Python).
@@ -205,12 +213,7 @@ class Arithmetic : public Scanner {
     return v;
   }
   Opt atom() {
-    if (open()) {
-      if (close()) return tuple_val();
-      auto v = expr();
-      if (!v || !close()) return std::nullopt;
-      return v;
-    }
+    if (open()) return after_open([&] { return expr(); });
     return number();
   }
 };
@@ -258,12 +261,7 @@ class Strings : public Scanner {
   }
 
   Opt primary() {
-    if (open()) {
-      if (close()) return tuple_val();
-      auto v = value();
-      if (!v || !close()) return std::nullopt;
-      return v;
-    }
+    if (open()) return after_open([&] { return value(); });
     const char c = peek();
     if (digit(c) || c == '.') return number();
     Opt lit;  // adjacent literals concatenate ('ab' 'c'); str and bytes do not mix
