@@ -46,7 +46,7 @@ diff -r "$tmp/bundle" "$tmp/fetched" >/dev/null || fail "fetch.sh core: the copy
 core "$ck" --max-per-task 12 --dump-examples "$tmp/d1.jsonl" >"$tmp/out.txt" 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "./eval --task core"; }
 cat "$tmp/out.txt"
 cp "$ck/eval/core.json" "$tmp/core1.json"
-[ "$(grep -c '^core  ' "$tmp/out.txt")" = 6 ] || fail "one stdout line per task"
+[ "$(grep -c '^core  [^ ]' "$tmp/out.txt")" = 6 ] || fail "one stdout line per task"
 grep -q '^core .*CORE: mean centered accuracy of 6 tasks, 72 examples' "$tmp/out.txt" || fail "the CORE line"
 head -1 "$ck/eval/core.csv" | grep -q '^Task *, Accuracy *, Centered' || fail "core.csv header"
 step_dir=$(js "$ck/eval/core.json" checkpoint)
@@ -119,11 +119,11 @@ bad() {  # bad NAME PYTHON-EDIT NEEDLE...: a copy of the bundle, edited, must fa
 bad missing_file "import os; os.remove('eval_data/test/winograd.jsonl')" "core.yaml:" "winograd.jsonl does not exist"
 bad malformed_line "p='eval_data/test/arc_easy.jsonl'; l=open(p).readlines(); l[6]=l[6][:40]+'\n'; open(p,'w').writelines(l)" \
   "arc_easy.jsonl:7" "not a valid JSON record"
-bad unknown_type "p='core.yaml'; open(p,'w').write(open(p).read().replace('icl_task_type: schema','icl_task_type: scheme',1))" \
+bad unknown_type "p='core.yaml'; t=open(p).read(); open(p,'w').write(t.replace('icl_task_type: schema','icl_task_type: scheme',1))" \
   "core.yaml:" "icl_task_type 'scheme'"
 bad gold_range "import json; p='eval_data/test/winograd.jsonl'; l=open(p).readlines(); j=json.loads(l[3]); j['gold']=2; l[3]=json.dumps(j)+'\n'; open(p,'w').writelines(l)" \
   "winograd.jsonl:4" "key 'gold' = 2 is out of range for 2 context_options"
-bad few_items "p='eval_data/test/shakespeare.jsonl'; open(p,'w').writelines(open(p).readlines()[:3])" \
+bad few_items "p='eval_data/test/shakespeare.jsonl'; l=open(p).readlines(); open(p,'w').writelines(l[:3])" \
   "shakespeare.jsonl holds 3 items" "num_fewshot 3" "at least 4"
 core "$ck" --max-per-task 3 >"$tmp/out3.txt" 2>"$tmp/err3.txt" || { cat "$tmp/err3.txt"; fail "--max-per-task 3"; }
 grep -q "arc_easy_5shot: --max-per-task 3 leaves 3 items, too few for 5-shot prompts: using 2-shot" "$tmp/err3.txt" \
