@@ -58,14 +58,13 @@ int eval_main(int argc, char** argv) {
   app.add_option("--max-examples,--max-problems", o.max_examples, "the first N examples of each task (-1: all)")
       ->check(CLI::Range(int64_t(-1), INT64_MAX));
   // CORE (eval/core_eval.h): the DCLM bundle as data_tools/fetch.sh core writes it.
-  std::string bundle = eval::kDefaultCoreBundle, core_dump;
+  std::string bundle = eval::kDefaultCoreBundle;
   eval::CoreOptions co;
   auto* bundle_opt = app.add_option("--bundle", bundle, "CORE: the eval bundle (core.yaml, eval_data/, eval_meta_data.csv)");
   auto* mpt_opt = app.add_option("--max-per-task", co.max_per_task,
                                  "CORE: the first N of each task's items after nanochat's seeded shuffle (-1: all; "
                                  "default: --max-examples)")
                       ->check(CLI::Range(int64_t(-1), INT64_MAX));
-  app.add_option("--dump-examples", core_dump, "CORE: write one JSON line per example (token ids, spans, losses, verdict)");
   app.add_option("--num-samples", o.num_samples, "generative tasks: samples per problem, pass@k")
       ->check(CLI::PositiveNumber);
   app.add_option("--temperature", o.temperature, "generative tasks: sampling temperature (0 = greedy)")
@@ -82,8 +81,9 @@ int eval_main(int argc, char** argv) {
   app.add_option("--timeout", o.sandbox.timeout_s, "HumanEval: wall-clock seconds per program")
       ->check(CLI::PositiveNumber);
   app.add_option("--dump-examples", o.dump_examples,
-                 "multiple choice: write each example's prompt ids, letter ids and predicted letter to this "
-                 "JSONL file (to check the logit reading against another implementation)");
+                 "multiple choice and CORE: one JSON line per example to this file (multiple choice: prompt ids, "
+                 "letter ids, predicted letter; CORE: token ids, spans, losses, verdict), to check the logit "
+                 "reading against another implementation");
   app.add_option("--oracle", oracle,
                  "self-check of the scorers: answer with the gold (must give 100 %) or a wrong answer (0 %) "
                  "instead of the model's; written apart to <ckpt>/eval/oracle-<gold|wrong>/, never counted as "
@@ -108,7 +108,7 @@ int eval_main(int argc, char** argv) {
               (long long)o.num_samples);
 
   if (mpt_opt->count() == 0) co.max_per_task = o.max_examples;
-  co.dump_path = core_dump;
+  co.dump_path = o.dump_examples;
   // --task all includes CORE for a base model when a bundle is there (the default path may be
   // absent: then it says so and goes on); --task core, or an explicit --bundle, must find one.
   std::optional<eval::CoreBundle> core_bundle;
