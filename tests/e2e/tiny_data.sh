@@ -1,8 +1,9 @@
 # Sourced by the tests that run the real ./pretrain: tiny_data DIR trains the byte-level
 # tokenizer on the first 200 kB of tinyshakespeare and writes train/val shards into DIR, then
 # sets TINY_ARGS (configs/tiny.yaml + data overrides); last_step / wait_steps follow a run's
-# metrics. Needs the binaries symlinked into the repo root (ROOT) and tinyshakespeare: ${KILN_DATA:-ROOT/../shared/data}, else fetched (skip.sh's
-# data_file); skips (exit 77; a failure under CI=true) only when it cannot be had.
+# metrics. Needs the binaries symlinked into the repo root (ROOT) and tinyshakespeare:
+# ${KILN_DATA:-ROOT/../shared/data}, else fetched (skip.sh's data_file); skips (exit 77; a failure
+# under CI=true) only when it cannot be had.
 source "$(dirname "${BASH_SOURCE[0]}")/skip.sh"  # skip, data_file
 tiny_data() {
   local dir=$1 root=${KILN_ROOT_DIR:-$root} input
