@@ -48,14 +48,14 @@ bool full_isolation() { return eval::sandbox_isolation().rfind("pid+net+mount+ip
 
 bool sandbox_uid(uid_t u) { return u >= eval::kSandboxUidBase && u < eval::kSandboxUidBase + eval::kSandboxUidCount; }
 
-// Processes now running as a sandbox uid (a contained fork bomb leaves none).
-int sandbox_uid_processes() {
+// Processes now running as `uid` (a contained fork bomb leaves none).
+int uid_processes(uid_t uid) {
   int n = 0;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     struct stat st;
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (stat(e.path().c_str(), &st) == 0 && sandbox_uid(st.st_uid)) ++n;
+    if (stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) ++n;
   }
   return n;
 }
@@ -167,15 +167,18 @@ TEST(Sandbox, ForkBombIsContainedAndLeavesNothingBehind) {
   auto l = quick();
   l.timeout_s = 2.0;
   auto r = eval::run_python_sandboxed(
-      "import os, time\nfor _ in range(200):\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
+      "import os, time\nprint('uid', os.getuid(), flush=True)\nfor _ in range(200):\n    try:\n        if os.fork() == 0:\n            os.setsid()\n"
       "            time.sleep(60)\n    except OSError:\n        pass\ntime.sleep(60)\n",
       l);
   EXPECT_FALSE(r.passed());
   EXPECT_LT(r.wall_s, 4.0);
+  ASSERT_EQ(r.output.rfind("uid ", 0), 0u) << r.output;
+  const uid_t uid = static_cast<uid_t>(std::stoul(r.output.substr(4)));
+  EXPECT_TRUE(sandbox_uid(uid)) << uid;
   int left = 0;
-  for (int i = 0; i < 50 && (left = sandbox_uid_processes()) > 0; ++i)
+  for (int i = 0; i < 50 && (left = uid_processes(uid)) > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(left, 0) << "processes of a sandbox uid survived the sandbox";
+  EXPECT_EQ(left, 0) << "processes of the run's uid survived the sandbox";
 }
 
 TEST(Sandbox, TenGigabyteAllocationFails) {
