@@ -3,6 +3,7 @@
 // sandbox), and a problem counts when any of its k passes (pass@k). Seeds are per (problem,
 // sample), so a completion is the same whatever rank or batch it falls in.
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "core/error.h"
@@ -108,8 +109,8 @@ TaskResult run_generative(const TaskSpec& t, const std::vector<data::TaskExample
     r.extra["sandbox_errors"] = errors;
     r.extra["sandbox_timeouts"] = dist::all_reduce_sum(timeouts);
     if (dc.rank == 0)
-      log::info("[eval] %s: sandbox errors %lld (each run again; none scored), timeouts %lld", t.name.c_str(),
-                (long long)errors, (long long)r.extra["sandbox_timeouts"].get<int64_t>());
+      fprintf(stderr, "[eval] %s: sandbox errors %lld (each run again; none scored), timeouts %lld\n", t.name.c_str(),
+              (long long)errors, (long long)r.extra["sandbox_timeouts"].get<int64_t>());
   }
   return r;
 }
