@@ -29,7 +29,8 @@ ev() { ./eval --ckpt "$ck" --data-dir "$data" "$@" >>"$tmp/out.txt" 2>"$tmp/err.
 js() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$ck/eval/$1.json" "$2"; }
 jo() { js "oracle-$1/$2" "$3"; }  # --oracle results: <ckpt>/eval/oracle-<gold|wrong>/<task>.json
 
-# ---- scorers: gold 100 %, wrong 0 % (HumanEval: all 164 canonical solutions in the sandbox) ----
+# ---- scorers: gold 100 %, wrong 0 % (HumanEval: all 164 canonical solutions in the sandbox, under
+# nanochat's guard and limits) ----
 ev --task arc-easy,arc-challenge,mmlu,gsm8k,humaneval --oracle gold --max-examples 164 --jobs 2
 # (GSM8K's oracle texts carry numbers after their first "#### " line: a scorer reading another one
 # than nanochat's first match fails here.)
@@ -38,6 +39,7 @@ for t in arc-easy arc-challenge mmlu gsm8k humaneval; do
 done
 echo "gold answers: 164/164 on each task; HumanEval sandbox: $(jo gold humaneval sandbox)"
 [ "$(jo gold humaneval sandbox_errors)" = 0 ] || fail "sandbox errors"
+grep -q 'humaneval: sandbox errors 0 ' "$tmp/err.txt" || fail "./eval does not report its sandbox errors"
 ev --task arc-easy,arc-challenge,mmlu,gsm8k,humaneval --oracle wrong --max-examples 20 --jobs 2
 for t in arc-easy arc-challenge mmlu gsm8k humaneval; do
   [ "$(jo wrong "$t" correct)/$(jo wrong "$t" total)" = 0/20 ] || fail "$t wrong: $(jo wrong "$t" correct)/$(jo wrong "$t" total)"
