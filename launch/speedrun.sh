@@ -17,7 +17,7 @@
 # temporary name and are renamed, so a half-downloaded file is fetched again). Once a stage
 # runs, the stages after it that depend on it run again too. Every skip is printed with its reason.
 # TensorBoard: log.tensorboard=true for every stage: tensorboard --logdir DIR (or runs/).
-# --tiny: the same stages at CPU scale on tinyshakespeare and the tiny configs (about a minute on 2 cores).
+# --tiny: the same stages at CPU scale on tinyshakespeare and the tiny configs (a few minutes on 2 cores).
 set -uo pipefail
 # The body is one { ... } block, read whole before it runs: editing or pulling this file during a
 # run cannot change what the running script does next.
