@@ -17,8 +17,11 @@
 # temporary name and are renamed, so a half-downloaded file is fetched again). Once a stage
 # runs, the stages after it that depend on it run again too. Every skip is printed with its reason.
 # TensorBoard: log.tensorboard=true for every stage: tensorboard --logdir DIR (or runs/).
-# --tiny: the same stages at CPU scale on tinyshakespeare and the tiny configs (about a minute on 2 cores).
+# --tiny: the same stages at CPU scale on tinyshakespeare and the tiny configs (a few minutes on 2 cores).
 set -uo pipefail
+# The body is one { ... } block, read whole before it runs: editing or pulling this file during a
+# run cannot change what the running script does next.
+{
 root=$(cd "$(dirname "$0")/.." && pwd)
 usage() { sed -n '3,4p' "$0" | sed 's/^# *//' >&2; exit 2; }
 gpus=1 depth=20 run_dir="" tiny=0 rl=0 corpus=climbmix shards=240 price=${KILN_GPU_PRICE:-3.00}
@@ -247,3 +250,5 @@ python3 "$root/launch/speedrun_report.py" --run-dir "$RUN" --eval-report "runs/$
   || die "writing the report card failed"
 say "report card: $RUN/report.md"
 say "TensorBoard: tensorboard --logdir $RUN"
+exit 0
+}

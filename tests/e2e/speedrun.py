@@ -76,6 +76,30 @@ def kill_when(p, log, cond, what):
     print(f"killed {what}")
 
 
+def after_line(log, line, delay):
+    """A kill condition: `delay` seconds after `line` first appeared in the log."""
+    seen = []
+
+    def cond():
+        if not seen and line in open(log).read():
+            seen.append(time.time())
+        return bool(seen) and time.time() - seen[0] >= delay
+    return cond
+
+
+def kill_in_stage(run_dir, log, stage, delay):
+    """Rerun, SIGKILL `delay` s after `stage` started; the rerun must have skipped exactly the finished stages."""
+    before = markers(run_dir)
+    p = start(run_dir, log)
+    kill_when(p, log, after_line(log, f"[speedrun] start {stage}", delay), f"inside {stage} ({delay:.2f} s in)")
+    out = open(log).read()
+    if skipped(out) != before:
+        fail(f"the rerun skipped {sorted(skipped(out))}, the finished stages were {sorted(before)}")
+    if stage in markers(run_dir):
+        fail(f"the kill landed after {stage} finished")
+    return out
+
+
 def markers(run_dir):
     return {os.path.basename(m)[:-5] for m in glob.glob(os.path.join(run_dir, ".speedrun", "*.done"))}
 
@@ -247,40 +271,11 @@ def main():
         kill_when(p, logs[0], in_training, f"inside pretraining ({extra} steps after a checkpoint)")
         if "pretrain" in markers(ch):
             fail("the training kill landed after pretraining finished")
-        # (b) inside the chat-shard prepare (./prepare --chat)
-        before = markers(ch)
-        p = start(ch, logs[1])
-        delay = rng.uniform(0, 0.6 * durations["chat_data"])
-        t_mark = []
-
-        def in_prepare():
-            if not t_mark and "[speedrun] start chat_data" in open(logs[1]).read():
-                t_mark.append(time.time())
-            return bool(t_mark) and time.time() - t_mark[0] >= delay
-        kill_when(p, logs[1], in_prepare, f"inside the chat prepare ({delay:.2f} s in)")
-        out1 = open(logs[1]).read()
-        if skipped(out1) != before:
-            fail(f"rerun 1 skipped {sorted(skipped(out1))}, the finished stages were {sorted(before)}")
+        # (b) inside the chat-shard prepare (./prepare --chat); (c) inside ./eval
+        out1 = kill_in_stage(ch, logs[1], "chat_data", rng.uniform(0, 0.6 * durations["chat_data"]))
         if "[speedrun] pretrain: resuming from" not in out1:
             fail("rerun 1 did not resume the cut-off pretraining")
-        if "chat_data" in markers(ch):
-            fail("the prepare kill landed after chat_data finished")
-        # (c) inside ./eval
-        before = markers(ch)
-        p = start(ch, logs[2])
-        delay = rng.uniform(0.1, 0.6 * durations["eval"])
-        t_mark = []
-
-        def in_eval():
-            if not t_mark and "[speedrun] start eval" in open(logs[2]).read():
-                t_mark.append(time.time())
-            return bool(t_mark) and time.time() - t_mark[0] >= delay
-        kill_when(p, logs[2], in_eval, f"inside eval ({delay:.2f} s in)")
-        out2 = open(logs[2]).read()
-        if skipped(out2) != before:
-            fail(f"rerun 2 skipped {sorted(skipped(out2))}, the finished stages were {sorted(before)}")
-        if "eval" in markers(ch):
-            fail("the eval kill landed after eval finished")
+        kill_in_stage(ch, logs[2], "eval", rng.uniform(0.1, 0.6 * durations["eval"]))
         before = markers(ch)
         _, out3 = run(ch, logs[3])
         if skipped(out3) != before:
