@@ -177,11 +177,11 @@ else
   s_text() { fetch "$corpus" "data/$corpus" 8; }
   v_text() { file_ok "data/$corpus/shard_00007.jsonl"; }
   s_rest() {
-    fetch "$corpus" "data/$corpus" "$shards" && fetch tasks data/tasks &&
+    fetch "$corpus" "data/$corpus" "$shards" && fetch tasks data/tasks && fetch core data/eval_bundle &&
       for c in smoltalk gsm8k arc; do fetch $c data/$c || return 1; done
   }
   v_rest() { file_ok "data/$corpus/$(printf 'shard_%05d' $((shards - 1))).jsonl" data/tasks/gsm8k/test.jsonl \
-               data/smoltalk/test.jsonl; }
+               data/smoltalk/test.jsonl data/eval_bundle/core.yaml; }
   s_tok() {
     # nanochat: ~2B characters of the first shards; the compression report on text of shard 7,
     # which the tokenizer does not read.
@@ -210,7 +210,7 @@ base_args=("${base_over[@]}")
 [ "$tiny" = 1 ] || base_args=("${base_over[@]}" "data.train=data/base/train_*.h5" "data.val=data/base/val_*.h5")
 s_pretrain() { cur=pretrain; train_stage pretrain "$base" "$base_cfg" "${base_args[@]}"; }
 v_pretrain() { final_ckpt "$base"; }
-s_core() { "$root/eval" --task core --ckpt "runs/$base/ckpt" --data-dir data/tasks "${eval_over[@]}"; }
+s_core() { "$root/eval" --task core --ckpt "runs/$base/ckpt" --bundle data/eval_bundle "${eval_over[@]}"; }
 v_core() { file_ok "runs/$base/ckpt/eval/core.json"; }
 s_mid() { cur=midtrain; train_stage midtrain "$mid" "$mid_cfg" "init.from=runs/$base/ckpt" "${mid_over[@]}"; }
 v_mid() { final_ckpt "$mid"; }
@@ -234,7 +234,10 @@ run_stage base_data 1 v_base_data s_base_data
 run_stage pretrain 1 v_pretrain s_pretrain
 if [ "$has_core" = 1 ]; then
   wait "$bg" || die "downloading the rest of the data failed (rerun the same command to retry)"
-  run_stage core 1 v_core s_core
+  # The full run fetches the DCLM bundle with the rest of the data; --tiny has no network to count
+  # on, so it runs CORE only where a bundle was put at data/eval_bundle beforehand.
+  if [ -f data/eval_bundle/core.yaml ]; then run_stage core 1 v_core s_core
+  else say "skip core: no CORE bundle at $RUN/data/eval_bundle (data_tools/fetch.sh core $RUN/data/eval_bundle fetches it)"; fi
 else
   say "skip core: this build's ./eval has no 'core' task (./eval --help does not list it)"
 fi
