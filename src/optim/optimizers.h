@@ -102,6 +102,7 @@ double adamw_lr_scale(int64_t width);
 struct Optimizers {
   Muon muon;
   AdamW adamw;
+  bool adamw_recipe = false;  // groups: adamw (decay, no_decay) or Muon + AdamW (matrix, unembedding, embedding)
   // lr multiplier for both and Muon's momentum at `step` of `total`, from the optim config.
   void set_schedule(int64_t step, int64_t total, const kiln::OptimConfig& o);
   void step();
@@ -119,7 +120,6 @@ struct Optimizers {
   OwnerFilter owns;  // set_owner_filter's; empty: every parameter
   // The current lr of each parameter group, named by role (TensorBoard, metrics.jsonl).
   std::vector<std::pair<std::string, double>> group_lrs() const;
-  bool adamw_recipe = false;  // groups: adamw (decay, no_decay) or Muon + AdamW (matrix, unembedding, embedding)
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);

@@ -229,12 +229,12 @@ TEST(Gpu, Zero1CudaPathEqualsLocalSteps) {
   kiln::test::init_world();
   auto comm = kiln::dist::make_comm("nccl", kCuda, 60);
   TrainRun plain(kCuda), zero(kCuda);
-  std::vector<int64_t> numels;
-  for (const auto& p : zero.model->parameters()) numels.push_back(p.numel());
-  const auto owners = kiln::dist::partition_params(numels, 1);
-  kiln::dist::GradSync sync(zero.model->named_parameters(), *comm, /*bucket_mb=*/0.05, /*overlap=*/true, owners);
+  const kiln::dist::Ownership own(zero.model->named_parameters(), /*rank=*/0, /*world=*/1);  // sharded over 1 rank
+  ASSERT_TRUE(own.sharded());
+  kiln::dist::GradSync sync(zero.model->named_parameters(), *comm, /*bucket_mb=*/0.05,
+                            kiln::dist::Overlap::WithBackward, own);
   EXPECT_GT(sync.num_buckets(), 1);
-  zero.opt.set_owner_filter([](const std::string&) { return true; });
+  zero.opt.set_owner_filter([&own](const std::string& name) { return own.owns(name); });
   const auto params = zero.model->parameters();
   for (int64_t i = 0; i < 3; ++i) {
     auto [x, y] = batch(10 + i);
@@ -254,7 +254,7 @@ TEST(Gpu, Zero1CudaPathEqualsLocalSteps) {
       for (const auto& [name, g] : grads_of(zero.model)) EXPECT_LT(rel_err(g, g_plain.at(name)), 1e-6) << name;
     zero.opt.set_schedule(i, 100, zero.oc);
     zero.opt.step();
-    kiln::dist::broadcast_from_owners(params, owners, *comm);
+    kiln::dist::broadcast_from_owners(params, own, *comm);
     EXPECT_NEAR(loss.item<double>(), lp, 1e-6 * lp) << "step " << i;
   }
   auto a = plain.model->named_parameters(), b = zero.model->named_parameters();
