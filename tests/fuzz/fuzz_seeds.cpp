@@ -54,8 +54,13 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
     for (uint32_t k = 0; k < 11; ++k) chain.emplace_back(256 + k, 256 + k);
     out.push_back(tok::Tokenizer::from_merges(chain).to_json());
   } else if (target == "tokenizer_merges") {
-    out.push_back(std::string(52, '\x01'));  // the newest token joined with itself: doubling
-    out.push_back("\x05\x01\x04\x01\x01\x02\x08\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04");
+    // The newest token joined with itself, 15 times: a doubling chain to 32 KiB, under the caps
+    // (seeds must load); the mutations lengthen it past them.
+    out.push_back(std::string(30, '\x01'));
+    // The newest token joined with the one before it, 12 times: Fibonacci lengths, all pairs new.
+    std::string fib;
+    for (int k = 0; k < 12; ++k) fib += "\x01\x05";
+    out.push_back(fib);
   } else if (target == "safetensors") {
     out.push_back(safetensors_file());
   } else if (target == "checkpoint_meta") {

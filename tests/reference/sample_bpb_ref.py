@@ -87,12 +87,14 @@ def greedy(step_dir, start, n):
 
 def mc(step_dir, dump):
     """./eval --dump-examples lines: the letter with the largest logit after the whole prompt."""
-    m = load(step_dir)
+    exs = [json.loads(line) for line in open(dump)]
+    # Prompts may be longer than seq_len (kiln's rotary table is 10x it, as nanochat's): a table
+    # as long as the longest prompt gives the same angles at every position used.
+    m = load(step_dir, positions=max(len(ex["prompt_ids"]) for ex in exs))
     agree = ties = 0
     preds = []
     with torch.no_grad():
-        for line in open(dump):
-            ex = json.loads(line)
+        for ex in exs:
             logits = m(torch.tensor([ex["prompt_ids"]]))[0, -1][ex["letter_ids"]]
             top = torch.topk(logits, 2).values
             want = ex["letters"][int(logits.argmax())]

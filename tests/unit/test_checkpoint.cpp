@@ -104,8 +104,9 @@ TEST(Checkpoint, ReadsOnlyTheOptimizerTensorsAsked) {
 // Every file meta.json checksums (issue 19, item 18: the optimizer file too) is flipped in turn:
 // each time the damaged checkpoint is refused naming that file, and the previous one is used.
 TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
-  const std::string src = kiln::test::temp_dir();
-  const std::string tok = src + "/tokenizer.json";
+  // One temp dir (temp_dir() wipes it on every call): the tokenizer, a probe and one run per file.
+  const std::string base = kiln::test::temp_dir();
+  const std::string tok = base + "/tokenizer.json";
   std::ofstream(tok) << "{\"not\": \"read, only copied and checksummed\"}\n";
   auto with_tokenizer = [&](int64_t step) {
     auto w = sample_write(step);
@@ -114,16 +115,17 @@ TEST(Checkpoint, CorruptedFileIsRefusedAndThePreviousUsed) {
   };
   std::vector<std::string> files;
   {
-    const std::string probe = kiln::ckpt::save_checkpoint(kiln::test::temp_dir(), with_tokenizer(1), 0);
-    for (const auto& [name, crc] : nlohmann::json::parse(kiln::read_text_file(probe + "/meta.json"))["crc32"].items())
-      files.push_back(name);
+    const std::string probe = kiln::ckpt::save_checkpoint(base + "/probe", with_tokenizer(1), 0);
+    // Held in a variable: a range-for over a temporary's items() would read a destroyed json.
+    const auto meta = nlohmann::json::parse(kiln::read_text_file(probe + "/meta.json"));
+    for (const auto& [name, crc] : meta.at("crc32").items()) files.push_back(name);
   }
   // The checksummed files are every file but meta.json and DONE, the optimizer's included.
   EXPECT_EQ(files, (std::vector<std::string>{"model.safetensors", "optim_rank_00000.safetensors", "state_rank_00000.json",
                                              "tokenizer.json"}));
   for (const auto& name : files) {
     SCOPED_TRACE(name);
-    const std::string dir = kiln::test::temp_dir();
+    const std::string dir = base + "/run_" + name;
     std::string d10 = kiln::ckpt::save_checkpoint(dir, with_tokenizer(10), 0);
     std::string d20 = kiln::ckpt::save_checkpoint(dir, with_tokenizer(20), 0);
     flip_a_byte(fs::path(d20) / name);
