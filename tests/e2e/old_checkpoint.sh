@@ -29,7 +29,9 @@ echo "./sample of the 075f68c checkpoint: greedy and seeded samples equal 075f68
 # ---- 2. resume to the end: the old kiln's figures --------------------------------------------
 "$root/pretrain" --resume old run.dir=a checkpoint.dir=a/ckpt >a.log 2>&1 || { tail -20 a.log; fail "resume of the old checkpoint"; }
 grep -q "resumed from old/step_00000004 (step 4)" a.log || { grep resumed a.log; fail "did not resume step 4"; }
-diff <(strip_timing a/metrics.jsonl) "$fx/expected_resume.jsonl" >diff.txt \
+# Keys that kiln has added to metrics.jsonl since 075f68c (lr/<group>, for TensorBoard) are
+# dropped: every figure 075f68c printed must be there, equal.
+diff <(strip_timing a/metrics.jsonl | sed -E 's/,"lr\/[a-z_]+":[^,}]*//g') "$fx/expected_resume.jsonl" >diff.txt \
   || { cat diff.txt; fail "the resumed run differs from kiln 075f68c's resume of the same checkpoint"; }
 echo "resume of the 075f68c checkpoint, steps 5-8: $(grep -c loss a/metrics.jsonl) records equal 075f68c's"
 
