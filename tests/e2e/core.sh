@@ -66,11 +66,15 @@ print(f"coverage: types {sorted(types)}, {sum(t['cropped_rows'] for t in r['task
 EOF
 
 # ---- bounds: the gold oracle 100 %, a wrong one 0 %, the uniform model at its baselines ----
+model_correct=$(js "$ck/eval/core.json" correct)
 core "$ck" --max-per-task 12 --oracle gold >/dev/null 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "--oracle gold"; }
-[ "$(js "$ck/eval/core.json" correct)/$(js "$ck/eval/core.json" total)" = 72/72 ] || fail "gold oracle: $(js "$ck/eval/core.json" correct)/72"
-[ "$(js "$ck/eval/core.json" score)" = 1.0 ] || fail "gold oracle CORE $(js "$ck/eval/core.json" score) != 1"
+# --oracle results are written apart (eval/oracle-<gold|wrong>/), never over the model's.
+og=$ck/eval/oracle-gold/core.json ow=$ck/eval/oracle-wrong/core.json
+[ "$(js "$og" correct)/$(js "$og" total)" = 72/72 ] || fail "gold oracle: $(js "$og" correct)/72"
+[ "$(js "$og" score)" = 1.0 ] || fail "gold oracle CORE $(js "$og" score) != 1"
 core "$ck" --max-per-task 12 --oracle wrong >/dev/null 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "--oracle wrong"; }
-[ "$(js "$ck/eval/core.json" correct)" = 0 ] || fail "wrong oracle scored $(js "$ck/eval/core.json" correct)"
+[ "$(js "$ow" correct)" = 0 ] || fail "wrong oracle scored $(js "$ow" correct)"
+[ "$(js "$ck/eval/core.json" correct)" = "$model_correct" ] || fail "the model's core.json changed under --oracle: $(js "$ck/eval/core.json" correct)"
 echo "oracle: gold 72/72 (CORE 1.0), wrong 0/72"
 ./pretrain "${args[@]}" train.max_steps=2 optim.unembedding_lr=0 run.dir="$tmp/uniform" >"$tmp/pretrain_u.log" 2>&1 \
   || { cat "$tmp/pretrain_u.log"; fail "pretrain (uniform)"; }
