@@ -8,6 +8,7 @@
 #      the same initial weights: kiln bf16, kiln FP8 (train.fp8), PyTorch eager bf16 and
 #      torch.compile bf16: tok/s, MFU against 989 TFLOP/s (dense bf16), peak memory, loss curves;
 #   4. decode: tok/s at batch 1 and 16, kiln's engine against PyTorch with a KV cache (fp32 both);
+#   4b. the profiler's table of kiln's training step (GPU kernels by time) into $OUT/profile_kiln.txt;
 #   5. every figure into $OUT/gpu_check.json and $OUT/gpu_check.md ($OUT unset: runs/gpu_check),
 #      the tables and the ctest summary line on stdout, the whole log in $OUT/gpu_check.log.
 # --dry-run runs the same steps, scripts and report on the CPU at toy sizes with the existing build
@@ -142,6 +143,10 @@ rm -f "$W/init.safetensors"
 # ---- 4. decode table ----
 KILN_BENCH_BIN="$BUILD/bin/bench_generate" KILN_PYTHON="$PY" \
   run_step decode 180 bench/generate.sh --model "$L,$C,$H,$T,$V" "$THREADS" "$DEV"
+
+# ---- 4b. where kiln's step spends its time: the profiler's table (Kineto; GPU kernels on CUDA) ----
+run_step profile_kiln 90 "$BUILD/bin/bench_train_step" "${SHAPE[@]}" --warmup 1 --steps 1 "$THREADS" --profile 2 &&
+  grep '^profile:' "$W/profile_kiln.txt" | sed 's/^profile: //' >"$OUT_DIR/profile_kiln.txt"
 
 # ---- 5. the report ----
 python3 bench/gpu_check_report.py "$W" "$OUT_DIR" "$MODE" | tee -a "$LOG"

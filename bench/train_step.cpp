@@ -5,6 +5,9 @@
 // with bf16 autocast (the Trainer's default there) and optionally train.fp8's FP8 matmuls.
 // Usage: bench_train_step SHAPE [threads] [steps] [--layers N --width N --heads N --seq N
 //        --vocab N --batch N --warmup N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F]
+// --profile N profiles N more steps after the timed ones (Kineto, as torch.profiler) and prints the
+// table of where the time went: "profile:" lines, GPU kernels by total time on CUDA, ATen ops by
+// inclusive CPU time on the CPU (a parent op includes its children there).
 // --weights-out writes the initial weights (safetensors) so that the reference starts from them
 // and the two loss curves (losses=..., one per step) can be compared.
 #include <torch/torch.h>
@@ -26,6 +29,11 @@
 #ifdef KILN_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+#include <torch/csrc/autograd/profiler_kineto.h>
+
+#include <functional>
+#include <map>
+#include <set>
 
 namespace {
 
@@ -56,6 +64,37 @@ double peak_gb(const torch::Device& d, bool reset) {
   return -1;
 }
 
+// Runs `step` n times under the Kineto profiler and prints the 25 largest rows by total time.
+void profile(const torch::Device& dev, int64_t n, const std::function<void()>& step) {
+  namespace prof = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  const prof::ProfilerConfig cfg(prof::ProfilerState::KINETO, false, false);
+  std::set<ActivityType> acts{ActivityType::CPU};
+  if (dev.is_cuda()) acts.insert(ActivityType::CUDA);
+  prof::prepareProfiler(cfg, acts);
+  prof::enableProfiler(cfg, acts);
+  for (int64_t i = 0; i < n; ++i) step();
+  auto result = prof::disableProfiler();
+  std::map<std::string, std::pair<double, int64_t>> rows;  // name -> (ms, count)
+  double total = 0;
+  for (const auto& e : result->events()) {
+    const bool gpu = e.deviceType() == c10::DeviceType::CUDA;
+    if (gpu != dev.is_cuda()) continue;
+    auto& r = rows[e.name().substr(0, 90)];
+    r.first += double(e.durationNs()) / 1e6 / double(n);
+    r.second += 1;
+    if (gpu) total += double(e.durationNs()) / 1e6 / double(n);
+  }
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> v(rows.begin(), rows.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::printf("profile: %s per step (%lld steps); %s\n", dev.is_cuda() ? "GPU kernels" : "ATen ops (inclusive)",
+              (long long)n, dev.is_cuda() ? ("sum of kernel time " + std::to_string(total) + " ms").c_str() : "");
+  std::printf("profile: %10s %6s  %s\n", "ms/step", "calls", "name");
+  for (size_t i = 0; i < v.size() && i < 25; ++i)
+    std::printf("profile: %10.2f %6lld  %s\n", v[i].second.first, (long long)(v[i].second.second / n),
+                v[i].first.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +102,7 @@ int main(int argc, char** argv) {
   Shape s{"custom", 0, 0, 0, 0, 0, 0, 0, 0};
   std::string device = "cpu", dtype = "fp32", weights_out;
   bool fp8 = false;
+  int64_t profile_steps = 0;
   std::vector<std::pair<std::string, int64_t>> ints;  // shape flags, applied after the named shape
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -77,6 +117,7 @@ int main(int argc, char** argv) {
     else if (a == "--dtype") dtype = next();
     else if (a == "--fp8") fp8 = true;
     else if (a == "--weights-out") weights_out = next();
+    else if (a == "--profile") profile_steps = std::atoll(next().c_str());
     else if (a.rfind("--", 0) == 0) ints.emplace_back(a, std::atoll(next().c_str()));
     else pos.push_back(a);
   }
@@ -100,7 +141,7 @@ int main(int argc, char** argv) {
       (device != "cpu" && device != "cuda") || (dtype != "fp32" && dtype != "bf16")) {
     std::fprintf(stderr,
                  "usage: %s tiny|shakespeare_char|custom [threads] [steps] [--layers N --width N --heads N --seq N "
-                 "--vocab N --batch N --warmup N --steps N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F]\n",
+                 "--vocab N --batch N --warmup N --steps N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F --profile N]\n",
                  argv[0]);
     return 2;
   }
@@ -159,6 +200,21 @@ int main(int argc, char** argv) {
       t_opt += dt - b;
     }
   }
+  if (profile_steps > 0)
+    profile(dev, profile_steps, [&] {
+      auto idx = torch::randint(s.vocab, {s.batch, s.seq}, gen, torch::kLong).to(dev);
+      auto tgt = torch::randint(s.vocab, {s.batch, s.seq}, gen, torch::kLong).to(dev);
+      torch::Tensor loss;
+      {
+        kiln::model::AutocastGuard ag(dev, autocast);
+        kiln::model::fp8::Guard f8(fp8);
+        loss = model->forward(idx, tgt);
+      }
+      loss.backward();
+      opt.step();
+      opt.zero_grad();
+      sync();
+    });
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];
   const double n = double(times.size());

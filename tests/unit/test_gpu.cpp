@@ -7,6 +7,11 @@
 
 #include <ATen/SDPBackend.h>
 
+#include <dlfcn.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -29,6 +34,33 @@ using kiln::test::rel_err;
 using kiln::test::rel_fro;
 
 namespace {
+
+// A crash in a GPU test happens on a machine this project holds for minutes: print where it came
+// from in one line (the faulting and the calling code as module+offset, for addr2line), since a
+// call through a null pointer leaves no frame that backtrace() or MPI's handler can walk.
+void report_segv(int sig, siginfo_t* info, void* ctx) {
+  const auto* uc = static_cast<const ucontext_t*>(ctx);
+  const auto pc = reinterpret_cast<void*>(uc->uc_mcontext.gregs[REG_RIP]);
+  const auto sp = reinterpret_cast<void* const*>(uc->uc_mcontext.gregs[REG_RSP]);
+  void* const sites[2] = {pc, pc == nullptr ? sp[0] : nullptr};  // at pc 0 the caller's return address is on top
+  for (int i = 0; i < 2; ++i) {
+    Dl_info d{};
+    if (sites[i] && dladdr(sites[i], &d) && d.dli_fname)
+      std::fprintf(stderr, "crash_site %s: %s+0x%lx (%s)\n", i == 0 ? "pc" : "caller", d.dli_fname,
+                   static_cast<unsigned long>(static_cast<const char*>(sites[i]) - static_cast<const char*>(d.dli_fbase)),
+                   d.dli_sname ? d.dli_sname : "?");
+    else
+      std::fprintf(stderr, "crash_site %s: %p\n", i == 0 ? "pc" : "caller", sites[i]);
+  }
+  std::fprintf(stderr, "crash_site fault address %p, signal %d\n", info->si_addr, sig);
+  _exit(128 + sig);
+}
+void install_crash_reporter() {
+  struct sigaction sa{};
+  sa.sa_sigaction = report_segv;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGSEGV, &sa, nullptr);
+}
 
 #define KILN_NEEDS_CUDA() \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA GPU"
@@ -270,6 +302,7 @@ TEST(Gpu, Zero1CudaPathEqualsLocalSteps) {
 TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
   KILN_NEEDS_CUDA();
   kiln::test::init_world();
+  install_crash_reporter();  // after MPI's own handler
   namespace fs = std::filesystem;
   const std::string dir = kiln::test::temp_dir();
   auto save = [&](TrainRun& r, int64_t step) {
@@ -348,7 +381,7 @@ TEST(Gpu, EngineCachedEqualsUncachedOnCuda) {
 }
 
 // FP8 on the GPU: check_supported accepts the device (Hopper: 9.0); at::_scaled_mm (cuBLAS)
-// equals its emulation to fp32 summation order and tracks bf16; a small model trained 10 steps
+// equals its emulation to Hopper's FP8 accumulation (1e-3) and tracks bf16; a small model trained 10 steps
 // with train.fp8's hook (under bf16 autocast) follows the bf16 run's losses within 2%.
 TEST(Gpu, Fp8ScaledMmAndTrainingTrackBf16) {
   KILN_NEEDS_CUDA();
@@ -362,7 +395,9 @@ TEST(Gpu, Fp8ScaledMmAndTrainingTrackBf16) {
   auto qa = fp8::quantize(a, torch::kFloat8_e4m3fn), qb = fp8::quantize(b, torch::kFloat8_e4m3fn);
   auto y = fp8::scaled_mm(qa, {qb.data.t(), qb.inv_scale}, torch::kFloat32, false);
   auto emulated = torch::matmul(qa.data.to(torch::kFloat32) * qa.inv_scale, (qb.data.to(torch::kFloat32) * qb.inv_scale).t());
-  EXPECT_LT(rel_fro(y, emulated), 1e-5);
+  // Not bit-equal: Hopper's FP8 tensor cores accumulate in fewer than fp32's bits between cuBLAS's
+  // promotions (DeepSeek-V3 report, section 3.3.2); 1.3e-4 was measured on an H200 at K=512.
+  EXPECT_LT(rel_fro(y, emulated), 1e-3);
   EXPECT_LT(rel_fro(y, torch::matmul(a, b.t())), 0.05);
   std::vector<double> losses[2];
   for (int use_fp8 = 0; use_fp8 < 2; ++use_fp8) {
