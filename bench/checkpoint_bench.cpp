@@ -10,6 +10,7 @@
 #include "model/gpt.h"
 #include "optim/optimizers.h"
 #include "ckpt/checkpoint.h"
+#include "core/remove_tree.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -19,7 +20,7 @@ static double since(Clock::time_point t0) { return std::chrono::duration<double>
 int main(int argc, char** argv) {
   const int64_t depth = argc > 1 ? std::atoll(argv[1]) : 20;
   const std::string dir = argc > 2 ? argv[2] : (fs::temp_directory_path() / "kiln_ckpt_bench").string();
-  fs::remove_all(dir);
+  kiln::remove_tree(dir);
   kiln::ModelConfig mc;
   mc.depth = depth;
   mc.seq_len = 2048;
@@ -73,6 +74,6 @@ int main(int argc, char** argv) {
   printf("  find + verify CRC-32:                   %.2f s\n", verify_s);
   printf("  load into model + optimizers:           %.2f s (%.2f GB/s; reading the files: %.2f s)\n", load_s,
          bytes / 1e9 / load_s, read_s);
-  fs::remove_all(dir);
+  kiln::remove_tree(dir);
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "core/remove_tree.h"
 
 namespace fs = std::filesystem;
 
@@ -102,7 +103,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
   if (dc.rank == 0) {
     fs::create_directories(root);
     recover_checkpoint_dir(root.string());  // a crash mid-save must not block this save
-    fs::remove_all(tmp);  // leftovers of a save that crashed
+    kiln::remove_tree(tmp);  // leftovers of a save that crashed
     fs::create_directories(tmp);
   }
   dist::barrier();
@@ -147,7 +148,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
     }
     fs::rename(tmp, final_dir);
     fsync_path(root);
-    fs::remove_all(old);
+    kiln::remove_tree(old);
     if (keep_last > 0) {
       // Rename first (atomic), then delete: a crash mid-delete leaves a .prune directory that
       // nothing reads, never a half-deleted step_N that still looks complete.
@@ -156,7 +157,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
         const fs::path doomed = root / ("." + steps[i].second.filename().string() + ".prune");
         fs::rename(steps[i].second, doomed);
         hooks::fault_point("during_pruning", w.step);
-        fs::remove_all(doomed);
+        kiln::remove_tree(doomed);
       }
     }
   }
@@ -291,16 +292,16 @@ void recover_checkpoint_dir(const std::string& dir) {
     const std::string name = path.filename().string();
     if (!std::regex_match(name, m, re) || m[2] == "tmp") continue;
     if (m[2] == "prune") {  // a crash while pruning: finish the delete
-      fs::remove_all(path);
+      kiln::remove_tree(path);
       continue;
     }
     // A crash between the two renames of a re-save: keep the new one if it is complete.
     const fs::path root(dir), final_dir = root / m[1].str(), tmp = root / ("." + m[1].str() + ".tmp");
     if (fs::exists(final_dir)) {
-      fs::remove_all(path);
+      kiln::remove_tree(path);
     } else if (fs::exists(tmp / "DONE") && verify_checkpoint(tmp.string()).empty()) {
       fs::rename(tmp, final_dir);
-      fs::remove_all(path);
+      kiln::remove_tree(path);
       log::warn("[ckpt] recovered %s from an interrupted save (the new copy was complete)", final_dir.c_str());
     } else {
       fs::rename(path, final_dir);
@@ -312,7 +313,7 @@ void recover_checkpoint_dir(const std::string& dir) {
   for (const auto& path : leftovers) {
     std::smatch m;
     const std::string name = path.filename().string();
-    if (std::regex_match(name, m, re) && m[2] == "tmp" && fs::exists(path)) fs::remove_all(path);
+    if (std::regex_match(name, m, re) && m[2] == "tmp" && fs::exists(path)) kiln::remove_tree(path);
   }
 }
 

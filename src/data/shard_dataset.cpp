@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "data/shard.h"
+#include "core/remove_tree.h"
 
 namespace kiln::data {
 namespace fs = std::filesystem;
@@ -40,13 +41,13 @@ bool is_shard_name(const std::string& name) {
 DatasetStaging::DatasetStaging(const std::string& output) : output_(output) {
   fs::create_directories(output_);
   staging_ = (fs::path(output_) / ".prepare-staging").string();
-  fs::remove_all(staging_);
+  kiln::remove_tree(staging_);
   fs::create_directories(staging_);
 }
 
 DatasetStaging::~DatasetStaging() {
   std::error_code ec;
-  if (!committed_) fs::remove_all(staging_, ec);
+  if (!committed_) kiln::remove_tree(staging_, ec);
 }
 
 std::vector<std::string> DatasetStaging::commit(const std::vector<std::string>& staged, const std::string& sha) {
@@ -71,7 +72,7 @@ std::vector<std::string> DatasetStaging::commit(const std::vector<std::string>& 
                               {"shards", shards}};
   write_synced(out / kDatasetManifest, m.dump(2) + "\n");
   fs::remove(out / kDatasetIncomplete);
-  fs::remove_all(staging_);
+  kiln::remove_tree(staging_);
   committed_ = true;
   return final_paths;
 }

@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "eval/sandbox_child.h"
+#include "core/remove_tree.h"
 
 namespace kiln::eval {
 namespace {
@@ -310,7 +311,7 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
     std::string d;
     ~Cleanup() {
       std::error_code ec;
-      if (!d.empty()) fs::remove_all(d, ec);
+      if (!d.empty()) kiln::remove_tree(d, ec);
     }
   } cleanup;
   std::optional<UidLease> uid;

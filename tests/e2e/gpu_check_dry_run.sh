@@ -16,6 +16,8 @@ KILN_PYTHON=$py bench/gpu_check.sh --dry-run --out "$tmp/out" >"$tmp/run.log" 2>
   { cat "$tmp/run.log"; fail "bench/gpu_check.sh --dry-run failed"; }
 grep -q "tests passed" "$tmp/run.log" || { cat "$tmp/run.log"; fail "no ctest summary line printed"; }
 [ -s "$tmp/out/gpu_check.md" ] && [ -s "$tmp/out/gpu_check.log" ] || fail "gpu_check.md / gpu_check.log not written"
+grep -q "aten::mm" "$tmp/out/profile_kiln.txt" 2>/dev/null ||
+  { cat "$tmp/out/profile_kiln.txt"; fail "profile_kiln.txt (the profiler table of kiln's step) missing or without ATen rows"; }
 "$py" - "$tmp/out/gpu_check.json" <<'EOF' || fail "gpu_check.json is incomplete"
 import json, sys
 r = json.load(open(sys.argv[1]))

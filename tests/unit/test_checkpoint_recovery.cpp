@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "ckpt/checkpoint.h"
 #include "test_util.h"
+#include "core/remove_tree.h"
 
 namespace fs = std::filesystem;
 using kiln::ckpt::CheckpointWrite;
@@ -65,7 +66,7 @@ TEST(CheckpointRecovery, CompleteNewCopyWinsOverTheOld) {
   EXPECT_EQ(w_of(d5), 3.0f);
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.old"));
   EXPECT_FALSE(fs::exists(dir / ".step_00000005.tmp"));
-  fs::remove_all(other);
+  kiln::remove_tree(other);
 }
 
 TEST(CheckpointRecovery, ResumingAnOlderStepMovesNewerOnesAside) {
@@ -144,7 +145,7 @@ TEST(CheckpointFaults, EveryPointOfTheSaveLeavesTheNewestCompleteLoadable) {
     // EXPECT_EXIT below may see it.
     unsetenv("KILN_FAULT");
     const fs::path dir = base + "_" + point;
-    fs::remove_all(dir);
+    kiln::remove_tree(dir);
     for (int64_t s : {1, 2}) kiln::ckpt::save_checkpoint(dir, write_at(s, float(s)), 3);
     kiln::ckpt::save_checkpoint(dir, write_at(3, 30.0f), 3);
     setenv("KILN_FAULT", (point + "@3").c_str(), 1);
@@ -160,6 +161,6 @@ TEST(CheckpointFaults, EveryPointOfTheSaveLeavesTheNewestCompleteLoadable) {
     for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     EXPECT_EQ(names, (std::vector<std::string>{"step_00000003", "step_00000004"}));
-    fs::remove_all(dir);
+    kiln::remove_tree(dir);
   }
 }

@@ -15,6 +15,7 @@
 #include "eval/py_random.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "core/remove_tree.h"
 
 using namespace kiln;
 using namespace kiln::eval;
@@ -157,7 +158,7 @@ namespace fs = std::filesystem;
 struct Bundle {
   fs::path dir;
   explicit Bundle(const std::string& name) : dir(fs::path(testing::TempDir()) / ("core_" + name)) {
-    fs::remove_all(dir);
+    kiln::remove_tree(dir);
     fs::create_directories(dir / "eval_data");
     put("core.yaml",
         "icl_tasks:\n- label: mc\n  dataset_uri: mc.jsonl\n  num_fewshot: [1]\n  icl_task_type: multiple_choice\n"
@@ -194,7 +195,7 @@ TEST(CoreBundle, EveryBadInputIsAnErrorNamingWhere) {
   };
   {
     Bundle b("nodir");
-    fs::remove_all(b.dir);
+    kiln::remove_tree(b.dir);
     expect(b, {"not a directory", "fetch.sh core"});
   }
   {

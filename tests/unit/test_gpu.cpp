@@ -28,6 +28,7 @@
 #include "tokenizer/tokenizer.h"
 #include "ckpt/checkpoint.h"
 #include "test_util.h"
+#include "core/remove_tree.h"
 
 using kiln::model::GPT;
 using kiln::test::rel_err;
@@ -346,7 +347,7 @@ TEST(Gpu, CheckpointFromGpuResumesOnCpuAndBack) {
   load_into(back, ck3);
   same_state(back, cpu);
   EXPECT_TRUE(back.model->parameters()[0].is_cuda());
-  fs::remove_all(dir);
+  kiln::remove_tree(dir);
 }
 
 // The engine on CUDA: greedy generation of a ragged batch with the KV cache equals greedy decoding

@@ -29,6 +29,7 @@
 #include "eval/sandbox.h"
 #include "eval/tasks.h"
 #include "test_util.h"
+#include "core/remove_tree.h"
 
 using namespace kiln;
 using eval::SandboxStatus;
@@ -211,8 +212,8 @@ TEST(Sandbox, SeesNoHostFilesAndCannotWriteOutsideItsDirectory) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/escaped.txt"));
   EXPECT_FALSE(std::filesystem::exists(var + "/escaped.txt"));
   EXPECT_FALSE(std::filesystem::exists("/usr/escaped.txt"));
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove_all(var);
+  kiln::remove_tree(dir);
+  kiln::remove_tree(var);
 }
 
 TEST(Sandbox, CannotReadTheParentsSecrets) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "train/tb_writer.h"
+#include "core/remove_tree.h"
 
 namespace fs = std::filesystem;
 using namespace kiln::train;
@@ -22,7 +23,7 @@ TEST(TbWriter, Crc32cTestVectorAndMask) {
 
 TEST(TbWriter, RecordsRoundTripAndTornTailIsDropped) {
   const std::string dir = (fs::temp_directory_path() / ("kiln_tb_writer_" + std::to_string(::getpid()))).string();
-  fs::remove_all(dir);
+  kiln::remove_tree(dir);
   std::string path;
   {
     TbWriter w(dir, -1);
@@ -46,5 +47,5 @@ TEST(TbWriter, RecordsRoundTripAndTornTailIsDropped) {
   f.put('\x7f');
   f.close();
   EXPECT_LT(read_tfrecords(path).size(), 5u);
-  fs::remove_all(dir);
+  kiln::remove_tree(dir);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/remove_tree.h"
 
 namespace kiln::test {
 
@@ -50,7 +51,7 @@ inline std::string temp_dir() {
   auto p = std::filesystem::temp_directory_path() /
            ("kiln_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
             std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
+  kiln::remove_tree(p);
   std::filesystem::create_directories(p);
   return p.string();
 }
