@@ -36,49 +36,26 @@ targs=("${TINY_ARGS[@]}" train.max_steps=$STEPS train.device_batch_size=8 train.
        checkpoint.every=5 checkpoint.keep_last=0 eval.every=10)
 
 # ---- munge with its own key and socket (never the system's) -----------------------------------
-dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
-chmod 700 "$tmp/munge"; chmod 400 "$tmp/munge/munge.key"
+source "$root/tests/e2e/slurm_conf.sh"  # slurm_conf_common, start_munged
 sock=$tmp/munge/munge.sock
-munged --force --key-file="$tmp/munge/munge.key" --socket="$sock" --pid-file="$tmp/munge/munged.pid" \
-  --log-file="$tmp/log/munged.log" --seed-file="$tmp/munge/seed" \
+mpid=$(start_munged "$tmp") \
   || { [ "${CI:-}" = true ] && { echo "FAIL: munged would not start (CI must run this test)"; cat "$tmp/log/munged.log"; exit 1; }
        skip "munged would not start"; }
-pids+=("$(cat "$tmp/munge/munged.pid")")
+pids+=("$mpid")
 
 # ---- slurm.conf: one node (this host), ports chosen from our pid to avoid clashes -------------
 host=$(hostname -s)
 port=$(( 20000 + ($$ % 5000) * 2 ))
-cat >"$tmp/slurm.conf" <<CONF
-ClusterName=kilntest
+{ slurm_conf_common "$tmp" "$sock" "$port"
+  cat <<CONF
 SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$port
-SlurmdPort=$(( port + 1 ))
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$sock,cred_expire=5
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation=$tmp/state
 SlurmdSpoolDir=$tmp/spool
-SlurmctldPidFile=$tmp/slurmctld.pid
 SlurmdPidFile=$tmp/slurmd.pid
-SlurmctldLogFile=$tmp/log/slurmctld.log
 SlurmdLogFile=$tmp/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=1
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-MpiDefault=none
-ReturnToService=2
-SlurmdParameters=config_overrides
-MinJobAge=600
-KillWait=10
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+} >"$tmp/slurm.conf"
 export SLURM_CONF=$tmp/slurm.conf
 slurmctld -c -i -f "$SLURM_CONF" >/dev/null 2>&1 || fail "slurmctld did not start"
 wait_pid() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
