@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/http_guard.h"
+#include "serve/logprobs_json.h"
 #include "serve/openai_json.h"
 #include "serve/page.h"
 #include "serve/scheduler.h"
@@ -234,8 +235,9 @@ struct HttpServer::Impl {
     ReplyHead head{job.chat, new_id(job.chat), std::chrono::duration_cast<std::chrono::seconds>(
                                                    std::chrono::system_clock::now().time_since_epoch()).count(),
                    opt.model};
-    const int64_t prompt_tokens = static_cast<int64_t>(job.prompt.size());
-    if (!job.stream) return complete_whole(res, ch, head, job.n, prompt_tokens);
+    int64_t prompt_tokens = 0;
+    for (const auto& p : job.prompts) prompt_tokens += static_cast<int64_t>(p.size());
+    if (!job.stream) return complete_whole(res, ch, head, job, prompt_tokens);
     auto sse = std::make_shared<SseStream>(ch, head, job.n, prompt_tokens, job.include_usage);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -243,8 +245,9 @@ struct HttpServer::Impl {
         [sse](bool success) { sse->finished(success); });
   }
 
-  void complete_whole(httplib::Response& res, const std::shared_ptr<Channel>& ch, const ReplyHead& head, int64_t n,
-                      int64_t prompt_tokens) {
+  void complete_whole(httplib::Response& res, const std::shared_ptr<Channel>& ch, const ReplyHead& head,
+                      const Job& job, int64_t prompt_tokens) {
+    const int64_t n = static_cast<int64_t>(job.prompts.size()) * job.n;
     std::vector<ChoiceText> choices(static_cast<size_t>(n));
     int64_t done = 0, total = 0;
     while (done < n) {
@@ -263,6 +266,15 @@ struct HttpServer::Impl {
           c.finish = d.finish;
           total += d.tokens;
           ++done;
+          const auto& prompt = job.prompts[static_cast<size_t>(d.choice / job.n)];
+          if (job.echo) {  // the prompt's tokens' text before the completion's
+            std::string echoed;
+            for (int64_t id : prompt) echoed += token_bytes(*tok, id);
+            c.text = echoed + c.text;
+          }
+          if (job.options.logprobs >= 0)
+            c.logprobs = job.chat ? chat_logprobs(*tok, d.logprobs, static_cast<size_t>(d.tokens))
+                                  : completion_logprobs(*tok, prompt, job.echo, d.prompt_logprobs, d.logprobs);
         }
       }
     }

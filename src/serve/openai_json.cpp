@@ -26,7 +26,7 @@ json completion_json(const ReplyHead& h, const std::vector<ChoiceText>& choices,
   json j = head(h, "chat.completion", "text_completion");
   j["choices"] = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
-    json c = {{"index", i}, {"finish_reason", choices[i].finish}, {"logprobs", nullptr}};
+    json c = {{"index", i}, {"finish_reason", choices[i].finish}, {"logprobs", choices[i].logprobs}};
     if (h.chat)
       c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
     else

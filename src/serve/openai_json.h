@@ -23,6 +23,7 @@ struct ReplyHead {
 struct ChoiceText {
   std::string text;
   std::string finish;  // "stop" | "length"
+  nlohmann::json logprobs;  // null unless asked (serve/logprobs_json.h)
 };
 
 nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);

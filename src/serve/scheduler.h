@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/generator.h"
+#include "engine/logprobs.h"
 
 namespace kiln::tok {
 class Tokenizer;
@@ -32,6 +33,9 @@ struct Delta {
   std::string finish;  // "stop" | "length" when done
   int64_t tokens = 0;  // tokens generated so far by this choice (the usage count)
   std::string error;   // the engine failed this request
+  // On the last piece, when the request asked: the generated tokens' logprobs (the stop token's
+  // last when the row ended on one), and with echo the prompt's (for prompt tokens 1..).
+  std::vector<engine::TokenLogprob> logprobs, prompt_logprobs;
 };
 
 // The engine thread pushes, an HTTP thread pops; cancel() (the client went away) asks the engine
