@@ -316,4 +316,34 @@ Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok,
   return job;
 }
 
+std::vector<int64_t> parse_tokenize_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
+  const json j = parse_body(body);
+  if (!has(j, "prompt") || !j.at("prompt").is_string())
+    throw bad("'prompt' is required: the text to tokenize", "prompt", "missing_required_parameter");
+  if (has(j, "add_special_tokens") && !j.at("add_special_tokens").is_boolean())
+    throw bad("'add_special_tokens' must be true or false", "add_special_tokens", "invalid_type");
+  const bool specials = !has(j, "add_special_tokens") || j.at("add_special_tokens").get<bool>();
+  std::vector<int64_t> ids;
+  if (specials && L.bos_prefix) ids.push_back(tok.bos_id());
+  for (uint32_t id : tok.encode_with_specials(j.at("prompt").get_ref<const std::string&>())) ids.push_back(id);
+  return ids;
+}
+
+std::vector<uint32_t> parse_detokenize_request(const std::string& body, const tok::Tokenizer& tok) {
+  const json j = parse_body(body);
+  if (!has(j, "tokens") || !j.at("tokens").is_array())
+    throw bad("'tokens' is required: a list of token ids", "tokens", "missing_required_parameter");
+  std::vector<uint32_t> ids;
+  for (const json& x : j.at("tokens")) {
+    if (!x.is_number_integer()) throw bad("'tokens' must be a list of integer token ids", "tokens", "invalid_type");
+    const bool ok = x.is_number_unsigned() ? x.get<uint64_t>() < tok.vocab_size()
+                                           : x.get<int64_t>() >= 0 && x.get<int64_t>() < int64_t(tok.vocab_size());
+    if (!ok)
+      throw bad("'tokens' has the token id " + x.dump() + ", outside the vocabulary [0, " +
+                    std::to_string(tok.vocab_size()) + ")", "tokens");
+    ids.push_back(x.get<uint32_t>());
+  }
+  return ids;
+}
+
 }  // namespace kiln::serve

@@ -64,4 +64,10 @@ struct Job {
 Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
 Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
 
+// POST /tokenize ({"prompt": text, "add_special_tokens": true}: <|bos|> first where completions
+// add it; special-token names in the text are their ids) and POST /detokenize ({"tokens": ids},
+// ids in the vocabulary), as vLLM and lm-eval's remote tokenizer use them.
+std::vector<int64_t> parse_tokenize_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
+std::vector<uint32_t> parse_detokenize_request(const std::string& body, const tok::Tokenizer& tok);
+
 }  // namespace kiln::serve

@@ -4,6 +4,7 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -37,6 +38,7 @@ struct Scheduler::Request {
   int64_t top = -1;                                      // logprobs: alternatives per token; -1 none
   std::vector<std::vector<engine::TokenLogprob>> echoed;  // per choice, with echo and logprobs
   std::shared_ptr<Channel> channel;
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
   std::vector<int64_t> slots;  // per choice, once admitted (-1 when done)
   int64_t open = 0;            // choices not yet done
 };
@@ -45,6 +47,7 @@ struct Scheduler::Row {
   std::shared_ptr<Request> req;
   int64_t choice = 0;
   StopText text;
+  std::optional<std::chrono::steady_clock::time_point> last;  // when its last token came
 };
 
 Scheduler::Scheduler(engine::Generator gen, std::shared_ptr<const tok::Tokenizer> tok, int64_t slots, int64_t queue)
@@ -127,7 +130,7 @@ void Scheduler::admit(std::shared_ptr<Request> r) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = gen_.add(r->prompts[i], r->options[i]);
       r->slots[static_cast<size_t>(i)] = s;
-      rows_.at(static_cast<size_t>(s)) = std::make_unique<Row>(Row{r, i, StopText(r->stop)});
+      rows_.at(static_cast<size_t>(s)) = std::make_unique<Row>(Row{r, i, StopText(r->stop), std::nullopt});
       ++r->open, ++live_rows_;
     }
   } catch (const std::exception& e) {  // the request checks make this unreachable; fail it, not the server
@@ -191,6 +194,11 @@ void Scheduler::dispatch(const engine::Generator::Event& ev) {
     return;
   }
   ++tokens_;
+  const auto now = std::chrono::steady_clock::now();
+  const auto since = [&](auto t) { return std::chrono::duration<double>(now - t).count(); };
+  if (row.last) metrics_.time_per_output_token.observe(since(*row.last));
+  else metrics_.time_to_first_token.observe(since(row.req->submitted));
+  row.last = now;
   auto out = row.text.push(engine::token_text(*tok_, ev.token.id));
   if (out.stopped) {
     finish_row(ev.slot, Delta{row.choice, std::move(out.text), true, "stop", tokens});

@@ -16,6 +16,7 @@
 
 #include "engine/generator.h"
 #include "engine/logprobs.h"
+#include "serve/metrics.h"
 
 namespace kiln::tok {
 class Tokenizer;
@@ -78,6 +79,8 @@ class Scheduler {
   // slots + queue (the caller answers 503).
   std::shared_ptr<Channel> submit(const Job& job);
   SchedulerStats stats() const;
+  // The operator metrics (GET /metrics); the engine thread observes the token latencies.
+  Metrics& metrics() { return metrics_; }
 
  private:
   struct Row;
@@ -106,6 +109,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Row>> rows_;        // by Generator slot; engine thread only
   std::atomic<int64_t> steps_{0}, requests_{0}, cancelled_{0}, rejected_{0}, tokens_{0};
   std::atomic<int64_t> last_admit_step_{-1}, last_cancel_step_{-1};
+  Metrics metrics_;
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };
