@@ -263,7 +263,8 @@ struct HttpServer::Impl {
     int64_t prompt_tokens = 0;
     for (const auto& p : job.prompts) prompt_tokens += static_cast<int64_t>(p.size());
     if (!job.stream) return complete_whole(res, ch, head, job, prompt_tokens);
-    auto sse = std::make_shared<SseStream>(ch, head, job.n, prompt_tokens, job.include_usage);
+    const int64_t choices = static_cast<int64_t>(job.prompts.size()) * job.n;
+    auto sse = std::make_shared<SseStream>(ch, head, choices, prompt_tokens, job.include_usage);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream", [sse](size_t, httplib::DataSink& sink) { return sse->write(sink); },

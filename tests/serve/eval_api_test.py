@@ -15,20 +15,9 @@ import sys
 import requests
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-import bpe_reference  # noqa: E402
+import openai_client_test as client_test  # check() and its count; puts tests/reference on sys.path
+from openai_client_test import bpe_reference, check
 from sample_bpb_ref import load  # noqa: E402
-
-ok_count = 0
-
-
-def check(cond, what):
-    global ok_count
-    if not cond:
-        print(f"FAIL: {what}", flush=True)
-        sys.exit(1)
-    ok_count += 1
 
 
 def post(base, path, body, status=200, **kw):
@@ -169,6 +158,18 @@ def main_server(base, tok_json, step_dir):
           "a token-id prompt's completion differs from its string's")
     two = post(base, "/v1/completions", {"prompt": [a, b], "n": 2, "max_tokens": 3, "seed": 5})
     check(sorted(c["index"] for c in two["choices"]) == [0, 1, 2, 3], "2 prompts x n 2: four choices")
+    # Streamed, a list of prompts ends each of its choices (then [DONE]).
+    rs = requests.post(base + "/v1/completions", json={"prompt": [a, b], "max_tokens": 5, "temperature": 0,
+                                                       "stream": True}, stream=True, timeout=60)
+    texts, finished = {}, set()
+    for line in rs.iter_lines():
+        if line.startswith(b"data: ") and line != b"data: [DONE]":
+            c = json.loads(line[6:])["choices"][0]
+            texts[c["index"]] = texts.get(c["index"], "") + c["text"]
+            if c["finish_reason"]:
+                finished.add(c["index"])
+    check(finished == {0, 1} and [texts[0], texts[1]] == [post(base, "/v1/completions", {"prompt": p, "max_tokens": 5,
+          "temperature": 0})["choices"][0]["text"] for p in (a, b)], f"streamed list of prompts: {texts} {finished}")
 
     # ---- chat logprobs: the chat API's shape, the reference's numbers.
     rc = post(base, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6,
@@ -291,7 +292,7 @@ def main_server(base, tok_json, step_dir):
     big = post(base, "/v1/completions", {"prompt": [bos] + [65] * 639, "echo": True, "logprobs": 20, "max_tokens": 0})
     check(len(big["choices"][0]["logprobs"]["tokens"]) == 640, "a full-context scoring request")
     check(requests.get(base + "/health", timeout=10).status_code == 200, "the server died")
-    print(f"ok: {ok_count} checks")
+    print(f"ok: {client_test.ok_count} checks")
 
 
 def key_server(base, key):
@@ -306,7 +307,7 @@ def key_server(base, key):
     check(r.status_code == 405, f"POST /metrics: {r.status_code}")
     r = requests.post(base + "/tokenize", json={"prompt": "a"}, headers=h | {"Origin": "http://evil.example"}, timeout=10)
     check(r.status_code == 403, f"/tokenize cross-site: {r.status_code}")
-    print(f"ok: {ok_count} checks (API key)")
+    print(f"ok: {client_test.ok_count} checks (API key)")
 
 
 if __name__ == "__main__":

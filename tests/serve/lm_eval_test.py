@@ -53,16 +53,18 @@ for row, k in zip(rows, kiln):
     ids = requests.post(url + "/tokenize", json={"prompt": row["prompt"], "add_special_tokens": False}, timeout=30).json()["tokens"]
     if ids != k["prompt_ids"]:
         fail(f"item {k['index']}: the lm-eval prompt tokenizes to {ids[:12]}..., ./eval's is {k['prompt_ids'][:12]}...")
-with open(os.path.join(task_dir, "kiln_arc_easy.yaml"), "w") as f:
-    f.write(f"""task: kiln_arc_easy
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {os.path.join(task_dir, 'arc.jsonl')}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{prompt}}}}"
-doc_to_choice: "{{{{letters}}}}"
+
+
+def write_task(name, jsonl, rest):
+    """A task YAML over a local JSONL (datasets' json loader, no download)."""
+    with open(os.path.join(task_dir, name + ".yaml"), "w") as f:
+        f.write(f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+                f"    test: {os.path.join(task_dir, jsonl)}\ntest_split: test\n" + rest)
+
+
+write_task("kiln_arc_easy", "arc.jsonl", """output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{letters}}"
 doc_to_target: gold
 target_delimiter: ""
 metric_list:
@@ -72,16 +74,9 @@ gsm = [json.loads(line) for line in open(os.path.join(data, "gsm8k", "test.jsonl
 with open(os.path.join(task_dir, "gsm.jsonl"), "w") as f:
     for it in gsm:
         f.write(json.dumps({"question": it["question"], "answer": it["answer"]}) + "\n")
-with open(os.path.join(task_dir, "kiln_gsm8k.yaml"), "w") as f:
-    f.write(f"""task: kiln_gsm8k
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {os.path.join(task_dir, 'gsm.jsonl')}
-test_split: test
-output_type: generate_until
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{answer.split('#### ')[-1]}}}}"
+write_task("kiln_gsm8k", "gsm.jsonl", """output_type: generate_until
+doc_to_text: "Question: {{question}}\\nAnswer:"
+doc_to_target: "{{answer.split('#### ')[-1]}}"
 generation_kwargs:
   until: ["\\n\\n"]
   max_gen_toks: 24
