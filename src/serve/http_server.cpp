@@ -281,6 +281,11 @@ struct HttpServer::Impl {
         ch->cancel();
         return send_error(res, ApiError(503, "the server is stopping", "", "", "server_error"));
       }
+      if (GuardedServer::client_gone()) {  // nobody to answer: the rows leave the batch now
+        ch->cancel();
+        GuardedServer::close_after_response();
+        return;
+      }
       for (Delta& d : ch->pop(std::chrono::milliseconds(100))) {
         if (!d.error.empty()) {
           ch->cancel();  // the request's other choices leave the batch too

@@ -3,7 +3,8 @@
 # steps; a server with 4 slots answers tests/serve/eval_api_test.py (logprobs, echo, max_tokens 0,
 # prompt forms, chat logprobs against a PyTorch log-softmax of the same checkpoint; /tokenize,
 # /detokenize, /tokenizer_info, /metrics; attacks on every new field), then lm-eval itself
-# (tests/serve/lm_eval_test.sh) drives it; a second server with --api-key guards the new endpoints.
+# (tests/serve/lm_eval_test.py) drives it; a second server with --api-key and 1 slot guards the new
+# endpoints and frees the row of a non-streaming client that hangs up within a second.
 # Needs ../shared/data and requests, torch, regex, jinja2, prometheus_client, lm_eval.
 set -uo pipefail
 cd "${1:-.}"

@@ -307,6 +307,32 @@ def key_server(base, key):
     check(r.status_code == 405, f"POST /metrics: {r.status_code}")
     r = requests.post(base + "/tokenize", json={"prompt": "a"}, headers=h | {"Origin": "http://evil.example"}, timeout=10)
     check(r.status_code == 403, f"/tokenize cross-site: {r.status_code}")
+    # A non-streaming client that hangs up: its row leaves the batch within a second (1 slot).
+    import socket
+    import time
+    host, port = base.split("//")[1].split(":")
+    body = json.dumps({"prompt": "a", "max_tokens": 600, "temperature": 1.0}).encode()
+    before = requests.get(base + "/health", timeout=10).json()
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nAuthorization: Bearer " + key.encode()
+              + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    for _ in range(100):
+        if requests.get(base + "/health", timeout=10).json()["live_rows"] == 1:
+            break
+        time.sleep(0.01)
+    s.close()
+    t0 = time.time()
+    while time.time() - t0 < 3:
+        h = requests.get(base + "/health", timeout=10).json()
+        if h["live_rows"] == 0:
+            break
+        time.sleep(0.02)
+    freed = time.time() - t0
+    check(h["live_rows"] == 0 and h["cancelled"] == before["cancelled"] + 1 and freed < 1.0,
+          f"a non-streaming client that hung up: live_rows {h['live_rows']}, cancelled {h['cancelled']}, {freed:.2f} s")
+    check(h["tokens"] - before["tokens"] < 600, "the hung-up request ran to its end")
+    print(f"non-streaming disconnect: the row freed {freed:.2f} s after the client closed, "
+          f"after {h['tokens'] - before['tokens']} of 600 tokens")
     print(f"ok: {client_test.ok_count} checks (API key)")
 
 
