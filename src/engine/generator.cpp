@@ -120,6 +120,7 @@ struct Generator::Impl {
           continue;
         }
       }
+      if (r.o.logprobs >= 0) r.res.logprobs.push_back(token_logprob(logits[b], t.id, r.o.logprobs));
       Event ev{group[b], t, false, std::nullopt};
       if (!t.forced && std::find(r.stops.begin(), r.stops.end(), t.id) != r.stops.end()) {
         r.done = true;
@@ -192,6 +193,26 @@ std::vector<Generator::Event> Generator::step() {
   I.forward_group(prefill, events);
   I.forward_group(decode, events);
   return events;
+}
+
+std::vector<TokenLogprob> Generator::score(const std::vector<int64_t>& ids, int64_t top) {
+  auto& I = *impl_;
+  const int64_t vocab = I.model->vocab_size(), T = static_cast<int64_t>(ids.size());
+  for (int64_t id : ids)
+    if (id < 0 || id >= vocab)
+      throw Error("scoring: token " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
+  if (T > I.model->max_positions())
+    throw Error("scoring: " + std::to_string(T) + " tokens exceed the model's " +
+                std::to_string(I.model->max_positions()) + " positions", "shorten the text");
+  std::vector<TokenLogprob> out;
+  if (T < 2) return out;
+  torch::NoGradGuard no_grad;
+  auto idx = torch::tensor(ids, torch::kInt64).view({1, T}).to(I.device);
+  // (T, V) once per sequence; each position's log-softmax is taken on its own row.
+  const auto logits = I.model->forward(idx).to(torch::kCPU, torch::kFloat32)[0];
+  out.reserve(static_cast<size_t>(T - 1));
+  for (int64_t t = 1; t < T; ++t) out.push_back(token_logprob(logits[t - 1], ids[static_cast<size_t>(t)], top));
+  return out;
 }
 
 void Generator::remove(Slot slot) {

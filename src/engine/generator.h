@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/logprobs.h"
 #include "engine/sampling_options.h"
 
 namespace kiln::tok {
@@ -35,6 +36,8 @@ struct GenResult {
   std::vector<uint8_t> mask;  // per id: 1 sampled, 0 forced
   Finish finish = Finish::Length;
   std::string error;  // Finish::Failed: what failed
+  // With options.logprobs >= 0: one per id, then one for the stop token when the row ended on it.
+  std::vector<TokenLogprob> logprobs;
 };
 
 class Generator {
@@ -68,6 +71,10 @@ class Generator {
   // Event with finished = true) and the others go on; a failed forward throws. A row whose stop token was sampled yields an Event with
   // finished = true and token.id = the stop token. Empty when no row is live.
   std::vector<Event> step();
+  // The logprob of each of ids[1..] given the ids before it (a full forward, no cache slot used),
+  // with `top` alternatives each. Throws kiln::Error on an id outside the vocabulary or a sequence
+  // longer than the model's positions.
+  std::vector<TokenLogprob> score(const std::vector<int64_t>& ids, int64_t top);
   // Cancel / free a row (finished or not); its cache slot is reused by a later add().
   void remove(Slot slot);
   // The row so far (ids, mask, finish once finished).

@@ -14,6 +14,7 @@ struct SamplingOptions {
   uint64_t seed = 0;                 // per row: same seed + prompt -> same output whatever else is in the batch
   std::vector<int64_t> stop_tokens;  // empty -> <|assistant_end|> and <|bos|>
   bool tools = true;                 // calculator tool use (python_start/end -> forced output_start..output_end)
+  int64_t logprobs = -1;             // >= 0: record each token's logprob and this many top alternatives
 };
 
 }  // namespace kiln::engine

@@ -206,6 +206,16 @@ void GuardedServer::close_after_response() {
   if (current) current->close_after();
 }
 
+bool GuardedServer::client_gone() {
+  if (!current) return false;
+  pollfd p{current->socket(), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+  // Readable: a pipelined next request (bytes) or the end of the stream (0 bytes).
+  char c;
+  return ::recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   ConnectionStream strm(sock, limits_, svr_sock_);
   current = &strm;

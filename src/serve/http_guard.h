@@ -50,6 +50,9 @@ class GuardedServer : public httplib::Server {
   static int body_failure();
   // The connection closes after this response (a refused body was not read to its end).
   static void close_after_response();
+  // The client hung up (its end of the socket is closed or reset): a non-streaming request's
+  // handler polls this while it waits, so that its rows are freed (nothing is written until then).
+  static bool client_gone();
 
  private:
   bool process_and_close_socket(socket_t sock) override;  // httplib's per-connection entry

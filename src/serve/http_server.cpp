@@ -14,10 +14,12 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/http_guard.h"
+#include "serve/logprobs_json.h"
 #include "serve/openai_json.h"
 #include "serve/page.h"
 #include "serve/scheduler.h"
 #include "serve/sse_stream.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kiln::serve {
 
@@ -118,8 +120,11 @@ struct HttpServer::Impl {
   httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
     using R = httplib::Server::HandlerResponse;
     if (!cross_site_ok(req, res)) return R::Handled;
-    const bool completion = req.path == "/v1/chat/completions" || req.path == "/v1/completions";
-    const bool page = req.path == "/" || req.path == "/health" || req.path == "/v1/models";
+    // "completion": the JSON POST endpoints (the API key, Content-Type and body checks below).
+    const bool completion = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
+                            req.path == "/tokenize" || req.path == "/detokenize";
+    const bool page = req.path == "/" || req.path == "/health" || req.path == "/v1/models" ||
+                      req.path == "/tokenizer_info" || req.path == "/metrics";
     const bool has_te = req.has_header("Transfer-Encoding"), has_cl = req.has_header("Content-Length");
     if (req.method == "OPTIONS" && (completion || page)) {  // a CORS preflight (allowed above)
       res.status = 204;
@@ -175,8 +180,9 @@ struct HttpServer::Impl {
                              " bytes (after decompression)", "request_too_large");
   }
 
-  // POST /v1/(chat/)completions: the body through a receiver capped at kMaxBody.
-  void post(httplib::Response& res, const httplib::ContentReader& reader, bool chat) {
+  // A JSON POST endpoint: the body through a receiver capped at kMaxBody, then handle(body).
+  template <class Handle>
+  void post(httplib::Response& res, const httplib::ContentReader& reader, Handle handle) {
     std::string body;
     bool over = false;
     const bool ok = reader([&](const char* d, size_t n) {
@@ -196,7 +202,25 @@ struct HttpServer::Impl {
       return send_error(res, ApiError(400, "the request body could not be read (malformed chunked framing or "
                                            "compressed data)", "invalid_request"));
     }
-    complete(body, res, chat);
+    handle(body);
+  }
+
+  // POST /tokenize and /detokenize.
+  void tokenize(const std::string& body, httplib::Response& res) {
+    try {
+      const auto ids = parse_tokenize_request(body, *tok, opt.limits);
+      res.set_content(dump({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", opt.limits.context}}),
+                      "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    }
+  }
+  void detokenize(const std::string& body, httplib::Response& res) {
+    try {
+      res.set_content(dump({{"prompt", tok->decode(parse_detokenize_request(body, *tok))}}), "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    }
   }
 
   static std::string new_id(bool chat) {
@@ -231,26 +255,36 @@ struct HttpServer::Impl {
                                                std::to_string(s.queue) + " queue places are taken; retry later",
                                       "server_busy", "", "server_error"));
     }
+    (job.chat ? sched.metrics().chat_requests : sched.metrics().completion_requests) += 1;
+    for (const auto& p : job.prompts) sched.metrics().prompt_tokens += static_cast<int64_t>(p.size());
     ReplyHead head{job.chat, new_id(job.chat), std::chrono::duration_cast<std::chrono::seconds>(
                                                    std::chrono::system_clock::now().time_since_epoch()).count(),
                    opt.model};
-    const int64_t prompt_tokens = static_cast<int64_t>(job.prompt.size());
-    if (!job.stream) return complete_whole(res, ch, head, job.n, prompt_tokens);
-    auto sse = std::make_shared<SseStream>(ch, head, job.n, prompt_tokens, job.include_usage);
+    int64_t prompt_tokens = 0;
+    for (const auto& p : job.prompts) prompt_tokens += static_cast<int64_t>(p.size());
+    if (!job.stream) return complete_whole(res, ch, head, job, prompt_tokens);
+    const int64_t choices = static_cast<int64_t>(job.prompts.size()) * job.n;
+    auto sse = std::make_shared<SseStream>(ch, head, choices, prompt_tokens, job.include_usage);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream", [sse](size_t, httplib::DataSink& sink) { return sse->write(sink); },
         [sse](bool success) { sse->finished(success); });
   }
 
-  void complete_whole(httplib::Response& res, const std::shared_ptr<Channel>& ch, const ReplyHead& head, int64_t n,
-                      int64_t prompt_tokens) {
+  void complete_whole(httplib::Response& res, const std::shared_ptr<Channel>& ch, const ReplyHead& head,
+                      const Job& job, int64_t prompt_tokens) {
+    const int64_t n = static_cast<int64_t>(job.prompts.size()) * job.n;
     std::vector<ChoiceText> choices(static_cast<size_t>(n));
     int64_t done = 0, total = 0;
     while (done < n) {
       if (svr.stopping()) {  // shutting down: the rows leave the batch, the client hears why
         ch->cancel();
         return send_error(res, ApiError(503, "the server is stopping", "", "", "server_error"));
+      }
+      if (GuardedServer::client_gone()) {  // nobody to answer: the rows leave the batch now
+        ch->cancel();
+        GuardedServer::close_after_response();
+        return;
       }
       for (Delta& d : ch->pop(std::chrono::milliseconds(100))) {
         if (!d.error.empty()) {
@@ -263,6 +297,15 @@ struct HttpServer::Impl {
           c.finish = d.finish;
           total += d.tokens;
           ++done;
+          const auto& prompt = job.prompts[static_cast<size_t>(d.choice / job.n)];
+          if (job.echo) {  // the prompt's tokens' text before the completion's
+            std::string echoed;
+            for (int64_t id : prompt) echoed += token_bytes(*tok, id);
+            c.text = echoed + c.text;
+          }
+          if (job.options.logprobs >= 0)
+            c.logprobs = job.chat ? chat_logprobs(*tok, d.logprobs, static_cast<size_t>(d.tokens))
+                                  : completion_logprobs(*tok, prompt, job.echo, d.prompt_logprobs, d.logprobs);
         }
       }
     }
@@ -290,13 +333,27 @@ struct HttpServer::Impl {
     svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(dump(models_json(opt.model, started, opt.limits.context)), "application/json");
     });
+    svr.Get("/tokenizer_info", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(dump(tokenizer_info_json(*tok, opt.limits.context)), "application/json");
+    });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(sched.metrics().render(sched.stats()), "text/plain; version=0.0.4; charset=utf-8");
+    });
     svr.Post("/v1/chat/completions",
              [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
-               post(res, reader, true);
+               post(res, reader, [&](const std::string& body) { complete(body, res, true); });
              });
     svr.Post("/v1/completions",
              [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
-               post(res, reader, false);
+               post(res, reader, [&](const std::string& body) { complete(body, res, false); });
+             });
+    svr.Post("/tokenize",
+             [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+               post(res, reader, [&](const std::string& body) { tokenize(body, res); });
+             });
+    svr.Post("/detokenize",
+             [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+               post(res, reader, [&](const std::string& body) { detokenize(body, res); });
              });
     // Whatever httplib refuses by itself (no route: 404, a bad request line: 400, ...) in OpenAI's shape.
     svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

@@ -1,4 +1,5 @@
-// The HTTP side of ./serve on cpp-httplib: the routes (/, /health, /v1/models,
+// The HTTP side of ./serve on cpp-httplib: the routes (/, /health, /v1/models, /metrics, /tokenizer_info,
+// /tokenize, /detokenize,
 // /v1/chat/completions, /v1/completions), the checks made before a body is read (Host and Origin,
 // Content-Type, Content-Encoding, length, API key), SSE streaming with disconnect detection, and
 // OpenAI-shaped errors for every refusal (400, 401, 403, 404, 405, 408, 411, 413, 415, 431, 503,

@@ -4,6 +4,7 @@
 #include "serve/openai_json.h"
 
 #include "serve/request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace kiln::serve {
 
@@ -26,7 +27,7 @@ json completion_json(const ReplyHead& h, const std::vector<ChoiceText>& choices,
   json j = head(h, "chat.completion", "text_completion");
   j["choices"] = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
-    json c = {{"index", i}, {"finish_reason", choices[i].finish}, {"logprobs", nullptr}};
+    json c = {{"index", i}, {"finish_reason", choices[i].finish}, {"logprobs", choices[i].logprobs}};
     if (h.chat)
       c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
     else
@@ -71,6 +72,30 @@ json error_json(const ApiError& e) {
             {"type", e.type},
             {"param", e.param.empty() ? json(nullptr) : json(e.param)},
             {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+}
+
+// nanochat's rendering (tokenizer/chat.h): <|bos|>, a system message merged into the first user
+// turn (system + "\n\n" + user), then each turn between its role's tokens; with
+// add_generation_prompt the reply's <|assistant_start|>.
+constexpr const char* kChatTemplate =
+    "{%- set sys = messages[0]['role'] == 'system' -%}<|bos|>"
+    "{%- for m in (messages[1:] if sys else messages) -%}"
+    "{%- if m['role'] == 'user' -%}<|user_start|>{{ (messages[0]['content'] + '\\n\\n') if (sys and loop.first) else '' }}"
+    "{{ m['content'] }}<|user_end|>"
+    "{%- else -%}<|assistant_start|>{{ m['content'] }}<|assistant_end|>{%- endif -%}"
+    "{%- endfor -%}{%- if add_generation_prompt -%}<|assistant_start|>{%- endif -%}";
+
+json tokenizer_info_json(const tok::Tokenizer& tok, int64_t context) {
+  const std::string bos = tok.decode_token(tok.bos_id());
+  const bool chat = tok.find_special("<|user_start|>") && tok.find_special("<|assistant_start|>");
+  // A base model's documents are separated by <|bos|> (GPT-2's <|endoftext|>): it is the end of text.
+  return {{"bos_token", bos},
+          {"eos_token", bos},
+          {"pad_token", nullptr},
+          {"vocab_size", tok.vocab_size()},
+          {"max_model_len", context},
+          {"model_max_length", context},
+          {"chat_template", chat ? json(kChatTemplate) : json(nullptr)}};
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }

@@ -8,6 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace kiln::tok {
+class Tokenizer;
+}
+
 namespace kiln::serve {
 
 struct ApiError;  // serve/request.h
@@ -23,6 +27,7 @@ struct ReplyHead {
 struct ChoiceText {
   std::string text;
   std::string finish;  // "stop" | "length"
+  nlohmann::json logprobs;  // null unless asked (serve/logprobs_json.h)
 };
 
 nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
@@ -36,6 +41,9 @@ nlohmann::json chunk_json(const ReplyHead& h, int64_t index, const std::string& 
 nlohmann::json usage_chunk_json(const ReplyHead& h, int64_t prompt_tokens, int64_t completion_tokens);
 nlohmann::json models_json(const std::string& model, int64_t created, int64_t context);
 nlohmann::json error_json(const ApiError& e);
+// GET /tokenizer_info (what lm-eval's remote tokenizer reads): bos/eos token names, the vocabulary
+// size, the context, and the chat template (Jinja; null for a tokenizer without chat tokens).
+nlohmann::json tokenizer_info_json(const tok::Tokenizer& tok, int64_t context);
 
 std::string dump(const nlohmann::json& j);
 // An SSE event: "data: <json>\n\n".

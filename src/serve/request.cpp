@@ -108,6 +108,11 @@ void common(const json& j, const Limits& L, Job& job) {
   o.top_p = number(j, "top_p", 1.0, 0.0, 1.0, /*lo_open=*/true);
   o.top_k = integer(j, "top_k", 0, 0, 200);
   job.n = integer(j, "n", 1, 1, L.max_n);
+  const int64_t rows = static_cast<int64_t>(job.prompts.size()) * job.n;
+  if (rows > L.max_n)
+    throw bad(std::to_string(job.prompts.size()) + " prompts x n = " + std::to_string(job.n) + " make " +
+                  std::to_string(rows) + " choices; at most " + std::to_string(L.max_n) +
+                  " are allowed per request (the server's slots)", "prompt");
   if (has(j, "seed")) {
     if (!j.at("seed").is_number_integer()) throw bad("'seed' must be an integer", "seed", "invalid_type");
     o.seed = j.at("seed").is_number_unsigned() ? j.at("seed").get<uint64_t>()
@@ -136,13 +141,23 @@ void common(const json& j, const Limits& L, Job& job) {
       job.stop.push_back(str);
     }
   }
-  const int64_t prompt = static_cast<int64_t>(job.prompt.size());
+  // Every prompt's tokens + max_tokens must fit the model's positions; the longest prompt decides.
+  int64_t prompt = 0;
+  for (const auto& p : job.prompts) prompt = std::max<int64_t>(prompt, static_cast<int64_t>(p.size()));
+  const char* key = has(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  // max_tokens 0 with echo scores the prompt and samples nothing (lm-eval's log-likelihoods).
+  if (job.echo && has(j, key) && j.at(key).is_number_integer() && j.at(key).get<int64_t>() == 0) {
+    job.generate = false;
+    if (prompt > L.context)
+      throw ApiError(400, "the prompt is " + std::to_string(prompt) + " tokens; the model's context is " +
+                              std::to_string(L.context) + " tokens", "context_length_exceeded", "prompt");
+    return;
+  }
   const int64_t room = L.context - prompt;
   if (room < 1)
     throw ApiError(400, "the prompt is " + std::to_string(prompt) + " tokens; the model's context is " +
                             std::to_string(L.context) + " tokens, leaving no room for a reply",
-                   "context_length_exceeded", "messages");
-  const char* key = has(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+                   "context_length_exceeded", job.chat ? "messages" : "prompt");
   if (has(j, key)) {
     o.max_new_tokens = integer(j, key, 0, 1, L.max_tokens);
     if (o.max_new_tokens > room)
@@ -211,32 +226,124 @@ Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const
   if (conv.messages.back().role != "user")
     throw bad("the last message must be the user's (the reply continues the conversation)", "messages", "invalid_role");
   Job job;
+  job.prompts.emplace_back();
   try {
-    for (uint32_t id : tok::render_for_completion(tok, conv)) job.prompt.push_back(id);
+    for (uint32_t id : tok::render_for_completion(tok, conv)) job.prompts[0].push_back(id);
   } catch (const Error& e) {  // roles out of order
     throw bad(e.what(), "messages", "invalid_role");
   }
+  if (has(j, "logprobs") && !j.at("logprobs").is_boolean())
+    throw bad("'logprobs' must be true or false (the alternatives' count is 'top_logprobs')", "logprobs", "invalid_type");
+  const bool logprobs = has(j, "logprobs") && j.at("logprobs").get<bool>();
+  if (has(j, "top_logprobs") && !logprobs)
+    throw bad("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  if (logprobs) job.options.logprobs = integer(j, "top_logprobs", 0, 0, kMaxLogprobs);
   common(j, L, job);
+  if (logprobs && job.stream)
+    throw bad("'logprobs' is not supported with stream: true; ask without streaming", "logprobs");
   return job;
 }
+
+namespace {
+// One prompt of token ids: integers in the tokenizer's vocabulary, at most the model's context.
+std::vector<int64_t> id_prompt(const json& p, const tok::Tokenizer& tok, const Limits& L, const std::string& where) {
+  if (p.empty()) throw bad(where + " is an empty list of token ids", "prompt");
+  if (static_cast<int64_t>(p.size()) > L.context)
+    throw ApiError(400, where + " has " + std::to_string(p.size()) + " tokens; the model's context is " +
+                            std::to_string(L.context) + " tokens", "context_length_exceeded", "prompt");
+  std::vector<int64_t> ids;
+  ids.reserve(p.size());
+  const int64_t vocab = tok.vocab_size();
+  for (const json& x : p) {
+    if (!x.is_number_integer())
+      throw bad(where + " must be a list of integer token ids", "prompt", "invalid_type");
+    const bool ok = x.is_number_unsigned() ? x.get<uint64_t>() < static_cast<uint64_t>(vocab)
+                                           : x.get<int64_t>() >= 0 && x.get<int64_t>() < vocab;
+    if (!ok)
+      throw bad(where + " has the token id " + x.dump() + ", outside the vocabulary [0, " + std::to_string(vocab) + ")",
+                "prompt");
+    ids.push_back(x.get<int64_t>());
+  }
+  return ids;
+}
+}  // namespace
 
 Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
   const json j = parse_body(body);
   if (!has(j, "prompt")) throw bad("'prompt' is required", "prompt", "missing_required_parameter");
-  const json* pp = &j.at("prompt");  // a pointer: copying a json value recurses per level of nesting
-  if (pp->is_array() && pp->size() == 1) pp = &(*pp)[0];
-  const json& p = *pp;
-  if (!p.is_string()) throw bad("'prompt' must be a string (or a list of one string)", "prompt", "invalid_type");
-  const std::string text = p.get<std::string>();
-  if (utf8_chars(text) > L.max_total_chars)
-    throw bad("'prompt' has " + std::to_string(utf8_chars(text)) + " characters; at most " +
-                  std::to_string(L.max_total_chars) + " are allowed", "prompt", "string_above_max_length");
+  const json& p = j.at("prompt");  // a reference: copying a json value recurses per level of nesting
+  const char* forms = "'prompt' must be a string, a list of strings, a list of token ids or a list of token-id lists";
   Job job;
   job.chat = false;
-  if (L.bos_prefix || text.empty()) job.prompt.push_back(tok.bos_id());
-  for (uint32_t id : tok.encode(text)) job.prompt.push_back(id);
+  size_t chars = 0;
+  auto text_prompt = [&](const std::string& text) {
+    chars += utf8_chars(text);
+    if (chars > L.max_total_chars)
+      throw bad("the prompt text has more than " + std::to_string(L.max_total_chars) + " characters in all; at most " +
+                    std::to_string(L.max_total_chars) + " are allowed", "prompt", "string_above_max_length");
+    std::vector<int64_t> ids;
+    if (L.bos_prefix || text.empty()) ids.push_back(tok.bos_id());
+    for (uint32_t id : tok.encode(text)) ids.push_back(id);
+    job.prompts.push_back(std::move(ids));
+  };
+  if (p.is_string()) {
+    text_prompt(p.get_ref<const std::string&>());
+  } else if (p.is_array() && !p.empty() && p[0].is_number()) {
+    job.prompts.push_back(id_prompt(p, tok, L, "'prompt'"));  // token ids are fed as they are: no bos added
+  } else if (p.is_array() && !p.empty()) {
+    if (static_cast<int64_t>(p.size()) > L.max_n)
+      throw bad("'prompt' lists " + std::to_string(p.size()) + " prompts; at most " + std::to_string(L.max_n) +
+                    " are allowed per request (the server's slots)", "prompt");
+    for (size_t i = 0; i < p.size(); ++i) {
+      const std::string where = "prompt[" + std::to_string(i) + "]";
+      if (p[i].is_string() && p[0].is_string()) text_prompt(p[i].get_ref<const std::string&>());
+      else if (p[i].is_array() && p[0].is_array()) job.prompts.push_back(id_prompt(p[i], tok, L, "'" + where + "'"));
+      else throw bad(std::string(forms) + " (" + where + " does not match the first item)", "prompt", "invalid_type");
+    }
+  } else {
+    throw bad(std::string(forms) + (p.is_array() ? " (it is an empty list)" : ""), "prompt", "invalid_type");
+  }
+  if (has(j, "echo") && !j.at("echo").is_boolean()) throw bad("'echo' must be true or false", "echo", "invalid_type");
+  job.echo = has(j, "echo") && j.at("echo").get<bool>();
+  if (has(j, "logprobs") && !j.at("logprobs").is_number_integer())
+    throw bad("'logprobs' must be an integer from 0 to " + std::to_string(kMaxLogprobs) +
+                  " (how many alternatives per token)", "logprobs", "invalid_type");
+  job.options.logprobs = integer(j, "logprobs", -1, 0, kMaxLogprobs);
   common(j, L, job);
+  if (job.stream && (job.echo || job.options.logprobs >= 0))
+    throw bad(std::string(job.echo ? "'echo'" : "'logprobs'") + " is not supported with stream: true; ask without "
+                  "streaming", job.echo ? "echo" : "logprobs");
   return job;
+}
+
+std::vector<int64_t> parse_tokenize_request(const std::string& body, const tok::Tokenizer& tok, const Limits& L) {
+  const json j = parse_body(body);
+  if (!has(j, "prompt") || !j.at("prompt").is_string())
+    throw bad("'prompt' is required: the text to tokenize", "prompt", "missing_required_parameter");
+  if (has(j, "add_special_tokens") && !j.at("add_special_tokens").is_boolean())
+    throw bad("'add_special_tokens' must be true or false", "add_special_tokens", "invalid_type");
+  const bool specials = !has(j, "add_special_tokens") || j.at("add_special_tokens").get<bool>();
+  std::vector<int64_t> ids;
+  if (specials && L.bos_prefix) ids.push_back(tok.bos_id());
+  for (uint32_t id : tok.encode_with_specials(j.at("prompt").get_ref<const std::string&>())) ids.push_back(id);
+  return ids;
+}
+
+std::vector<uint32_t> parse_detokenize_request(const std::string& body, const tok::Tokenizer& tok) {
+  const json j = parse_body(body);
+  if (!has(j, "tokens") || !j.at("tokens").is_array())
+    throw bad("'tokens' is required: a list of token ids", "tokens", "missing_required_parameter");
+  std::vector<uint32_t> ids;
+  for (const json& x : j.at("tokens")) {
+    if (!x.is_number_integer()) throw bad("'tokens' must be a list of integer token ids", "tokens", "invalid_type");
+    const bool ok = x.is_number_unsigned() ? x.get<uint64_t>() < tok.vocab_size()
+                                           : x.get<int64_t>() >= 0 && x.get<int64_t>() < int64_t(tok.vocab_size());
+    if (!ok)
+      throw bad("'tokens' has the token id " + x.dump() + ", outside the vocabulary [0, " +
+                    std::to_string(tok.vocab_size()) + ")", "tokens");
+    ids.push_back(x.get<uint32_t>());
+  }
+  return ids;
 }
 
 }  // namespace kiln::serve

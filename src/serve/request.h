@@ -43,17 +43,31 @@ struct Limits {
   bool bos_prefix = true;
 };
 
+// Bounds of the completions API's evaluation fields (OpenAI's).
+inline constexpr int64_t kMaxLogprobs = 20;  // `logprobs` / `top_logprobs`
+
 struct Job {
   bool chat = true;  // chat.completion vs text_completion
   bool stream = false;
   bool include_usage = false;
   int64_t n = 1;
-  std::vector<int64_t> prompt;
+  // One or more prompts (/v1/completions takes a list); choice p * n + i is prompt p's i-th sample.
+  // At most Limits::max_n prompts x n in all: every row of a request decodes at once.
+  std::vector<std::vector<int64_t>> prompts;
+  // options.logprobs >= 0: each token's logprob and that many alternatives (chat: `top_logprobs`).
+  bool echo = false;      // /v1/completions: the prompt's tokens and their logprobs come first
+  bool generate = true;   // false: max_tokens 0 with echo, the prompt is scored and nothing sampled
   engine::SamplingOptions options;  // choice i samples with seed options.seed + i
   std::vector<std::string> stop;
 };
 
 Job parse_chat_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
 Job parse_completion_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
+
+// POST /tokenize ({"prompt": text, "add_special_tokens": true}: <|bos|> first where completions
+// add it; special-token names in the text are their ids) and POST /detokenize ({"tokens": ids},
+// ids in the vocabulary), as vLLM and lm-eval's remote tokenizer use them.
+std::vector<int64_t> parse_tokenize_request(const std::string& body, const tok::Tokenizer& tok, const Limits& limits);
+std::vector<uint32_t> parse_detokenize_request(const std::string& body, const tok::Tokenizer& tok);
 
 }  // namespace kiln::serve

@@ -4,6 +4,7 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -30,10 +31,14 @@ std::vector<Delta> Channel::pop(std::chrono::milliseconds timeout) {
 }
 
 struct Scheduler::Request {
-  std::vector<std::vector<int64_t>> prompts;
+  std::vector<std::vector<int64_t>> prompts;  // per choice
   std::vector<engine::SamplingOptions> options;
   std::vector<std::string> stop;
+  bool echo = false, generate = true;
+  int64_t top = -1;                                      // logprobs: alternatives per token; -1 none
+  std::vector<std::vector<engine::TokenLogprob>> echoed;  // per choice, with echo and logprobs
   std::shared_ptr<Channel> channel;
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
   std::vector<int64_t> slots;  // per choice, once admitted (-1 when done)
   int64_t open = 0;            // choices not yet done
 };
@@ -42,6 +47,7 @@ struct Scheduler::Row {
   std::shared_ptr<Request> req;
   int64_t choice = 0;
   StopText text;
+  std::optional<std::chrono::steady_clock::time_point> last;  // when its last token came
 };
 
 Scheduler::Scheduler(engine::Generator gen, std::shared_ptr<const tok::Tokenizer> tok, int64_t slots, int64_t queue)
@@ -63,20 +69,25 @@ Scheduler::~Scheduler() {
 
 std::shared_ptr<Channel> Scheduler::submit(const Job& job) {
   auto r = std::make_shared<Request>();
-  for (int64_t i = 0; i < job.n; ++i) {
-    r->prompts.push_back(job.prompt);
-    r->options.push_back(job.options);
-    r->options.back().seed = job.options.seed + static_cast<uint64_t>(i);
-  }
+  for (const auto& prompt : job.prompts)
+    for (int64_t i = 0; i < job.n; ++i) {
+      r->prompts.push_back(prompt);
+      r->options.push_back(job.options);
+      r->options.back().seed = job.options.seed + static_cast<uint64_t>(i);
+    }
   r->stop = job.stop;
+  r->echo = job.echo;
+  r->generate = job.generate;
+  r->top = job.options.logprobs;
   r->channel = std::make_shared<Channel>();
+  const int64_t rows = static_cast<int64_t>(r->prompts.size());
   {
     std::lock_guard lk(mu_);
-    if (live_rows_ + queued_rows_ + job.n > slots_ + queue_cap_) {
+    if (live_rows_ + queued_rows_ + rows > slots_ + queue_cap_) {
       ++rejected_;
       return nullptr;
     }
-    queued_rows_ += job.n;
+    queued_rows_ += rows;
     queue_.push_back(r);
   }
   cv_.notify_all();
@@ -102,10 +113,24 @@ void Scheduler::admit(std::shared_ptr<Request> r) {
   queued_rows_ -= n;
   r->slots.assign(static_cast<size_t>(n), -1);
   try {
+    if (r->echo && r->top >= 0) {  // the prompt's logprobs: one forward per distinct prompt (its n choices share it)
+      r->echoed.resize(static_cast<size_t>(n));
+      for (size_t i = 0; i < r->echoed.size(); ++i)
+        r->echoed[i] = i > 0 && r->prompts[i] == r->prompts[i - 1] ? r->echoed[i - 1] : gen_.score(r->prompts[i], r->top);
+    }
+    if (!r->generate) {  // max_tokens 0: scored, nothing to sample, no slot taken
+      for (int64_t i = 0; i < n; ++i) {
+        Delta d{i, "", true, "length", 0};
+        if (!r->echoed.empty()) d.prompt_logprobs = std::move(r->echoed[static_cast<size_t>(i)]);
+        r->channel->push(std::move(d));
+      }
+      ++requests_;
+      return;
+    }
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = gen_.add(r->prompts[i], r->options[i]);
       r->slots[static_cast<size_t>(i)] = s;
-      rows_.at(static_cast<size_t>(s)) = std::make_unique<Row>(Row{r, i, StopText(r->stop)});
+      rows_.at(static_cast<size_t>(s)) = std::make_unique<Row>(Row{r, i, StopText(r->stop), std::nullopt});
       ++r->open, ++live_rows_;
     }
   } catch (const std::exception& e) {  // the request checks make this unreachable; fail it, not the server
@@ -137,6 +162,8 @@ void Scheduler::finish_row(int64_t slot, Delta d) {
   auto& row = rows_.at(static_cast<size_t>(slot));
   const auto req = row->req;  // keeps the request alive past release()
   const int64_t choice = row->choice;
+  if (req->top >= 0) d.logprobs = gen_.result(slot).logprobs;
+  if (!req->echoed.empty()) d.prompt_logprobs = std::move(req->echoed[static_cast<size_t>(choice)]);
   req->channel->push(std::move(d));
   std::lock_guard lk(mu_);
   release(*req, choice);
@@ -167,6 +194,11 @@ void Scheduler::dispatch(const engine::Generator::Event& ev) {
     return;
   }
   ++tokens_;
+  const auto now = std::chrono::steady_clock::now();
+  const auto since = [&](auto t) { return std::chrono::duration<double>(now - t).count(); };
+  if (row.last) metrics_.time_per_output_token.observe(since(*row.last));
+  else metrics_.time_to_first_token.observe(since(row.req->submitted));
+  row.last = now;
   auto out = row.text.push(engine::token_text(*tok_, ev.token.id));
   if (out.stopped) {
     finish_row(ev.slot, Delta{row.choice, std::move(out.text), true, "stop", tokens});
@@ -200,7 +232,7 @@ void Scheduler::loop() {
           queue_.pop_front();
           continue;
         }
-        if (live_rows_ + n > slots_) break;
+        if (r->generate && live_rows_ + n > slots_) break;
         auto req = std::move(r);
         queue_.pop_front();
         admit(std::move(req));

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "engine/generator.h"
+#include "engine/logprobs.h"
+#include "serve/metrics.h"
 
 namespace kiln::tok {
 class Tokenizer;
@@ -32,6 +34,9 @@ struct Delta {
   std::string finish;  // "stop" | "length" when done
   int64_t tokens = 0;  // tokens generated so far by this choice (the usage count)
   std::string error;   // the engine failed this request
+  // On the last piece, when the request asked: the generated tokens' logprobs (the stop token's
+  // last when the row ended on one), and with echo the prompt's (for prompt tokens 1..).
+  std::vector<engine::TokenLogprob> logprobs, prompt_logprobs;
 };
 
 // The engine thread pushes, an HTTP thread pops; cancel() (the client went away) asks the engine
@@ -74,6 +79,8 @@ class Scheduler {
   // slots + queue (the caller answers 503).
   std::shared_ptr<Channel> submit(const Job& job);
   SchedulerStats stats() const;
+  // The operator metrics (GET /metrics); the engine thread observes the token latencies.
+  Metrics& metrics() { return metrics_; }
 
  private:
   struct Row;
@@ -102,6 +109,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Row>> rows_;        // by Generator slot; engine thread only
   std::atomic<int64_t> steps_{0}, requests_{0}, cancelled_{0}, rejected_{0}, tokens_{0};
   std::atomic<int64_t> last_admit_step_{-1}, last_cancel_step_{-1};
+  Metrics metrics_;
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };

@@ -82,13 +82,16 @@ std::vector<std::string> seeds(const std::string& target, const std::string& sou
     out.push_back(enc.dump() + '\0' + "#version: 0.2\na b\n" + sp + " a\n" + sp + "a b\n");
   } else if (target == "serve_request_deep") {  // the same bodies (the target nests into them)
     return seeds("serve_request", source_dir);
-  } else if (target == "serve_request") {  // first byte: even = chat, odd = completion
+  } else if (target == "serve_request") {  // first byte % 4: chat, completion, tokenize, detokenize
     out.push_back(std::string(1, char(0)) +
                   R"({"model": "kiln", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},)"
                   R"( {"role": "assistant", "content": [{"type": "text", "text": "ab"}]}, {"role": "user", "content": "cd"}],)"
                   R"( "temperature": 0.7, "top_p": 0.9, "top_k": 40, "max_tokens": 20, "n": 2, "seed": 3, "stop": ["x", "yz"],)"
                   R"( "stream": true, "stream_options": {"include_usage": true}})");
     out.push_back(std::string(1, char(1)) + R"({"prompt": "abcd", "max_completion_tokens": 5, "stop": "d", "seed": -1})");
+    out.push_back(std::string(1, char(1)) + R"({"prompt": [[256, 97], [98]], "echo": true, "logprobs": 3, "max_tokens": 0})");
+    out.push_back(std::string(1, char(2)) + R"({"prompt": "<|bos|>ab", "add_special_tokens": false})");
+    out.push_back(std::string(1, char(3)) + R"({"tokens": [97, 256, 98]})");
   } else {  // hdf5_shard: choices; a valid shard is mostly "default" choices
     out.push_back(std::string(200, char(23)));
     out.push_back(std::string(300, char(29)));

@@ -125,16 +125,20 @@ void gpt2_files(std::string_view in) {
   t.decode(t.encode("hello world, 12345 fuzz"));
 }
 
-// A request body of POST /v1/chat/completions (first byte even) or /v1/completions. A refusal must
-// be a 4xx ApiError (the server answers it as such); a 5xx or any other exception is a bug.
+// A request body of POST /v1/chat/completions (first byte % 4 == 0), /v1/completions (1),
+// /tokenize (2) or /detokenize (3). A refusal must be a 4xx ApiError (the server answers it as
+// such); a 5xx or any other exception is a bug.
 void serve_request(std::string_view in) {
   static const tok::Tokenizer t = tok::Tokenizer::from_merges({{'a', 'b'}, {'c', 'd'}, {256, 257}});
   serve::Limits L;
   L.context = 256, L.max_n = 4, L.max_tokens = 200, L.default_max_tokens = 16;
-  const bool chat = in.empty() || uint8_t(in[0]) % 2 == 0;
+  const int which = in.empty() ? 0 : uint8_t(in[0]) % 4;
   const std::string body(in.empty() ? in : in.substr(1));
   try {
-    chat ? serve::parse_chat_request(body, t, L) : serve::parse_completion_request(body, t, L);
+    if (which == 0) serve::parse_chat_request(body, t, L);
+    else if (which == 1) serve::parse_completion_request(body, t, L);
+    else if (which == 2) serve::parse_tokenize_request(body, t, L);
+    else t.decode(serve::parse_detokenize_request(body, t));
   } catch (const serve::ApiError& e) {
     if (e.status < 400 || e.status > 499) throw std::runtime_error("ApiError with status " + std::to_string(e.status));
     throw Error(e.what());

@@ -131,9 +131,9 @@ TEST(ServeRequest, AcceptsAndRenders) {
       bytes_tok(), limits());
   const auto& t = bytes_tok();
   // <|bos|> <|user_start|> "be brief\n\nhi" <|user_end|> <|assistant_start|>
-  EXPECT_EQ(job.prompt.size(), 4u + std::string("be brief\n\nhi").size());
-  EXPECT_EQ(job.prompt.front(), t.bos_id());
-  EXPECT_EQ(job.prompt.back(), t.special_id("<|assistant_start|>"));
+  EXPECT_EQ(job.prompts[0].size(), 4u + std::string("be brief\n\nhi").size());
+  EXPECT_EQ(job.prompts[0].front(), t.bos_id());
+  EXPECT_EQ(job.prompts[0].back(), t.special_id("<|assistant_start|>"));
   EXPECT_EQ(job.options.temperature, 0.5);
   EXPECT_EQ(job.options.top_p, 0.9);
   EXPECT_EQ(job.options.top_k, 7);
@@ -146,7 +146,7 @@ TEST(ServeRequest, AcceptsAndRenders) {
   auto d = kiln::serve::parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}]})", bytes_tok(), limits());
   EXPECT_EQ(d.options.max_new_tokens, 64 - 6);
   auto c = kiln::serve::parse_completion_request(R"({"prompt":["ab"],"max_completion_tokens":3})", bytes_tok(), limits());
-  EXPECT_EQ(c.prompt, (std::vector<int64_t>{t.bos_id(), 'a', 'b'}));
+  EXPECT_EQ(c.prompts[0], (std::vector<int64_t>{t.bos_id(), 'a', 'b'}));
   EXPECT_EQ(c.options.max_new_tokens, 3);
   EXPECT_FALSE(c.chat);
 }
@@ -222,11 +222,11 @@ TEST(ServeRequest, ChatWithoutChatTokensIsA400PointingToCompletions) {
     EXPECT_NE(std::string(e.what()).find("/v1/completions"), std::string::npos) << e.what();
   }
   auto c = kiln::serve::parse_completion_request(R"({"prompt":"ab","max_tokens":3})", t, limits());
-  EXPECT_EQ(c.prompt.front(), t.bos_id());
+  EXPECT_EQ(c.prompts[0].front(), t.bos_id());
   // A GPT-2 is fed the text alone; an empty prompt still gets <|endoftext|>.
   auto L = limits();
   L.bos_prefix = false;
-  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":"ab"})", t, L).prompt, (std::vector<int64_t>{'a', 'b'}));
-  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":""})", t, L).prompt,
+  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":"ab"})", t, L).prompts[0], (std::vector<int64_t>{'a', 'b'}));
+  EXPECT_EQ(kiln::serve::parse_completion_request(R"({"prompt":""})", t, L).prompts[0],
             (std::vector<int64_t>{t.bos_id()}));
 }

@@ -125,7 +125,7 @@ TEST(ServeScheduler, ASamplingFailureFailsOnlyItsRequest) {
   at::set_num_threads(1);
   auto job = [](double temperature, uint64_t seed, int64_t n = 1) {
     kiln::serve::Job j;
-    j.prompt = {bytes_tok().bos_id(), 'a', 'b'};
+    j.prompts = {{bytes_tok().bos_id(), 'a', 'b'}};
     j.n = n;
     j.options.temperature = temperature;
     j.options.max_new_tokens = 12;
