@@ -5,7 +5,8 @@
 # documents (so <|bos|>, 0 bytes, is a target); its last val_bpb in metrics.jsonl must equal the
 # reference's bpb of the final weights on the same validation rows (relative 1e-5: fp32
 # summation order). The byte-level tiny model of the same 30 steps then checks that `./sample
-# --temperature 0` must print the reference's greedy continuation, and a sampled run must repeat
+# --temperature 0` must print the reference's greedy continuation (asserted to vary: >= 20 tokens
+# compared, >= 6 distinct, so that a KV-cache position bug shows), and a sampled run must repeat
 # with its seed and change with another. Needs ../shared/data and KILN_PYTHON with torch + h5py.
 set -uo pipefail
 cd "${1:-.}"
@@ -47,6 +48,10 @@ text "$tmp/greedy.out" >"$tmp/kiln.txt"
 echo "kiln greedy:      $(head -c 200 "$tmp/kiln.txt" | tr '\n' '|')"
 echo "reference greedy: $(head -c 200 "$tmp/ref.txt" | tr '\n' '|')"
 [ "$(wc -c <"$tmp/ref.txt")" -gt 6 ] || fail "the reference produced nothing to compare"
+# The comparison can only see a decode-position bug if the greedy text varies (issue 19, item 21a):
+# at least 20 compared tokens (bytes), of at least 6 distinct values.
+"$py" -c "import sys; g = open(sys.argv[1], 'rb').read()[len(b'ROMEO:'):]; print(f'greedy: {len(g)} tokens compared, {len(set(g))} distinct'); sys.exit(0 if len(g) >= 20 and len(set(g)) >= 6 else 1)" \
+  "$tmp/ref.txt" || fail "the greedy text is too uniform for the comparison to catch a decode bug"
 "$py" -c "import sys; k, r = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read(); sys.exit(0 if k.startswith(r) else 1)" \
   "$tmp/kiln.txt" "$tmp/ref.txt" || fail "./sample --temperature 0 differs from the reference's greedy continuation"
 
