@@ -13,21 +13,12 @@
 set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
-source tests/e2e/tiny_data.sh  # skip, data_file, strip_timing
+source tests/e2e/tiny_data.sh  # core_data, CORE_ARGS, strip_timing
 e2e_tmp  # tmp (removed on exit), fail
 py=${KILN_PYTHON:-python3}
-data=${KILN_DATA:-$root/../shared/data}
-[ -f "$data/arc/ARC-Easy-test.jsonl" ] || skip "no ARC data under $data"
-input=$(data_file tinyshakespeare/input.txt) || exit $?
-for b in eval pretrain tokenizer prepare; do [ -x "./$b" ] || fail "./$b not built"; done
 t0=$(date +%s)
-
-head -c 200000 "$input" >"$tmp/input.txt"
-./tokenizer train --vocab-size 512 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "tokenizer train"
-./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 || fail "prepare"
-"$py" tests/e2e/core_bundle.py "$tmp/bundle" "$data/arc/ARC-Easy-test.jsonl" "$input" || fail "core_bundle.py"
-args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5" "data.val=$tmp/shards/val_*.h5"
-      eval.tokens=2048 eval.every=0 eval.sample_every=0 log.every=10 train.max_steps=10 checkpoint.every=4 checkpoint.keep_last=0)
+core_data "$tmp"
+args=("${CORE_ARGS[@]}" eval.tokens=2048 eval.every=0 train.max_steps=10 checkpoint.every=4 checkpoint.keep_last=0)
 core=(eval.core_every=4 eval.core_max_per_task=6 "eval.core_bundle=$tmp/bundle")
 
 # ---- bad settings: a clear error before any training ----
