@@ -103,6 +103,9 @@ const std::vector<Field>& fields() {
       KILN_F(eval, tokens, 1, 1e15, "validation tokens per evaluation"),
       KILN_F(eval, sample_every, 0, 1e15, "print samples every k steps (0: off)"),
       KILN_F(eval, sample_tokens, 1, 1e6, "tokens per sample"),
+      KILN_F(eval, core_every, 0, 1e15, "CORE (./eval --task core) every k steps and at the last step (0: off)"),
+      KILN_F(eval, core_max_per_task, -1, 1e15, "CORE during training: the first N items of each task (-1: all)"),
+      KILN_S(eval, core_bundle, {}, "CORE during training: the eval bundle dir (data_tools/fetch.sh core DIR)"),
       KILN_S(dist, backend, (std::vector<std::string>{"auto", "nccl", "mpi"}),
              "gradient communication (auto: nccl for CUDA, mpi for CPU)"),
       KILN_F(dist, bucket_mb, 0.001, 1e6, "gradient all-reduce bucket size in MB"),
@@ -361,6 +364,12 @@ void resolve_and_validate(Config& c) {
         std::to_string(c.train.device_batch_size) + " * " + std::to_string(c.model.seq_len) + " = " +
         std::to_string(c.train.device_batch_size * c.model.seq_len) +
         " tokens per micro-step; make it a multiple (times the number of ranks)");
+  if (c.eval.core_every > 0 && c.eval.core_bundle.empty())
+    throw Error(src + ": eval.core_every = " + std::to_string(c.eval.core_every) + " but eval.core_bundle is not set",
+                "set eval.core_bundle to the CORE eval bundle (data_tools/fetch.sh core data/eval_bundle fetches it), "
+                "or eval.core_every=0");
+  if (c.eval.core_max_per_task == 0)
+    bad("eval.core_max_per_task = 0 would evaluate no items; use -1 for all, or N > 0");
   if (c.optim.warmup_ratio + c.optim.warmdown_ratio > 1.0)
     bad("optim.warmup_ratio + optim.warmdown_ratio = " +
         format_double(c.optim.warmup_ratio + c.optim.warmdown_ratio) + " exceeds 1");

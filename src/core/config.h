@@ -106,6 +106,10 @@ struct EvalConfig {
   int64_t tokens = 10485760; // val tokens per evaluation
   int64_t sample_every = 2000;
   int64_t sample_tokens = 64;
+  // CORE during training (nanochat's base_train core_metric_every / core_metric_max_per_task):
+  int64_t core_every = 0;          // 0 disables; else every k steps and at the last step
+  int64_t core_max_per_task = 500; // the first N of each task's shuffled items (-1: all)
+  std::string core_bundle;         // the DCLM eval bundle (data_tools/fetch.sh core DIR)
   bool operator==(const EvalConfig&) const = default;
 };
 

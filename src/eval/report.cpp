@@ -151,8 +151,9 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
     << "; seed " << c.run.seed << "\n";
   double secs = 0;
   int64_t timed = 0;
-  std::vector<double> lx, ly, vx, vy;
+  std::vector<double> lx, ly, vx, vy, cx, cy;
   for (const auto& m : s.metrics) {
+    if (m.contains("core") && m["core"].is_number()) cx.push_back(m["step"].get<double>()), cy.push_back(m["core"].get<double>());
     if (m.contains("dt_ms")) secs += m["dt_ms"].get<double>() / 1000.0, ++timed;
     if (m.contains("loss")) lx.push_back(m["step"].get<double>()), ly.push_back(m["loss"].get<double>());
     if (m.contains("val_loss")) vx.push_back(m["step"].get<double>()), vy.push_back(m["val_loss"].get<double>());
@@ -172,6 +173,17 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
       << "orange dots: validation loss (from " << s.run_dir << "/metrics.jsonl)*\n\n";
   } else {
     o << "(no metrics.jsonl at " << s.run_dir << ")\n\n";
+  }
+  if (const json* lc = last_with(s.metrics, "core")) {
+    o << "- CORE during training (eval.core_every " << c.eval.core_every << ", at most " << c.eval.core_max_per_task
+      << " items per task, bundle `" << c.eval.core_bundle << "`): " << fmt((*lc)["core"].get<double>()) << " at step "
+      << lc->value("step", int64_t(0)) << "\n\n";
+    if (cx.size() >= 2) {
+      const std::string png = "core_" + s.name + ".png";
+      plot_png((fs::path(report_dir) / png).string(), {{cx, cy, 0x2ca02c, false}, {cx, cy, 0x2ca02c, true}});
+      o << "![" << s.name << " CORE](" << png << ")\n\n*x: step; y: CORE (mean centred accuracy) during training "
+        << "(from " << s.run_dir << "/metrics.jsonl)*\n\n";
+    }
   }
   auto table = [&](const std::map<std::string, json>& evals) {
     o << "| task | score | correct / total | settings |\n|---|---|---|---|\n";
@@ -226,7 +238,7 @@ std::string write_report(const std::string& ckpt) {
   o << "\n|---|";
   for (size_t i = 0; i < stages.size(); ++i) o << "---|";
   o << "\n";
-  std::vector<std::string> rows = {"bpb"};
+  std::vector<std::string> rows = {"bpb", "core"};
   for (const auto& t : chat_tasks()) rows.push_back(t.name);
   rows.push_back("chatcore");
   for (const auto& row : rows) {
@@ -234,12 +246,16 @@ std::string write_report(const std::string& ckpt) {
     for (const auto& s : stages) {
       auto it = s.evals.find(row);
       const json* r = row == "bpb" ? bpb_of(s) : it == s.evals.end() ? nullptr : &it->second;
-      o << " " << (r ? fmt(r->value("score", 0.0)) : "-") << " |";
+      const json* tc = row == "core" && !r ? last_with(s.metrics, "core") : nullptr;  // CORE logged in training
+      if (tc) o << " " << fmt((*tc)["core"].get<double>()) << " (training, step " << tc->value("step", int64_t(0)) << ") |";
+      else o << " " << (r ? fmt(r->value("score", 0.0)) : "-") << " |";
     }
     o << "\n";
   }
   o << "\nbpb: ./eval --task bpb by the definition of the stage's Trainer val bpb (pretrain: every token of the "
-       "validation windows; chat stages: only the trained targets of the validation conversations). Scores are the "
+       "validation windows; chat stages: only the trained targets of the validation conversations). core: ./eval --task "
+       "core, else the last CORE logged during training (eval.core_every, on at most eval.core_max_per_task items per "
+       "task). Scores are the "
        "model's own; `--oracle` self-checks are listed apart under each stage and count nowhere.\n\n";
   for (const auto& s : stages) o << stage_section(s, report_dir);
   std::ofstream out(path);

@@ -25,6 +25,7 @@
 #include "model/lm.h"      // make_model
 #include "ckpt/checkpoint.h"  // find_latest_checkpoint, load_checkpoint, set_aside_newer_steps
 #include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device, check_resume_world
+#include "train/core_metric.h"  // load_training_core_bundle
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
 #include "train/run_length.h"  // decide_run_steps
 #include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts
@@ -237,6 +238,7 @@ TrainerParts assemble_parts(Stage stage, const std::string& name, StartPoint& sp
   parts.train_loader = std::move(loaders.train);
   parts.val_loader = std::move(loaders.val);
   parts.stage = name;
+  parts.core_bundle = load_training_core_bundle(cfg);
   parts.lineage = sp.resuming() ? sp.resume_meta.value("lineage", nlohmann::json())
                   : sp.parent   ? lineage_of(*sp.parent)
                                 : nlohmann::json();

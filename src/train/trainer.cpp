@@ -23,6 +23,7 @@
 #include "model/bpb.h"         // BpbAccumulator, BpbSums
 #include "model/fp8.h"         // fp8::Guard, fp8::check_supported
 #include "optim/optimizers.h"  // make_optimizers, Optimizers, lr_multiplier
+#include "train/core_metric.h" // training_core
 #include "train/grad_check.h"  // grad_norm_and_clip, nonfinite_message
 #include "train/metrics.h"     // MetricsLog, peak_flops, f9
 #include "train/test_hooks.h"  // hooks::maybe_poison_grads
@@ -156,6 +157,11 @@ double Trainer::evaluate() {
   return bpb;
 }
 
+void Trainer::core() {
+  State& s = *s_;
+  s.metrics.write(training_core(*s.p.core_bundle, s.p.cfg, s.p.model, s.p.tokenizer, s.p.device, s.autocast, s.step));
+}
+
 void Trainer::sample() {
   State& s = *s_;
   if (dist::ctx().rank != 0) return;
@@ -251,6 +257,7 @@ int Trainer::run() {
     // (At the step a run resumes from, these already ran before that checkpoint was saved.)
     const bool fresh = step != s.restored_step;
     if (fresh && s.p.val_loader && c.eval.every > 0 && (step % c.eval.every == 0 || last_step)) evaluate();
+    if (fresh && s.p.core_bundle && step > 0 && (step % c.eval.core_every == 0 || last_step)) core();
     if (fresh && c.eval.sample_every > 0 && step > 0 && (step % c.eval.sample_every == 0 || last_step)) sample();
     const bool periodic = c.checkpoint.every > 0 && step % c.checkpoint.every == 0 && step > 0;
     if (fresh && (last_step || stop || periodic)) save(step, stop && !last_step, last_metrics);

@@ -15,6 +15,8 @@
 #include "tokenizer/tokenizer.h"
 #include "ckpt/checkpoint.h"
 
+namespace kiln::eval { struct CoreBundle; }
+
 namespace kiln::train {
 
 struct TrainerParts {
@@ -32,6 +34,7 @@ struct TrainerParts {
   // Chat stages: fixed prompts rendered for completion, sampled greedily up to sample_stop.
   std::vector<std::vector<int64_t>> sample_prompts;
   int64_t sample_stop = -1;
+  std::shared_ptr<const eval::CoreBundle> core_bundle;  // eval.core_every > 0: CORE's bundle (core_metric.h)
 };
 
 class Trainer {
@@ -53,6 +56,7 @@ class Trainer {
   std::unique_ptr<State> s_;
   void load_weights(const ckpt::CheckpointRead& ck);
   double evaluate();
+  void core();  // CORE of the current weights into metrics.jsonl (all ranks)
   void sample();
   void log_optimizer_memory();  // collective: every rank's optimizer state bytes, after a step
   void save(int64_t step, bool stopped_early, const nlohmann::ordered_json& last_metrics);

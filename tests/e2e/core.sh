@@ -15,25 +15,18 @@
 set -uo pipefail
 cd "${1:-.}"
 root=$(pwd)
-source tests/e2e/tiny_data.sh  # skip, data_file, TINY_ARGS
+source tests/e2e/tiny_data.sh  # skip, core_data, CORE_ARGS
 e2e_tmp  # tmp (removed on exit), fail
 py=${KILN_PYTHON:-python3}
 data=${KILN_DATA:-$root/../shared/data}
-[ -f "$data/arc/ARC-Easy-test.jsonl" ] || skip "no ARC data under $data"
-input=$(data_file tinyshakespeare/input.txt) || exit $?
 "$py" -c "import torch, safetensors, regex, jinja2, yaml" 2>/dev/null || skip "the reference needs torch safetensors regex jinja2 pyyaml"
-for b in eval pretrain tokenizer prepare; do [ -x "./$b" ] || fail "./$b not built"; done
 t0=$(date +%s)
 
-# ---- a tiny base model with a BPE tokenizer (merges make the spans non-trivial) ----
-head -c 200000 "$input" >"$tmp/input.txt"
-./tokenizer train --vocab-size 512 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "tokenizer train"
-./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 || fail "prepare"
-args=(configs/tiny.yaml "data.tokenizer=$tmp/tok.json" "data.train=$tmp/shards/train_*.h5" "data.val=$tmp/shards/val_*.h5"
-      eval.tokens=4096 eval.every=0 eval.sample_every=0 checkpoint.every=0 log.every=10)
+# ---- a tiny base model with a BPE tokenizer, and the test bundle ----
+core_data "$tmp"
+args=("${CORE_ARGS[@]}" eval.tokens=4096 eval.every=0 checkpoint.every=0)
 ./pretrain "${args[@]}" train.max_steps=20 run.dir="$tmp/run" >"$tmp/pretrain.log" 2>&1 || { cat "$tmp/pretrain.log"; fail "pretrain"; }
 ck=$tmp/run/ckpt
-"$py" tests/e2e/core_bundle.py "$tmp/bundle" "$data/arc/ARC-Easy-test.jsonl" "$input" || fail "core_bundle.py"
 js() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 core() { ./eval --task core --ckpt "$1" --bundle "$tmp/bundle" "${@:2}"; }
 

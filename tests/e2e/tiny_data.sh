@@ -19,6 +19,26 @@ tiny_data() {
              "data.val=$dir/shards/val_*.h5" eval.tokens=4096 eval.sample_every=0 log.every=10)
 }
 
+# core_data DIR: what the CORE tests (core.sh, core_training.sh) train and score on: a 512-token
+# BPE tokenizer (merges make CORE's spans non-trivial) and shards of the first 200 kB of
+# tinyshakespeare in DIR, the test bundle of core_bundle.py (ARC-Easy and tinyshakespeare) in
+# DIR/bundle; sets CORE_ARGS (configs/tiny.yaml + data overrides). Skips without ARC data.
+core_data() {
+  local dir=$1 root=${KILN_ROOT_DIR:-$root} data=${KILN_DATA:-$root/../shared/data} input b
+  [ -f "$data/arc/ARC-Easy-test.jsonl" ] || skip "no ARC data under $data"
+  input=$(data_file tinyshakespeare/input.txt) || exit $?
+  for b in eval pretrain tokenizer prepare; do [ -x "$root/$b" ] || { echo "FAIL: ./$b not built" >&2; exit 1; }; done
+  head -c 200000 "$input" >"$dir/input.txt"
+  "$root/tokenizer" train --vocab-size 512 --output "$dir/tok.json" "$dir/input.txt" >/dev/null \
+    || { echo "FAIL: tokenizer train" >&2; exit 1; }
+  "$root/prepare" --tokenizer "$dir/tok.json" --output "$dir/shards" --val-fraction 0.1 "$dir/input.txt" \
+    >/dev/null 2>&1 || { echo "FAIL: prepare" >&2; exit 1; }
+  "${KILN_PYTHON:-python3}" "$root/tests/e2e/core_bundle.py" "$dir/bundle" "$data/arc/ARC-Easy-test.jsonl" "$input" \
+    || { echo "FAIL: core_bundle.py" >&2; exit 1; }
+  CORE_ARGS=("$root/configs/tiny.yaml" "data.tokenizer=$dir/tok.json" "data.train=$dir/shards/train_*.h5"
+             "data.val=$dir/shards/val_*.h5" eval.sample_every=0 log.every=10)
+}
+
 # kill_at_step PID METRICS.JSONL STEP: SIGKILL the run PID once METRICS has logged STEP's loss;
 # false when the run ended before that (up to 2 minutes of waiting).
 kill_at_step() {
