@@ -51,9 +51,10 @@ struct Block : torch::nn::Module {
   }
 };
 
-// Weightless RMSNorm over the last dimension; eps = finfo(dtype).eps as F.rms_norm's default.
-inline torch::Tensor rms_norm(const torch::Tensor& x) {
-  return at::rms_norm(x, {x.size(-1)}, std::nullopt, std::nullopt);
+// Weightless RMSNorm over the last dimension; eps 0 = finfo(dtype).eps as F.rms_norm's default
+// (nanochat), else model.norm_eps (an imported model's rms_norm_eps, e.g. transformers' 1e-6).
+inline torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
+  return at::rms_norm(x, {x.size(-1)}, std::nullopt, eps > 0 ? std::optional<double>(eps) : std::nullopt);
 }
 
 }  // namespace
@@ -96,6 +97,7 @@ GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   c.padded_vocab_size = (c.vocab_size + 63) / 64 * 64;
   c.softcap = m.softcap;
   c.rope_base = m.rope_base;
+  c.norm_eps = m.norm_eps;
   return c;
 }
 
@@ -182,7 +184,8 @@ torch::Tensor GPTImpl::run_blocks(
         attend) {
   const auto& L = *layers_;
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
-  x = rms_norm(x);
+  const double eps = cfg_.norm_eps;
+  x = rms_norm(x, eps);
   torch::Tensor neg_sin;
   const int64_t d = D / 2;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
@@ -201,18 +204,18 @@ torch::Tensor GPTImpl::run_blocks(
     // weights, which costs the same either way); rotary and QK-norm on q and k together. Under
     // train.fp8 (fp8::Guard) each training GEMM runs in FP8; the fused q|k|v weight then shares
     // one scale, where nanochat's three linears have one each.
-    auto xn = rms_norm(x);
+    auto xn = rms_norm(x, eps);
     torch::Tensor qkv = fused_qkv ? fp8::maybe_linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
                                   : torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
     qkv = qkv.view({B, T, H + 2 * Hkv, D});
-    auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)));  // QK-norm after rotary, as nanochat
+    auto qk = rms_norm(rotary(qkv.narrow(2, 0, H + Hkv)), eps);  // QK-norm after rotary, as nanochat
     auto q = qk.narrow(2, 0, H), k = qk.narrow(2, H, Hkv), v = qkv.narrow(2, H + Hkv, Hkv);
     auto y = attend(i, q, k, v);  // (B, H, T, D)
     x = x + fp8::maybe_linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
-    auto u = at::relu(fp8::maybe_linear(rms_norm(x), l.wfc));
+    auto u = at::relu(fp8::maybe_linear(rms_norm(x, eps), l.wfc));
     x = x + fp8::maybe_linear(u.square(), l.wproj);
   }
-  return rms_norm(x);
+  return rms_norm(x, eps);
 }
 
 int64_t GPTImpl::max_positions() const { return layers_->cos.size(1); }
