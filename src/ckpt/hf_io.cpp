@@ -156,10 +156,13 @@ std::string import_hf_nanochat(const std::string& hf_dir, const std::string& out
       log::warn("[import] %s: the chat_template does not use <|assistant_start|>; kiln renders chats in nanochat's format",
                 tc_path.c_str());
   }
+  // model.vocab_size 0 (the tokenizer's) when the two agree, as a trained model's config: the
+  // import can then be trained further (the Trainer wants the tokenizer's size).
+  const int64_t vocab = g.vocab_size == int64_t(tokenizer.vocab_size()) ? 0 : g.vocab_size;
   const std::string yaml = "model:\n  arch: nanochat\n  depth: " + std::to_string(g.n_layer) +
                            "\n  width: " + std::to_string(g.n_embd) + "\n  n_head: " + std::to_string(g.n_head) +
                            "\n  n_kv_head: " + std::to_string(g.n_kv_head) + "\n  seq_len: " + std::to_string(g.seq_len) +
-                           "\n  vocab_size: " + std::to_string(g.vocab_size) + "\n  softcap: " + num(g.softcap) +
+                           "\n  vocab_size: " + std::to_string(vocab) + "\n  softcap: " + num(g.softcap) +
                            "\n  rope_base: " + num(g.rope_base) + "\n  norm_eps: " + num(g.norm_eps) +
                            "\ntrain:\n  device_batch_size: 1\n  total_batch_size: " + std::to_string(g.seq_len) + "\n";
   const Config cfg = load_config_text(yaml, "[import] " + cfg_path);

@@ -9,7 +9,7 @@
 #  3. apply_chat_template equals kiln's chat rendering (./prepare --chat) id for id, on multi-turn
 #     conversations with a system message and python / python_output parts, and with
 #     add_generation_prompt;
-#  4. a random-init NanoChatForCausalLM at an untuned config (GQA, rms_norm_eps 1e-6, softcap 20,
+#  4. a random-init NanoChatForCausalLM at an untuned config (GQA, rms_norm_eps 1e-2, softcap 20,
 #     rope_theta 5000, vocab not a multiple of 64) saved by save_pretrained and ./import-ed: greedy
 #     ./sample equals generate(), and as init.from the Trainer's step-0 val_bpb equals transformers';
 #  5. an SFT'd tiny chat model exported: generate() with the chat template gives kiln's greedy reply,
@@ -32,9 +32,9 @@ for f in prose/pg11.txt prose/pg1342.txt prose/pg1661.txt gsm8k/train.jsonl chat
   data_file "$f" >/dev/null || exit $?
 done
 
-# Data: a 512-token BPE tokenizer (247 merges) and its shards.
+# Data: a 500-token BPE tokenizer (235 merges; not a multiple of 64, so kiln pads) and its shards.
 head -c 200000 "$input" >"$tmp/input.txt"
-./tokenizer train --vocab-size 512 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "./tokenizer train"
+./tokenizer train --vocab-size 500 --output "$tmp/tok.json" "$tmp/input.txt" >/dev/null || fail "./tokenizer train"
 ./prepare --tokenizer "$tmp/tok.json" --output "$tmp/shards" --val-fraction 0.1 "$tmp/input.txt" >/dev/null 2>&1 \
   || fail "./prepare"
 V=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$tmp/tok.json")
@@ -50,6 +50,9 @@ kiln_bpb=$(grep '"step":6,"val_loss"' "$tmp/base/metrics.jsonl" | sed -E 's/.*"v
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json generation_config.json; do
   [ -s "$tmp/hf_base/$f" ] || fail "./export wrote no $f"
 done
+# kiln's RMSNorm epsilon is F.rms_norm's default, float32's machine epsilon: config.json says so.
+"$py" -c "import json, sys, torch; sys.exit(0 if json.load(open(sys.argv[1]))['rms_norm_eps'] == torch.finfo(torch.float32).eps else 1)" \
+  "$tmp/hf_base/config.json" || fail "config.json: rms_norm_eps is not float32's epsilon"
 ./import nanochat --from "$tmp/hf_base" --out "$tmp/rt" >"$tmp/import.log" 2>&1 || { cat "$tmp/import.log"; fail "./import nanochat (export)"; }
 ./export --ckpt "$tmp/rt" --out "$tmp/hf_rt" >/dev/null 2>&1 || fail "./export of the import"
 cmp -s "$tmp/hf_base/model.safetensors" "$tmp/hf_rt/model.safetensors" || fail "export -> import -> export changed model.safetensors"

@@ -1,8 +1,10 @@
 """Hugging Face transformers' NanoChatForCausalLM, AutoTokenizer and the tokenizers package: the independent
 reference for ./export and ./import nanochat (tests/e2e/nanochat_hf.sh). Subcommands, joined by "+" to run in one
 process (importing transformers costs seconds):
-  make DIR TOKDIR SEED       a random-init NanoChatForCausalLM at an untuned config (GQA, width 96, 3 layers, vocab
-                             not a multiple of 64, rms_norm_eps 1e-6, softcap 20, rope_theta 5000) saved with
+  make DIR TOKDIR SEED       a random-init NanoChatForCausalLM at an untuned config (GQA, width 96, 3 layers, the
+                             tokenizer's vocab (500: not a multiple of 64), rms_norm_eps 1e-2 (large enough that
+                             a wrong epsilon shows in the logits), softcap 20, rope_theta
+                             5000, max_position_embeddings 96) saved with
                              save_pretrained, plus TOKDIR's tokenizer re-saved by AutoTokenizer.save_pretrained
   greedy DIR KILNTOK TEXT N OUT   generate() greedy N tokens after [bos] + encode(TEXT), cut at <|bos|> (where
                              ./sample stops); OUT gets the bytes of the prompt after <|bos|> and the new ids, as
@@ -65,15 +67,14 @@ def run(cmd, args):
         d, tokdir, seed = args[0], args[1], int(args[2])
         tok = AutoTokenizer.from_pretrained(tokdir)
         torch.manual_seed(seed)
-        cfg = NanoChatConfig(vocab_size=len(tok) + 7, hidden_size=96, intermediate_size=384, num_hidden_layers=3,
+        cfg = NanoChatConfig(vocab_size=len(tok), hidden_size=96, intermediate_size=384, num_hidden_layers=3,
                              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=96,
-                             final_logit_softcapping=20.0, rope_parameters={"rope_type": "default", "rope_theta": 5000.0},
+                             rms_norm_eps=1e-2, final_logit_softcapping=20.0, rope_parameters={"rope_type": "default", "rope_theta": 5000.0},
                              bos_token_id=bos_of(tok), eos_token_id=bos_of(tok), pad_token_id=bos_of(tok))
         model = NanoChatForCausalLM(cfg)
         with torch.no_grad():  # transformers' init at std 0.02 gives near-uniform logits: widen it
             for p in model.parameters():
                 p.mul_(12.0)
-        assert model.config.rms_norm_eps == 1e-6
         model.save_pretrained(d, safe_serialization=True)
         tok.save_pretrained(d)
     elif cmd in ("greedy", "chatgreedy"):
@@ -133,7 +134,7 @@ def run(cmd, args):
         raw = tokenizers.Tokenizer.from_file(os.path.join(hfdir, "tokenizer.json"))
         total = 0
         for i, f in enumerate(files):
-            text = open(f, encoding="utf-8").read()
+            text = open(f, encoding="utf-8", newline="").read()  # keep \r as it is
             want = [int(x) for x in open(os.path.join(ids_dir, "%d.ids" % i)).read().split()]
             got_raw = raw.encode(text, add_special_tokens=False).ids
             got_auto = auto.encode(text, add_special_tokens=False)
