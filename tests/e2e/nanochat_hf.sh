@@ -13,7 +13,8 @@
 #     rope_theta 5000, vocab not a multiple of 64) saved by save_pretrained and ./import-ed: greedy
 #     ./sample equals generate(), and as init.from the Trainer's step-0 val_bpb equals transformers';
 #  5. an SFT'd tiny chat model exported: generate() with the chat template gives kiln's greedy reply,
-#     and its import answers one greedy /v1/chat/completions in ./serve with transformers' reply;
+#     and its import answers one greedy /v1/chat/completions in ./serve and ./chat -p with
+#     transformers' reply, and runs in ./eval (arc-easy, 8 examples);
 #  6. each bad input to ./import nanochat is refused naming the file and key, no stack trace,
 #     nothing written under --out.
 set -uo pipefail
@@ -28,7 +29,8 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ref=tests/reference/nanochat_hf_ref.py
 data=${KILN_DATA:-$root/../shared/data}
 input=$(data_file tinyshakespeare/input.txt) || exit $?
-for f in prose/pg11.txt prose/pg1342.txt prose/pg1661.txt gsm8k/train.jsonl chat/fastchat/dummy_conversation.json; do
+for f in prose/pg11.txt prose/pg1342.txt prose/pg1661.txt gsm8k/train.jsonl chat/fastchat/dummy_conversation.json \
+         arc/ARC-Easy-test.jsonl; do
   data_file "$f" >/dev/null || exit $?
 done
 
@@ -170,6 +172,15 @@ print("   ./serve reply:        %r\n   transformers' reply:  %r" % (got[:120], w
 assert got == want, "served reply differs from transformers'"
 PY
 stop_servers || fail "the server did not stop on SIGTERM"
+# ./chat -p (greedy) gives the same reply; ./eval runs a task on the import.
+./chat --ckpt "$tmp/ck_sft" -p "$q" -t 0 --max-tokens 30 >"$tmp/chat_p.out" 2>"$tmp/chat_p.err" \
+  || { cat "$tmp/chat_p.err"; fail "./chat -p on the import"; }
+[ "$(cat "$tmp/chat_p.out")" = "$(cat "$tmp/hf_serve.txt")" ] || fail "./chat -p differs from transformers: $(cat "$tmp/chat_p.out")"
+echo "   ./chat -p reply equals transformers'"
+./eval --task arc-easy --ckpt "$tmp/ck_sft" --data-dir "$data" --max-examples 8 >"$tmp/eval.out" 2>"$tmp/eval.err" \
+  || { cat "$tmp/eval.err"; fail "./eval on the import"; }
+grep -q "arc-easy" "$tmp/eval.out" || fail "./eval printed no arc-easy result: $(cat "$tmp/eval.out")"
+echo "   ./eval on the import: $(grep -m1 arc-easy "$tmp/eval.out")"
 
 # 6. Refusals: each names the file and the key, exits non-zero, no stack trace, nothing under --out.
 "$py" - "$tmp/hfr" "$tmp/bad" <<'PY' || fail "making the bad directories"
