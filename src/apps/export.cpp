@@ -1,17 +1,18 @@
-// ./export --ckpt DIR --out HFDIR — a GPT-2-architecture kiln checkpoint as a Hugging Face
-// directory (config.json, model.safetensors, vocab.json, merges.txt, tokenizer_config.json) that
-// transformers' AutoModelForCausalLM / AutoTokenizer.from_pretrained(HFDIR) load unchanged.
+// ./export --ckpt DIR --out HFDIR — a kiln checkpoint as a Hugging Face directory that
+// transformers' AutoModelForCausalLM / AutoTokenizer.from_pretrained(HFDIR) load unchanged: GPT-2
+// (GPT2LMHeadModel: vocab.json, merges.txt) or nanochat (NanoChatForCausalLM: tokenizer.json,
+// a chat template, generation_config.json).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
 #include "dist/dist.h"      // guarded_main
-#include "ckpt/hf_io.h"    // export_hf_gpt2
+#include "ckpt/hf_io.h"    // export_hf
 
 namespace {
 int export_main(int argc, char** argv) {
-  CLI::App app{"Export a GPT-2-architecture checkpoint to Hugging Face format.\n\nUsage:\n  ./export --ckpt "
-               "runs/gpt2_shakespeare/ckpt --out hf/gpt2-shakespeare",
+  CLI::App app{"Export a checkpoint (model.arch nanochat or gpt2) to Hugging Face format.\n\nUsage:\n  ./export --ckpt "
+               "runs/d20_sft/ckpt --out hf/d20-chat",
                "export"};
   std::string ckpt, out;
   app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step), step dir or run dir")->required();
@@ -21,7 +22,7 @@ int export_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  const std::string step = kiln::ckpt::export_hf_gpt2(ckpt, out);
+  const std::string step = kiln::ckpt::export_hf(ckpt, out);
   printf("[export] wrote %s from %s\n", out.c_str(), step.c_str());
   return 0;
 }

@@ -58,6 +58,7 @@ const std::vector<Field>& fields() {
       KILN_F(model, vocab_size, 0, 4294967296.0, "vocabulary size (0: from the tokenizer)"),
       KILN_F(model, softcap, 0, 1e6, "logit softcap c: c*tanh(x/c), 0 disables"),
       KILN_F(model, rope_base, 1, 1e12, "rotary embedding base"),
+      KILN_F(model, norm_eps, 0, 1, "RMSNorm epsilon (0: the dtype's machine epsilon, as nanochat; imports set it)"),
       KILN_F(model, n_ctx, 0, 1048576, "arch gpt2: learned positions (0: 1024); model.seq_len <= n_ctx"),
       KILN_F(model, dropout, 0, 0.999, "arch gpt2: dropout while training (embeddings, attention, residuals)"),
       KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
@@ -307,8 +308,8 @@ void resolve_gpt2(Config& c) {
     return;
   }
   const ModelConfig d;
-  if (m.n_kv_head != d.n_kv_head || m.softcap != d.softcap || m.rope_base != d.rope_base)
-    bad("model.n_kv_head / model.softcap / model.rope_base do not exist in GPT-2 (model.arch: gpt2)",
+  if (m.n_kv_head != d.n_kv_head || m.softcap != d.softcap || m.rope_base != d.rope_base || m.norm_eps != d.norm_eps)
+    bad("model.n_kv_head / model.softcap / model.rope_base / model.norm_eps do not exist in GPT-2 (model.arch: gpt2)",
         "remove them from the config");
   if (!m.size.empty()) {
     struct Named { const char* name; int64_t depth, width, heads; };

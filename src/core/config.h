@@ -27,6 +27,7 @@ struct ModelConfig {
   int64_t vocab_size = 0;    // 0 -> from the tokenizer
   double softcap = 15.0;
   double rope_base = 10000.0;
+  double norm_eps = 0.0;     // RMSNorm epsilon; 0 -> the activations' dtype epsilon (nanochat's F.rms_norm)
   int64_t n_ctx = 0;         // gpt2: learned positions (0 -> 1024); seq_len <= n_ctx
   double dropout = 0.0;      // gpt2: embedding/attention/residual dropout while training
   bool operator==(const ModelConfig&) const = default;

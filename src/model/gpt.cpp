@@ -51,9 +51,10 @@ struct Block : torch::nn::Module {
   }
 };
 
-// Weightless RMSNorm over the last dimension; eps = finfo(dtype).eps as F.rms_norm's default.
-inline torch::Tensor rms_norm(const torch::Tensor& x) {
-  return at::rms_norm(x, {x.size(-1)}, std::nullopt, std::nullopt);
+// Weightless RMSNorm over the last dimension; eps 0 = finfo(dtype).eps as F.rms_norm's default
+// (nanochat), else model.norm_eps (an imported model's rms_norm_eps, e.g. transformers' 1e-6).
+inline torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
+  return at::rms_norm(x, {x.size(-1)}, std::nullopt, eps > 0 ? std::optional<double>(eps) : std::nullopt);
 }
 
 // relu(x)^2 as one autograd node. Eager ATen records relu and pow: backward runs pow's
@@ -113,6 +114,7 @@ GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   c.padded_vocab_size = (c.vocab_size + 63) / 64 * 64;
   c.softcap = m.softcap;
   c.rope_base = m.rope_base;
+  c.norm_eps = m.norm_eps;
   return c;
 }
 
@@ -199,7 +201,8 @@ torch::Tensor GPTImpl::run_blocks(
         attend) {
   const auto& L = *layers_;
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
-  x = rms_norm(x);
+  const double eps = cfg_.norm_eps;
+  x = rms_norm(x, eps);
   torch::Tensor neg_sin;
   const int64_t d = D / 2;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
@@ -219,7 +222,7 @@ torch::Tensor GPTImpl::run_blocks(
     // weights, which costs the same either way); rotary and QK-norm on q and k together. Under
     // train.fp8 (fp8::Guard) each training GEMM runs in FP8; the fused q|k|v weight then shares
     // one scale, where nanochat's three linears have one each.
-    auto xn = rms_norm(x);
+    auto xn = rms_norm(x, eps);
     torch::Tensor qkv = fused_qkv ? fp8::maybe_linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
                                   : torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
     // Note [Split, not narrow]: the backward of narrow (SliceBackward) allocates a zero tensor of
@@ -228,13 +231,13 @@ torch::Tensor GPTImpl::run_blocks(
     // 7 ms and copies 38 ms of 450 ms of kernels per step; on the CPU SliceBackward took 1.4 s of a
     // 48 s shakespeare_char step (2 cores under load).
     const auto qk_v = qkv.view({B, T, H + 2 * Hkv, D}).split_with_sizes({H + Hkv, Hkv}, 2);
-    const auto qk = rms_norm(rotary(qk_v[0])).split_with_sizes({H, Hkv}, 2);  // QK-norm after rotary, as nanochat
+    const auto qk = rms_norm(rotary(qk_v[0]), eps).split_with_sizes({H, Hkv}, 2);  // QK-norm after rotary, as nanochat
     const auto &q = qk[0], &k = qk[1], &v = qk_v[1];
     auto y = attend(i, q, k, v);  // (B, H, T, D)
     x = x + fp8::maybe_linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
-    x = x + fp8::maybe_linear(ReluSquared::apply(fp8::maybe_linear(rms_norm(x), l.wfc)), l.wproj);
+    x = x + fp8::maybe_linear(ReluSquared::apply(fp8::maybe_linear(rms_norm(x, eps), l.wfc)), l.wproj);
   }
-  return rms_norm(x);
+  return rms_norm(x, eps);
 }
 
 int64_t GPTImpl::max_positions() const { return layers_->cos.size(1); }

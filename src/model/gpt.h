@@ -22,6 +22,7 @@ struct GPTConfig {
   int64_t padded_vocab_size = 0;  // rounded up to a multiple of 64
   double softcap = 15.0;
   double rope_base = 10000.0;
+  double norm_eps = 0.0;  // 0: F.rms_norm's default, the dtype's machine epsilon
   // From the run config's model section and the tokenizer's vocabulary size.
   static GPTConfig from(const kiln::ModelConfig& m, int64_t vocab_size);
 };
