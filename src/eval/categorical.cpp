@@ -41,17 +41,27 @@ McBatch make_mc_batch(const tok::Tokenizer& tok, const std::vector<const data::T
   return b;
 }
 
-std::vector<int64_t> argmax_letters(const torch::Tensor& logits, const McBatch& b) {
+std::vector<std::vector<float>> letter_logits(const torch::Tensor& logits, const McBatch& b) {
   const int64_t B = logits.size(0);
   auto rows = torch::arange(B, torch::kInt64).to(logits.device());
   auto last = torch::tensor(b.last, torch::kInt64).to(logits.device());
   auto at_last = logits.index({rows, last}).to(torch::kFloat32).cpu();  // (B, V)
-  std::vector<int64_t> out;
+  std::vector<std::vector<float>> out;
   for (int64_t i = 0; i < B; ++i) {
-    auto ids = torch::tensor(b.letters[i], torch::kInt64);
-    out.push_back(at_last[i].index_select(0, ids).argmax().item<int64_t>());
+    auto l = at_last[i].index_select(0, torch::tensor(b.letters[i], torch::kInt64)).contiguous();
+    out.emplace_back(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
   }
   return out;
+}
+
+std::vector<int64_t> argmax_letters(const std::vector<std::vector<float>>& letter_logits) {
+  std::vector<int64_t> out;
+  for (const auto& l : letter_logits) out.push_back(std::max_element(l.begin(), l.end()) - l.begin());
+  return out;
+}
+
+std::vector<int64_t> argmax_letters(const torch::Tensor& logits, const McBatch& b) {
+  return argmax_letters(letter_logits(logits, b));
 }
 
 }  // namespace kiln::eval

@@ -24,8 +24,13 @@ struct McBatch {
 // must be one token (throws kiln::Error naming it otherwise).
 McBatch make_mc_batch(const tok::Tokenizer& tok, const std::vector<const data::TaskExample*>& exs, int64_t max_len);
 
+// Per row, the logits (fp32) of its letter tokens at its last prompt position: what the
+// prediction is taken from, and what --dump-examples writes for the reference to check.
+std::vector<std::vector<float>> letter_logits(const torch::Tensor& logits, const McBatch& b);
+
 // The predicted letter index per row from logits (B, T, V): argmax over the row's letter tokens
-// at its last prompt position.
+// at its last prompt position (the first of equal maxima).
 std::vector<int64_t> argmax_letters(const torch::Tensor& logits, const McBatch& b);
+std::vector<int64_t> argmax_letters(const std::vector<std::vector<float>>& letter_logits);
 
 }  // namespace kiln::eval

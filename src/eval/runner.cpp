@@ -113,14 +113,16 @@ TaskResult run_task(const TaskSpec& t, EvalModel& em, const EvalOptions& o) {
         model::AutocastGuard ag(em.device, em.autocast);
         logits = em.m.model->forward(mb.ids.to(em.device));
       }
-      for (int64_t k : argmax_letters(logits, mb)) pred.push_back(batch[pred.size()]->letters[k]);
+      const auto scores = letter_logits(logits, mb);
+      for (int64_t k : argmax_letters(scores)) pred.push_back(batch[pred.size()]->letters[k]);
       for (size_t i = 0; dump.is_open() && i < batch.size(); ++i) {
         // The prompt as rendered (not as McBatch recorded it), cropped as make_mc_batch crops.
         auto ids = tok::render_for_completion(*em.m.tokenizer, batch[i]->conv);
         std::vector<int64_t> prompt(ids.begin() + std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - max_len), ids.end());
         nlohmann::json line = {{"task", t.name}, {"id", batch[i]->id}, {"index", b + static_cast<int64_t>(i)},
                                {"prompt_ids", prompt},
-                               {"letters", batch[i]->letters}, {"letter_ids", mb.letters[i]}, {"pred", pred[i]},
+                               {"letters", batch[i]->letters}, {"letter_ids", mb.letters[i]},
+                               {"letter_logits", scores[i]}, {"pred", pred[i]},
                                {"answer", batch[i]->answer}};
         dump << line.dump() << "\n";
       }

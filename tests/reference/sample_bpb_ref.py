@@ -92,10 +92,19 @@ def mc(step_dir, dump):
     # as long as the longest prompt gives the same angles at every position used.
     m = load(step_dir, positions=max(len(ex["prompt_ids"]) for ex in exs))
     agree = ties = 0
+    worst = 0.0
     preds = []
     with torch.no_grad():
         for ex in exs:
             logits = m(torch.tensor([ex["prompt_ids"]]))[0, -1][ex["letter_ids"]]
+            # The scores themselves, not only their argmax: a near-uniform model picks the same
+            # letter at a wrong position, but not with the same logits (issue 19, item 21).
+            diff = (logits - torch.tensor(ex["letter_logits"])).abs().max().item()
+            if diff > 1e-3:
+                print(f"{ex['id']}: kiln's letter logits {ex['letter_logits']} differ from the reference's "
+                      f"last-position logits {logits.tolist()} by {diff:.2e}", file=sys.stderr)
+                sys.exit(1)
+            worst = max(worst, diff)
             top = torch.topk(logits, 2).values
             want = ex["letters"][int(logits.argmax())]
             preds.append(want)
@@ -106,7 +115,8 @@ def mc(step_dir, dump):
                 print(f"{ex['id']}: kiln predicted {ex['pred']}, the reference {want} ({logits.tolist()})", file=sys.stderr)
                 sys.exit(1)
             agree += 1
-    print(f"{agree} predictions agree ({ties} near ties skipped); reference letters {''.join(preds)}")
+    print(f"{agree} predictions agree ({ties} near ties skipped), letter logits within {worst:.1e}; "
+          f"reference letters {''.join(preds)}")
     if len(set(preds)) < 2 or agree < 0.8 * len(preds):
         sys.exit("too few distinct or comparable predictions to check the logit position")
 
