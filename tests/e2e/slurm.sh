@@ -56,6 +56,11 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 } >"$tmp/slurm.conf"
+# srun's PMIx client directory under this test's temp dir (mpi.conf beside slurm.conf), not
+# /tmp/spmix_appdir_<uid>_<job>.<step>: a stale one there (job ids restart at 1 with every new
+# slurmctld state) makes the step fail to launch.
+mkdir -p "$tmp/pmix"
+echo "PMIxCliTmpDirBase=$tmp/pmix" >"$tmp/mpi.conf"
 export SLURM_CONF=$tmp/slurm.conf
 slurmctld -c -i -f "$SLURM_CONF" >/dev/null 2>&1 || fail "slurmctld did not start"
 wait_pid() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
