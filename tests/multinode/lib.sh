@@ -166,6 +166,18 @@ export KILN_MN_NODES=$tmp/nodes  # read by rsh_agent.sh
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 now_ms() { date +%s%3N; }
+
+# mn_start: python with torch + safetensors (for the parity checks), the two nodes, the shared
+# disk and the tiny dataset; D / H = a run dir as the ranks see it / as the test reads it.
+mn_start() {
+  py=${KILN_PYTHON:-python3}
+  "$py" -c "import safetensors.torch" 2>/dev/null || skip "$py without safetensors/torch"
+  t_start=$(now_ms)
+  make_nodes
+  shared_disk
+  tiny_data "$tmp/data"
+  D=$MN_DISK H=$tmp/disk
+}
 # wait_job PID T0_MS BOUND_S: waits for background job PID at most BOUND_S s after T0_MS (then
 # fails: a hang must fail fast, the teardown kills it); sets rc (its exit code) and ms (T0 to end).
 wait_job() {

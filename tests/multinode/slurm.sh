@@ -16,13 +16,7 @@ for b in slurmctld slurmd munged sbatch scontrol sinfo; do
   command -v $b >/dev/null 2>&1 || skip "$b not found: apt-get install slurm-wlm munge (launch/setup.sh with KILN_SLURM=1)"
 done
 source "$root/tests/e2e/slurm_conf.sh"  # slurm_conf_common, start_munged
-py=${KILN_PYTHON:-python3}
-"$py" -c "import safetensors.torch" 2>/dev/null || skip "$py without safetensors/torch"
-t_start=$(now_ms)
-make_nodes
-shared_disk
-tiny_data "$tmp/data"
-D=$MN_DISK H=$tmp/disk
+mn_start
 mkdir -p "$tmp"/{state,spool,log,run}
 
 # munged runs in node 1 (so the teardown ends it); its socket is a file both nodes see.

@@ -14,13 +14,7 @@
 #     and the losses stay within the reshard bounds of tests/dist/zero1.sh.
 # Needs root (namespaces), mpirun, python3 with torch + safetensors, KILN_DATA.
 source "$(dirname "$0")/lib.sh"
-py=${KILN_PYTHON:-python3}
-"$py" -c "import safetensors.torch" 2>/dev/null || skip "$py without safetensors/torch"
-t_start=$(now_ms)
-make_nodes
-shared_disk
-tiny_data "$tmp/data"
-D=$MN_DISK H=$tmp/disk  # a run dir as the ranks see it / as this script reads it
+mn_start
 BOUND_S=30
 steps=12
 # 4 ranks x 8 seqs x 64 tokens = 2048 tokens per step, one micro-step (1 rank x 32: the same).

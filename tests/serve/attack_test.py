@@ -165,6 +165,9 @@ def nesting(srv):
         ("/v1/chat/completions", '{"messages": [{"role": %s, "content": "x"}]}' % deep(500_000), "role nested"),
         ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x"}], "stream_options": %s}'
          % deep(500_000), "stream_options nested"),
+        # The token endpoints (issue 23) parse through the same depth check.
+        ("/tokenize", '{"prompt": %s}' % deep(1_000_000), "/tokenize prompt nested 1,000,000 deep"),
+        ("/detokenize", '{"tokens": %s}' % deep(1_000_000), "/detokenize tokens nested 1,000,000 deep"),
     ]
     for path, body, what in cases:
         check(len(body) < 4 * MiB, f"{what}: the body must fit the 4 MiB limit")
@@ -195,6 +198,11 @@ def bodies(srv):
     st, err, sent, dt = srv.raw(post_head(srv, extra="Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
     print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked body")
     check(st == 413 and err and err["code"] == "request_too_large", f"200 MiB chunked: {st} {err}")
+    for path in ("/tokenize", "/detokenize"):  # the token endpoints read bodies through the same cap
+        st, err, sent, dt = srv.raw(post_head(srv, path, "Transfer-Encoding: chunked\r\n"), chunks(200 * MiB))
+        print(f"  {st} after {sent / MiB:.1f} MiB sent, {dt:.2f} s  200 MiB chunked to POST {path}")
+        check(st == 413 and err and err["code"] == "request_too_large", f"chunked to {path}: {st} {err}")
+        check(sent < 48 * MiB and dt < 10, f"chunked to {path}: the server read on ({sent / MiB:.0f} MiB)")
     check(sent < 48 * MiB and dt < 10, f"200 MiB chunked: the server read on ({sent / MiB:.0f} MiB, {dt:.1f} s)")
     # The same to a path that has no body, and to /health.
     for path, status in (("/nope", 404), ("/health", 405)):
@@ -221,6 +229,8 @@ def bodies(srv):
                       "request_too_large", method="POST", path="/v1/completions", body=data,
                       headers={"Content-Encoding": enc})
         check("decompression" in e["message"], f"{enc} bomb message: {e['message']}")
+    srv.error(413, "a gzip bomb to /tokenize", "request_too_large", method="POST", path="/tokenize",
+              body=bombs["gzip"], headers={"Content-Encoding": "gzip"})
     # A real compressed request still works; an unknown encoding is a 415.
     small = json.dumps({"prompt": "ROMEO:", "max_tokens": 4, "seed": 1}).encode()
     for enc, data in (("gzip", zlib.compress(small)), ("deflate", zlib.compress(small))):
