@@ -41,9 +41,17 @@ namespace {
 // call through a null pointer leaves no frame that backtrace() or MPI's handler can walk.
 void report_segv(int sig, siginfo_t* info, void* ctx) {
   const auto* uc = static_cast<const ucontext_t*>(ctx);
+#if defined(__x86_64__)
   const auto pc = reinterpret_cast<void*>(uc->uc_mcontext.gregs[REG_RIP]);
   const auto sp = reinterpret_cast<void* const*>(uc->uc_mcontext.gregs[REG_RSP]);
   void* const sites[2] = {pc, pc == nullptr ? sp[0] : nullptr};  // at pc 0 the caller's return address is on top
+#elif defined(__aarch64__)
+  const auto pc = reinterpret_cast<void*>(uc->uc_mcontext.pc);
+  void* const sites[2] = {pc, reinterpret_cast<void*>(uc->uc_mcontext.regs[30])};  // x30: the return address
+#else
+  void* const sites[2] = {nullptr, nullptr};
+  (void)uc;
+#endif
   for (int i = 0; i < 2; ++i) {
     Dl_info d{};
     if (sites[i] && dladdr(sites[i], &d) && d.dli_fname)
