@@ -6,6 +6,7 @@
 // (--model: random weights of that shape, e.g. 20,1280,10,2048,65536 for d20; default 6,384,6,256
 // and the byte tokenizer's vocabulary, the shakespeare_char shape).
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "model/kv_cache.h"    // KVCache
 #include "model/safetensors.h" // save_safetensors, named_parameters_of
 #include "ckpt/load_model.h"  // load_model
+#include "profile.h"           // profile
 
 namespace {
 
@@ -168,6 +170,37 @@ int main(int argc, char** argv) {
     sync(dev);
     std::printf("kiln uncached B=%lld decode tok_per_s=%.0f\n", (long long)B, double(B * N_unc) / secs(t2));
     if (B == 1) std::printf("kiln cached == uncached greedy ids: %s\n", unc_ids == first_ids ? "yes" : "NO");
+  }
+  // Continuous batching as ./serve meets it: 16 rows whose prompts differ in length (so the cache
+  // rows are ragged and the step takes the masked path), sampled at temperature 1 with their own
+  // seeds. KILN_BENCH_PROFILE=N adds the op profile of N such decode steps.
+  {
+    kiln::engine::Generator gen(model, tok, 16);
+    auto start = [&] {
+      for (int64_t b = 0; b < 16; ++b) {
+        kiln::engine::SamplingOptions o;
+        o.temperature = 1.0;
+        o.max_new_tokens = N;
+        o.stop_tokens = {-1};
+        o.tools = false;
+        o.seed = 100 + static_cast<uint64_t>(b);
+        gen.add(prompts(1, 8 + b, c.vocab_size)[0], o);
+      }
+      gen.step();  // prefill
+    };
+    start();
+    sync(dev);
+    auto t1 = Clock::now();
+    int64_t produced = 0;
+    while (gen.live_rows() > 0) produced += static_cast<int64_t>(gen.step().size());
+    sync(dev);
+    std::printf("kiln ragged B=16 decode tok_per_s=%.0f (prompts of 8..23 tokens, temperature 1)\n",
+                produced / secs(t1));
+    if (const char* p = std::getenv("KILN_BENCH_PROFILE")) {
+      for (int64_t s = 0; s < 16; ++s) gen.remove(s);
+      start();
+      profile(dev, std::atoll(p), [&] { gen.step(); });
+    }
   }
   std::printf("kiln ids B=1:");
   for (auto id : first_ids) std::printf(" %lld", (long long)id);

@@ -4,8 +4,12 @@ one run against one server. Prints per level: wall time, generated tokens/s, tim
 (first content chunk) mean / p50 / max, the speedup over one at a time, and whether every reply
 equals the one-at-a-time reply (per-row seeds: batching must not change a sampled text).
 
-Usage: serve_bench.py BASE_URL [REQUESTS=16] [MAX_TOKENS=64]
+Usage: serve_bench.py BASE_URL [REQUESTS=16] [MAX_TOKENS=64] [--label NAME] [--engine TOK_PER_S]
+--engine: the engine's batch-16 decode tok/s on the same model (bench_generate), for the goal
+"16 clients >= 80% of it"; --label names the server in the summary line ("summary: {json}") that
+bench/serve_bench.sh collects to print builds side by side.
 """
+import json
 import concurrent.futures as cf
 import statistics
 import sys
@@ -38,7 +42,7 @@ def level(c, clients, n, max_tokens):
     return time.perf_counter() - t0, out
 
 
-def main(base, n=16, max_tokens=64):
+def main(base, n=16, max_tokens=64, label="kiln", engine=None):
     c = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0, timeout=600)
     one(c, 0, 4)  # warm-up
     rows, ref = [], None
@@ -59,10 +63,26 @@ def main(base, n=16, max_tokens=64):
     print("|--------:|-------:|-------:|---------:|-----------------:|-------------:|------------:|------------:|"
           "-------------------:|")
     for clients, wall, tokens, tps, mean, p50, mx, same in rows:
-        label = f"{clients} (one at a time)" if clients == 1 else str(clients)
-        print(f"| {label} | {wall:.2f} | {tokens} | {tps:.0f} | {tps / base_tps:.2f}x | {mean:.0f} | {p50:.0f} |"
+        name = f"{clients} (one at a time)" if clients == 1 else str(clients)
+        print(f"| {name} | {wall:.2f} | {tokens} | {tps:.0f} | {tps / base_tps:.2f}x | {mean:.0f} | {p50:.0f} |"
               f" {mx:.0f} | {same}/{n} |")
+    tps = {r[0]: r[3] for r in rows}
+    summary = {"label": label, "tok_s": tps, "x4": tps[4] / tps[1], "x16": tps[16] / tps[1],
+               "same": min(r[7] for r in rows), "n": n, "ttft_p50_16": rows[-1][5]}
+    if engine:
+        summary["engine_b16"] = engine
+        summary["of_engine"] = tps[16] / engine
+    print("summary: " + json.dumps(summary))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:]))
+    args, kw = [], {}
+    it = iter(sys.argv[1:])
+    for a in it:
+        if a == "--label":
+            kw["label"] = next(it)
+        elif a == "--engine":
+            kw["engine"] = float(next(it))
+        else:
+            args.append(a)
+    main(args[0], *(int(a) for a in args[1:]), **kw)

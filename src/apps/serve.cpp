@@ -1,6 +1,7 @@
 // ./serve — an OpenAI-compatible API and a web chat page for a checkpoint, with continuous
 // batching: loads the model, hands it to one engine thread (serve::Scheduler) and serves HTTP
 // (serve::HttpServer) until SIGINT / SIGTERM.
+#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
@@ -26,13 +27,25 @@ int serve_main(int argc, char** argv) {
                "serve"};
   std::string ckpt, device = "auto";
   kiln::serve::ServerOptions o;
-  int64_t slots = 8, queue = -1;
+  int64_t slots = 8, queue = -1, prefill_chunk = 512;
+  // Half the cores for the model's ops by default: the HTTP threads, tokenizing and streaming
+  // need the rest, and on a small model a second OpenMP thread costs more at each op's barrier
+  // than it saves (bench/serve_bench.sh).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = std::max(1, cores / 2);
   app.add_option("--ckpt", ckpt, "checkpoint directory (its newest complete step) or a run directory")->required();
   app.add_option("--host", o.host, "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all)");
   app.add_option("--port", o.port, "port (0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--slots", slots, "requests (rows) decoded together in one batch")->check(CLI::Range(1, 256));
   app.add_option("--queue", queue, "rows that may wait for a slot before requests get 503 (default: 4 x slots)")
       ->check(CLI::Range(0, 4096));
+  app.add_option("--prefill-chunk", prefill_chunk,
+                 "prompt tokens fed per engine step; a longer prompt prefills over several steps so that the rows "
+                 "already decoding keep getting a token every step (0 = whole prompts)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("--threads", threads,
+                 "CPU threads for the model's ops (default: half the cores, " + std::to_string(threads) + " here)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--api-key", o.api_key, "require 'Authorization: Bearer KEY' on the completion endpoints");
   app.add_option("--model-name", o.model, "the model id /v1/models lists (default: the checkpoint's directory name)");
   app.add_option("--max-tokens", o.limits.max_tokens, "largest max_tokens a request may ask for")
@@ -69,7 +82,10 @@ int serve_main(int argc, char** argv) {
   o.limits.context = m.model->max_positions();
   o.limits.max_n = slots;
   o.limits.bos_prefix = kiln::tok::prompt_starts_with_bos(*m.tokenizer);
-  kiln::serve::Scheduler scheduler(kiln::engine::Generator(m.model, m.tokenizer, slots), m.tokenizer, slots, queue);
+  at::set_num_threads(threads);
+  kiln::engine::Generator gen(m.model, m.tokenizer, slots);
+  gen.set_prefill_chunk(prefill_chunk);
+  kiln::serve::Scheduler scheduler(std::move(gen), m.tokenizer, slots, queue);
   kiln::serve::HttpServer server(scheduler, m.tokenizer, o);
   const int port = server.bind();
   // The first signal stops the server (requests in flight end, connections close); a second one

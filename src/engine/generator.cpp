@@ -26,6 +26,8 @@ struct Row {
   SamplingOptions o;
   std::vector<int64_t> stops;
   std::vector<int64_t> pending;  // tokens not yet fed to the model
+  std::vector<int64_t> prompt;   // with echo: the whole prompt (pending loses what is fed)
+  int64_t fed = 0;               // prompt tokens fed so far
   torch::Generator gen;
   GenResult res;
   bool in_python = false;
@@ -41,6 +43,8 @@ struct Generator::Impl {
   std::vector<Row> rows;
   torch::Device device = torch::kCPU;
   bool was_training = false;
+  int64_t prefill_chunk = 0;  // 0: whole prompts
+  StepStats stats;
   int64_t python_start, python_end, output_start, output_end, assistant_end, bos;
 
   Impl(std::shared_ptr<model::LM> m, std::shared_ptr<const tok::Tokenizer> t, int64_t max_rows)
@@ -89,29 +93,53 @@ struct Generator::Impl {
     }
   }
 
-  void forward_group(const std::vector<Slot>& group, std::vector<Event>& events) {
+  // One forward over `group`, row b feeding its first feed[b] pending tokens (all of them when
+  // feed is empty). A row with tokens still pending after it (a prompt fed in chunks) samples
+  // nothing this step.
+  // With all_logits (echo rows, one per forward: its logits are chunk x vocabulary, never the whole
+  // prompt's) each fed prompt position's logits give the next prompt token's logprob.
+  void forward_group(const std::vector<Slot>& group, std::vector<Event>& events, std::vector<int64_t> feed = {},
+                     bool all_logits = false) {
     if (group.empty()) return;
     const int64_t B = static_cast<int64_t>(group.size());
-    int64_t T = 0;
-    for (Slot s : group) T = std::max<int64_t>(T, static_cast<int64_t>(rows[s].pending.size()));
-    std::vector<int64_t> flat(static_cast<size_t>(B * T), 0), n(B);
+    if (feed.empty())
+      for (Slot s : group) feed.push_back(static_cast<int64_t>(rows[s].pending.size()));
+    const int64_t T = *std::max_element(feed.begin(), feed.end());
+    std::vector<int64_t> flat(static_cast<size_t>(B * T), 0);
     for (int64_t b = 0; b < B; ++b) {
       const auto& p = rows[group[b]].pending;
-      std::copy(p.begin(), p.end(), flat.begin() + b * T);
-      n[b] = static_cast<int64_t>(p.size());
+      std::copy(p.begin(), p.begin() + feed[b], flat.begin() + b * T);
     }
     auto idx = torch::tensor(flat, torch::kInt64).view({B, T}).to(device);
-    auto logits = model->forward_cached(idx, n, group, cache).to(torch::kCPU, torch::kFloat32);
+    auto all = model->forward_cached(idx, feed, group, cache, all_logits).to(torch::kCPU, torch::kFloat32);
+    stats.rows += B;
     for (int64_t b = 0; b < B; ++b) {
       Row& r = rows[group[b]];
-      r.pending.clear();
+      if (feed[b] > 1) stats.prefill_tokens += feed[b];
+      const bool prompt_chunk = r.fed < static_cast<int64_t>(r.prompt.size());
+      if (all_logits && prompt_chunk)
+        for (int64_t j = 0; j < feed[b]; ++j) {
+          const int64_t next = r.fed + j + 1;
+          if (next < static_cast<int64_t>(r.prompt.size()))
+            r.res.prompt_logprobs.push_back(token_logprob(all[b][j], r.prompt[static_cast<size_t>(next)], r.o.logprobs));
+        }
+      r.fed += feed[b];
+      r.pending.erase(r.pending.begin(), r.pending.begin() + feed[b]);
+      if (!r.pending.empty()) continue;  // mid-prompt: its next chunk comes next step
+      const auto logits = all_logits ? all[b][feed[b] - 1] : all[b];
+      if (r.o.max_new_tokens == 0) {  // echo only: scored, nothing to sample
+        r.done = true;
+        r.res.finish = Finish::Length;
+        events.push_back(Event{group[b], GenToken{-1, true}, true, Finish::Length});
+        continue;
+      }
       GenToken t{0, false};
       if (!r.forced.empty()) {
         t = {r.forced.front(), true};
         r.forced.pop_front();
       } else {
         try {
-          t = {sample_next(logits[b], r.o, r.gen), false};
+          t = {sample_next(logits, r.o, r.gen), false};
         } catch (const std::exception& e) {  // this row's problem: the batch goes on without it
           r.done = true;
           r.res.finish = Finish::Failed;
@@ -120,7 +148,7 @@ struct Generator::Impl {
           continue;
         }
       }
-      if (r.o.logprobs >= 0) r.res.logprobs.push_back(token_logprob(logits[b], t.id, r.o.logprobs));
+      if (r.o.logprobs >= 0) r.res.logprobs.push_back(token_logprob(logits, t.id, r.o.logprobs));
       Event ev{group[b], t, false, std::nullopt};
       if (!t.forced && std::find(r.stops.begin(), r.stops.end(), t.id) != r.stops.end()) {
         r.done = true;
@@ -157,11 +185,13 @@ Generator::Slot Generator::add(std::vector<int64_t> prompt, const SamplingOption
     if (id < 0 || id >= vocab)
       throw Error("generation: prompt token " + std::to_string(id) + " is outside the vocabulary of " +
                   std::to_string(vocab));
-  if (static_cast<int64_t>(prompt.size()) + 1 > I.model->max_positions())
+  const bool score_only = options.echo && options.logprobs >= 0 && options.max_new_tokens == 0;
+  if (static_cast<int64_t>(prompt.size()) + (score_only ? 0 : 1) > I.model->max_positions())
     throw Error("generation: a prompt of " + std::to_string(prompt.size()) + " tokens leaves no room in the model's " +
                     std::to_string(I.model->max_positions()) + " positions",
                 "shorten the prompt");
-  if (options.max_new_tokens < 1)
+  const bool scores = options.echo && options.logprobs >= 0;
+  if (options.max_new_tokens < (scores ? 0 : 1))
     throw Error("generation: max_new_tokens = " + std::to_string(options.max_new_tokens), "ask for at least 1 token");
   Slot s = 0;
   while (s < static_cast<Slot>(I.rows.size()) && I.rows[s].live) ++s;
@@ -174,46 +204,48 @@ Generator::Slot Generator::add(std::vector<int64_t> prompt, const SamplingOption
   r.live = true;
   r.o = options;
   r.stops = options.stop_tokens.empty() ? std::vector<int64_t>{I.assistant_end, I.bos} : options.stop_tokens;
+  if (scores) r.prompt = prompt;
   r.pending = std::move(prompt);
   r.gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   I.cache.reset(s);
+  // The cache's room for this row's whole reply now, once, rather than doubling (a copy of every
+  // slot's keys) in the middle of decoding.
+  I.cache.reserve(std::min(static_cast<int64_t>(r.pending.size()) + options.max_new_tokens, I.model->max_positions()));
   return s;
 }
 
 std::vector<Generator::Event> Generator::step() {
   auto& I = *impl_;
   torch::NoGradGuard no_grad;
-  std::vector<Slot> prefill, decode;
+  std::vector<Slot> prefill, decode, echo;
+  std::vector<int64_t> feed, echo_feed;  // per prefill row
+  int64_t budget = I.prefill_chunk > 0 ? I.prefill_chunk : INT64_MAX;
   for (Slot s = 0; s < static_cast<Slot>(I.rows.size()); ++s) {
     const Row& r = I.rows[s];
     if (!r.live || r.done) continue;
-    (r.pending.size() > 1 ? prefill : decode).push_back(s);
+    const int64_t n = static_cast<int64_t>(r.pending.size());
+    const bool scoring = r.fed < static_cast<int64_t>(r.prompt.size());
+    if (n == 1 && !scoring) {
+      decode.push_back(s);
+    } else if (budget > 0) {  // prompts past the step's budget wait for a later step
+      (scoring ? echo : prefill).push_back(s);
+      (scoring ? echo_feed : feed).push_back(std::min(n, budget));
+      budget -= std::min(n, budget);
+    }
   }
   std::vector<Event> events;
-  I.forward_group(prefill, events);
+  I.stats = {};
+  for (size_t i = 0; i < echo.size(); ++i) I.forward_group({echo[i]}, events, {echo_feed[i]}, /*all_logits=*/true);
+  I.forward_group(prefill, events, feed);
   I.forward_group(decode, events);
   return events;
 }
 
-std::vector<TokenLogprob> Generator::score(const std::vector<int64_t>& ids, int64_t top) {
-  auto& I = *impl_;
-  const int64_t vocab = I.model->vocab_size(), T = static_cast<int64_t>(ids.size());
-  for (int64_t id : ids)
-    if (id < 0 || id >= vocab)
-      throw Error("scoring: token " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
-  if (T > I.model->max_positions())
-    throw Error("scoring: " + std::to_string(T) + " tokens exceed the model's " +
-                std::to_string(I.model->max_positions()) + " positions", "shorten the text");
-  std::vector<TokenLogprob> out;
-  if (T < 2) return out;
-  torch::NoGradGuard no_grad;
-  auto idx = torch::tensor(ids, torch::kInt64).view({1, T}).to(I.device);
-  // (T, V) once per sequence; each position's log-softmax is taken on its own row.
-  const auto logits = I.model->forward(idx).to(torch::kCPU, torch::kFloat32)[0];
-  out.reserve(static_cast<size_t>(T - 1));
-  for (int64_t t = 1; t < T; ++t) out.push_back(token_logprob(logits[t - 1], ids[static_cast<size_t>(t)], top));
-  return out;
+void Generator::set_prefill_chunk(int64_t tokens) {
+  if (tokens < 0) throw Error("generation: prefill chunk " + std::to_string(tokens), "give 0 (whole prompts) or more tokens");
+  impl_->prefill_chunk = tokens;
 }
+const Generator::StepStats& Generator::last_step() const { return impl_->stats; }
 
 void Generator::remove(Slot slot) {
   auto& I = *impl_;

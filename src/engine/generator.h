@@ -38,6 +38,8 @@ struct GenResult {
   std::string error;  // Finish::Failed: what failed
   // With options.logprobs >= 0: one per id, then one for the stop token when the row ended on it.
   std::vector<TokenLogprob> logprobs;
+  // With options.echo: the logprob of each prompt token after the first, given the ones before it.
+  std::vector<TokenLogprob> prompt_logprobs;
 };
 
 class Generator {
@@ -64,17 +66,26 @@ class Generator {
     std::optional<Finish> finish;  // set when finished
   };
   // Queue a new row; its prompt is prefilled on the next step(). Throws kiln::Error on an empty
-  // prompt or one longer than the model's rotary table.
+  // prompt or one longer than the model's rotary table. A row with options.echo and
+  // max_new_tokens 0 scores its prompt and ends (an Event with finished = true, Finish::Length
+  // and token.id = -1) without sampling.
   Slot add(std::vector<int64_t> prompt, const SamplingOptions& options);
   // One forward over all live rows (prefills of new rows, one decode token for the others) and
   // one new token per unfinished row. A row whose sampling throws ends with Finish::Failed (an
   // Event with finished = true) and the others go on; a failed forward throws. A row whose stop token was sampled yields an Event with
   // finished = true and token.id = the stop token. Empty when no row is live.
   std::vector<Event> step();
-  // The logprob of each of ids[1..] given the ids before it (a full forward, no cache slot used),
-  // with `top` alternatives each. Throws kiln::Error on an id outside the vocabulary or a sequence
-  // longer than the model's positions.
-  std::vector<TokenLogprob> score(const std::vector<int64_t>& ids, int64_t top);
+  // Prefill in chunks: each step() feeds at most `tokens` prompt tokens in all (0 = whole prompts,
+  // the default). A long prompt then takes several steps, and the rows already decoding get their
+  // token every step instead of waiting for the whole prompt (llama.cpp's n_batch, vLLM's
+  // max_num_batched_tokens). Rows prefill in slot order; a row whose prompt is not yet all fed
+  // yields no Event.
+  void set_prefill_chunk(int64_t tokens);
+  // What the last step() fed: rows (prefill and decode) and prompt tokens.
+  struct StepStats {
+    int64_t rows = 0, prefill_tokens = 0;
+  };
+  const StepStats& last_step() const;
   // Cancel / free a row (finished or not); its cache slot is reused by a later add().
   void remove(Slot slot);
   // The row so far (ids, mask, finish once finished).

@@ -1,6 +1,13 @@
 // Sampling; see sampler.h. Top-k and top-p are applied to the temperature-scaled logits in that
-// order (as nanoGPT/HF do), then one multinomial draw from the seeded generator.
+// order (as nanoGPT/HF do), then one draw from the seeded generator by the inverse CDF.
 #include "engine/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <mutex>
+
+#include "core/error.h"
 
 namespace kiln::engine {
 
@@ -24,8 +31,36 @@ int64_t sample_next(const torch::Tensor& logits_in, const SamplingOptions& o, to
     auto drop = torch::zeros_like(drop_sorted).scatter(0, idx, drop_sorted);
     logits = logits.masked_fill(drop, -std::numeric_limits<float>::infinity());
   }
-  auto probs = logits.softmax(0);
-  return at::multinomial(probs, 1, /*replacement=*/false, gen).item<int64_t>();
+  // Note [One draw]: at::multinomial without replacement draws one exponential per vocabulary
+  // entry and runs a dozen ops of checks per call; serving calls this once per row per step. One
+  // uniform u from the row's generator and a scan of the probabilities for the first index whose
+  // cumulative mass passes u * total pick token i with probability p_i / total, the same law.
+  const auto probs = logits.softmax(0).contiguous();
+  const float* p = probs.const_data_ptr<float>();
+  const int64_t V = probs.numel();
+  double total = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    if (!(p[i] >= 0.f) || std::isinf(p[i]))  // NaN or inf: the logits were not finite
+      throw Error("sampling: the model's probabilities are not finite (NaN or inf logits)");
+    total += p[i];
+  }
+  if (!(total > 0)) throw Error("sampling: every token has probability 0");
+  uint64_t bits;
+  {
+    auto* g = at::check_generator<at::CPUGeneratorImpl>(gen);
+    std::lock_guard<std::mutex> lock(g->mutex_);
+    bits = g->random64();
+  }
+  const double target = double(bits >> 11) * 0x1.0p-53 * total;  // u in [0, 1) with 53 random bits
+  double cum = 0;
+  int64_t last = -1;
+  for (int64_t i = 0; i < V; ++i) {
+    if (p[i] <= 0.f) continue;
+    cum += p[i];
+    last = i;
+    if (cum > target) return i;
+  }
+  return last;  // rounding left u * total at the very end: the last token with mass
 }
 
 uint64_t draw_seed(torch::Generator& gen) {

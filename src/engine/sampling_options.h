@@ -15,6 +15,9 @@ struct SamplingOptions {
   std::vector<int64_t> stop_tokens;  // empty -> <|assistant_end|> and <|bos|>
   bool tools = true;                 // calculator tool use (python_start/end -> forced output_start..output_end)
   int64_t logprobs = -1;             // >= 0: record each token's logprob and this many top alternatives
+  // With logprobs >= 0: also the prompt's tokens' logprobs (GenResult::prompt_logprobs), taken from
+  // the prefill's own logits, chunk by chunk. max_new_tokens may then be 0: the row only scores.
+  bool echo = false;
 };
 
 }  // namespace kiln::engine

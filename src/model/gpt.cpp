@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/fp8.h"
+#include "model/fused_ops.h"
 #include "model/kv_cache.h"
 #include "model/softcap_ce.h"
 
@@ -51,12 +52,6 @@ struct Block : torch::nn::Module {
   }
 };
 
-// Weightless RMSNorm over the last dimension; eps 0 = finfo(dtype).eps as F.rms_norm's default
-// (nanochat), else model.norm_eps (an imported model's rms_norm_eps, e.g. transformers' 1e-6).
-inline torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
-  return at::rms_norm(x, {x.size(-1)}, std::nullopt, eps > 0 ? std::optional<double>(eps) : std::nullopt);
-}
-
 // relu(x)^2 as one autograd node. Eager ATen records relu and pow: backward runs pow's
 // grad * (2 * u.pow(1)) (three passes over the MLP's widest activation) and then relu's threshold.
 // Here backward is grad * (2 * r) with r = relu(x) saved: two passes, the same numbers bit for bit
@@ -81,6 +76,7 @@ struct ReluSquared : public torch::autograd::Function<ReluSquared> {
 struct GPTImpl::Layers {
   struct L {
     torch::Tensor wq, wk, wv, wo, wfc, wproj;
+    torch::Tensor wqkv;  // see Note [Stored qkv]; undefined until the first cached forward
   };
   torch::Tensor wte, lm_head;
   std::vector<L> h;
@@ -96,8 +92,16 @@ struct GPTImpl::Layers {
 // gradients come out as slices of one. The cat copies 3*C^2 floats per layer, which is small
 // beside B*T*C activations. Rotary and QK-norm act per head, so they run once on the q|k heads.
 
+// Note [Stored qkv]: decode reads every weight once per token, so one GEMM over a q|k|v matrix
+// that is already in memory beats three GEMMs and a cat of their outputs (and a cat of the
+// weights per token would copy 3*C^2 floats to produce B*3*C). The first cached forward makes
+// c_q, c_k and c_v views into one matrix (set_data: the parameters keep their names, shapes and
+// autograd identity, and an optimizer step in place still updates the matrix, so it never goes
+// stale); a later set_data (Module::to, a load that swaps data) is seen by the data pointers and
+// the matrix is built again. No memory is added: the three weights live in it.
 // Note [Rotary]: nanochat's half-split rotation, y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos,
-// written out as nanochat writes it. A one-addcmul form over full-width tables ([cos, cos],
+// written out as nanochat writes it; on the CPU in fp32 model::rotary (fused_ops.h) does it in
+// one pass forward and one backward, with the same bits. A one-addcmul form over full-width tables ([cos, cos],
 // [sin, -sin], rotate_half) was tried and measured 25-35% slower forward and backward on the CPU
 // (tiny shape): its broadcast over the strided q|k view is slower than four half-width multiplies.
 
@@ -203,28 +207,30 @@ torch::Tensor GPTImpl::run_blocks(
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
   const double eps = cfg_.norm_eps;
   x = rms_norm(x, eps);
-  torch::Tensor neg_sin;
-  const int64_t d = D / 2;
+  bool tables_cast = false;
   const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
-    if (!neg_sin.defined() || cos.scalar_type() != t.scalar_type()) {  // bf16 under autocast: tables follow
+    if (!tables_cast && cos.scalar_type() != t.scalar_type()) {  // bf16 under autocast: tables follow
       cos = cos.to(t.scalar_type());
       sin = sin.to(t.scalar_type());
-      neg_sin = -sin;
     }
-    auto halves = t.split(d, -1);  // split, not narrow: see Note [Split, not narrow]
-    const auto &x1 = halves[0], &x2 = halves[1];
-    return torch::cat({x1 * cos + x2 * sin, x1 * neg_sin + x2 * cos}, -1);
+    tables_cast = true;
+    return model::rotary(t, cos, sin);
   };
   for (size_t i = 0; i < L.h.size(); ++i) {
     const auto& l = L.h[i];
-    // Training: one GEMM for q, k and v (see Note [Fused qkv]). Inference with the cache: three
-    // GEMMs on the same input, so no weight is copied per token (decode is bound by reading the
-    // weights, which costs the same either way); rotary and QK-norm on q and k together. Under
+    // Training: one GEMM for q, k and v (see Note [Fused qkv]). Inference with the cache: one
+    // GEMM over the stored q|k|v matrix (Note [Stored qkv]); rotary and QK-norm on q and k
+    // together. Under
     // train.fp8 (fp8::Guard) each training GEMM runs in FP8; the fused q|k|v weight then shares
     // one scale, where nanochat's three linears have one each.
     auto xn = rms_norm(x, eps);
-    torch::Tensor qkv = fused_qkv ? fp8::maybe_linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0))
-                                  : torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
+    torch::Tensor qkv;
+    if (fused_qkv)
+      qkv = fp8::maybe_linear(xn, torch::cat({l.wq, l.wk, l.wv}, 0));
+    else if (torch::GradMode::is_enabled() && l.wq.requires_grad())  // gradients must reach the three leaves
+      qkv = torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
+    else
+      qkv = at::linear(xn, stored_qkv(i));
     // Note [Split, not narrow]: the backward of narrow (SliceBackward) allocates a zero tensor of
     // the whole input per slice, copies the slice's gradient in and adds them up; split's backward
     // is one cat. Profiled (bench_train_step --profile): on the H200 at d20, batch 16, zero fills took
@@ -240,6 +246,25 @@ torch::Tensor GPTImpl::run_blocks(
   return rms_norm(x, eps);
 }
 
+torch::Tensor GPTImpl::stored_qkv(size_t i) {
+  auto& l = layers_->h.at(i);
+  const int64_t nq = l.wq.size(0), nk = l.wk.size(0), nv = l.wv.size(0);
+  const auto* base = l.wqkv.defined() ? static_cast<const char*>(l.wqkv.const_data_ptr()) : nullptr;
+  const int64_t row = l.wq.size(1) * static_cast<int64_t>(l.wq.element_size());
+  const bool fresh = base && l.wqkv.device() == l.wq.device() && l.wqkv.scalar_type() == l.wq.scalar_type() &&
+                     l.wq.const_data_ptr() == base && l.wk.const_data_ptr() == base + nq * row &&
+                     l.wv.const_data_ptr() == base + (nq + nk) * row;
+  if (!fresh) {
+    torch::NoGradGuard ng;
+    auto w = torch::cat({l.wq, l.wk, l.wv}, 0);
+    l.wq.set_data(w.narrow(0, 0, nq));
+    l.wk.set_data(w.narrow(0, nq, nk));
+    l.wv.set_data(w.narrow(0, nq + nk, nv));
+    l.wqkv = w;
+  }
+  return l.wqkv;
+}
+
 int64_t GPTImpl::max_positions() const { return layers_->cos.size(1); }
 
 // Inference: the rows' positions index the rotary table; CachedStep does the cache bookkeeping
@@ -249,8 +274,12 @@ torch::Tensor GPTImpl::forward_cached(const torch::Tensor& idx, const std::vecto
   TORCH_CHECK(idx.dim() == 2 && static_cast<int64_t>(n_tokens.size()) == idx.size(0), "GPT: idx must be (B, T)");
   const auto& L = *layers_;
   CachedStep step(cache, n_tokens, slots, idx.size(1), max_positions(), idx.device());
+  // Rows in step (every decode step of a batch that started together): the tables' rows are a
+  // view; ragged rows gather theirs by position, (B, T, 1, D/2).
+  const int64_t start = step.shared_start(), T = idx.size(1);
   const auto& pos = step.positions();
-  auto cos = L.cos.squeeze(0).index({pos}), sin = L.sin.squeeze(0).index({pos});  // (B, T, 1, D/2)
+  auto cos = start >= 0 ? L.cos.narrow(1, start, T) : L.cos.squeeze(0).index({pos});
+  auto sin = start >= 0 ? L.sin.narrow(1, start, T) : L.sin.squeeze(0).index({pos});
   auto x = run_blocks(at::embedding(L.wte, idx), cos, sin, /*fused_qkv=*/false,
                       [&](size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
                         return step.attend(layer, q, k, v);

@@ -84,6 +84,8 @@ class GPTImpl : public LM {
 
   GPTConfig cfg_;
   // (layers and buffers are private to model/)
+  // Layer i's q|k|v weight as one (H + 2 H_kv) * D x C matrix for inference; see Note [Stored qkv].
+  torch::Tensor stored_qkv(size_t i);
   struct Layers;
   std::shared_ptr<Layers> layers_;
 };

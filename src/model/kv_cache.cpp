@@ -70,9 +70,12 @@ CachedStep::CachedStep(KVCache& cache, const std::vector<int64_t>& n_tokens, con
              .clamp_max(max_positions - 1)
              .to(dev);
   all_full_ = n_valid == B * T;
-  // Rows are usually slots 0..B-1 in order: then the cache is read by a view, not a gather.
+  // Rows are usually consecutive slots in order (0..B-1, or a server's run of busy slots): then the
+  // cache is read by a view, not a gather.
   bool same_start = true;
-  for (int64_t b = 0; b < B; ++b) identity_ = identity_ && slots[b] == b, same_start = same_start && pos0_[b] == pos0_[0];
+  slot0_ = slots.empty() ? 0 : slots[0];
+  for (int64_t b = 0; b < B; ++b)
+    identity_ = identity_ && slots[b] == slot0_ + b, same_start = same_start && pos0_[b] == pos0_[0];
   // Fast path (generate() without ragged rows, and every decode step of equal-length rows): the
   // chunk is written by a slice copy and needs no mask (decode: every key is visible; prefill of
   // empty slots: plain causal attention).
@@ -107,18 +110,21 @@ torch::Tensor CachedStep::attend(size_t layer, const torch::Tensor& q, const tor
   auto& kc = C.k_.at(layer);
   auto& vc = C.v_.at(layer);
   if (uniform_) {
-    kc.narrow(0, 0, B).narrow(1, pos0_[0], T).copy_(k);
-    vc.narrow(0, 0, B).narrow(1, pos0_[0], T).copy_(v);
+    kc.narrow(0, slot0_, B).narrow(1, pos0_[0], T).copy_(k);
+    vc.narrow(0, slot0_, B).narrow(1, pos0_[0], T).copy_(v);
   } else {
     auto kw = all_full_ ? k.reshape({B * T, Hkv, D}) : k.index({t_row_, t_t_});
     auto vw = all_full_ ? v.reshape({B * T, Hkv, D}) : v.index({t_row_, t_t_});
     kc.index_put_({t_slot_, t_pos_}, kw.to(kc.scalar_type()));
     vc.index_put_({t_slot_, t_pos_}, vw.to(vc.scalar_type()));
   }
-  auto K = identity_ ? kc.narrow(0, 0, B) : kc.index_select(0, slot_idx_);
-  auto V = identity_ ? vc.narrow(0, 0, B) : vc.index_select(0, slot_idx_);
-  K = K.narrow(1, 0, t_keys_).transpose(1, 2).to(q.scalar_type());
-  V = V.narrow(1, 0, t_keys_).transpose(1, 2).to(q.scalar_type());
+  // Only the keys some row can see (t_keys_), and only then gathered: a gather of the whole
+  // capacity copied up to twice the live keys per layer and step.
+  auto K = kc.narrow(1, 0, t_keys_), V = vc.narrow(1, 0, t_keys_);
+  K = identity_ ? K.narrow(0, slot0_, B) : K.index_select(0, slot_idx_);
+  V = identity_ ? V.narrow(0, slot0_, B) : V.index_select(0, slot_idx_);
+  K = K.transpose(1, 2).to(q.scalar_type());
+  V = V.transpose(1, 2).to(q.scalar_type());
   const bool gqa = q.size(2) != Hkv;
   if (no_mask_)
     return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, {}, 0.0, /*is_causal=*/T > 1, std::nullopt, gqa);

@@ -49,6 +49,9 @@ class CachedStep {
              int64_t max_positions, const torch::Device& device);
   // Each query's absolute position (B, T) int64, padding clamped to max_positions - 1.
   const torch::Tensor& positions() const { return pos_; }
+  // When every row's chunk starts at the same position (and no row is padded): that position, so
+  // that a caller may slice its tables (a view) instead of gathering them by positions(); else -1.
+  int64_t shared_start() const { return uniform_ ? pos0_[0] : -1; }
   // Write layer `layer`'s k, v (B, T, H_kv, D) into the cache and attend q (B, T, H, D) over the
   // slot's cached keys plus the causal part of the chunk. Returns (B, H, T, D).
   torch::Tensor attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
@@ -60,7 +63,7 @@ class CachedStep {
  private:
   KVCache& cache_;
   std::vector<int64_t> n_tokens_, slots_, pos0_;
-  int64_t B_ = 0, T_ = 0, t_keys_ = 0;
+  int64_t B_ = 0, T_ = 0, t_keys_ = 0, slot0_ = 0;
   bool all_full_ = false, identity_ = true, uniform_ = false, no_mask_ = false, committed_ = false;
   torch::Tensor pos_, t_row_, t_t_, t_slot_, t_pos_, slot_idx_, mask_;
 };

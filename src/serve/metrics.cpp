@@ -60,6 +60,11 @@ std::string Metrics::render(const SchedulerStats& s) const {
                 "kiln_slots " + std::to_string(s.slots) + "\n");
   out += metric("kiln_queue_depth", "gauge", "Rows waiting in the queue.",
                 "kiln_queue_depth " + std::to_string(s.queued_rows) + "\n");
+  out += metric("kiln_step_rows_total", "counter", "Rows fed to the model, summed over the engine's batched steps.",
+                "kiln_step_rows_total " + std::to_string(step_rows.load()) + "\n");
+  out += metric("kiln_prefill_tokens_total", "counter", "Prompt tokens fed to the model (prefill chunks).",
+                "kiln_prefill_tokens_total " + std::to_string(prefill_tokens.load()) + "\n");
+  out += step_time.render("kiln_step_seconds", "One batched engine step (a forward over every live row, and sampling).");
   out += time_to_first_token.render("kiln_time_to_first_token_seconds",
                                     "From a request's submission to its row's first token.");
   out += time_per_output_token.render("kiln_time_per_output_token_seconds", "Between two tokens of a row.");

@@ -30,7 +30,10 @@ class Histogram {
 
 struct Metrics {
   std::atomic<int64_t> completion_requests{0}, chat_requests{0}, prompt_tokens{0};
-  Histogram time_to_first_token, time_per_output_token;
+  // The engine thread's batched steps: rows fed per step (prefill rows and decode rows alike) and
+  // the time each step took, so that an operator sees how full the batches are and what a step costs.
+  std::atomic<int64_t> step_rows{0}, prefill_tokens{0};
+  Histogram time_to_first_token, time_per_output_token, step_time;
   // The whole exposition; `s` gives the generated tokens, busy slots, queue depth and 503s.
   std::string render(const SchedulerStats& s) const;
 };

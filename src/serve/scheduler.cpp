@@ -3,6 +3,8 @@
 // batched step(); each event's token goes through its row's StopText to the request's Channel.
 #include "serve/scheduler.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <optional>
 
@@ -34,9 +36,8 @@ struct Scheduler::Request {
   std::vector<std::vector<int64_t>> prompts;  // per choice
   std::vector<engine::SamplingOptions> options;
   std::vector<std::string> stop;
-  bool echo = false, generate = true;
-  int64_t top = -1;                                      // logprobs: alternatives per token; -1 none
-  std::vector<std::vector<engine::TokenLogprob>> echoed;  // per choice, with echo and logprobs
+  bool echo = false;   // with top >= 0: the prompt's logprobs come with the last piece
+  int64_t top = -1;    // logprobs: alternatives per token; -1 none
   std::shared_ptr<Channel> channel;
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
   std::vector<int64_t> slots;  // per choice, once admitted (-1 when done)
@@ -74,10 +75,13 @@ std::shared_ptr<Channel> Scheduler::submit(const Job& job) {
       r->prompts.push_back(prompt);
       r->options.push_back(job.options);
       r->options.back().seed = job.options.seed + static_cast<uint64_t>(i);
+      // echo: the prompt's logprobs come from its own prefill (chunked, in the batch); max_tokens 0
+      // scores only. The row takes a slot either way.
+      r->options.back().echo = job.echo && job.options.logprobs >= 0;
+      if (!job.generate) r->options.back().max_new_tokens = 0;
     }
   r->stop = job.stop;
   r->echo = job.echo;
-  r->generate = job.generate;
   r->top = job.options.logprobs;
   r->channel = std::make_shared<Channel>();
   const int64_t rows = static_cast<int64_t>(r->prompts.size());
@@ -112,21 +116,12 @@ void Scheduler::admit(std::shared_ptr<Request> r) {
   const int64_t n = static_cast<int64_t>(r->prompts.size());
   queued_rows_ -= n;
   r->slots.assign(static_cast<size_t>(n), -1);
+  if (r->options.front().max_new_tokens == 0 && !r->options.front().echo) {  // echo, max_tokens 0, no logprobs
+    for (int64_t i = 0; i < n; ++i) r->channel->push(Delta{i, "", true, "length", 0});
+    ++requests_;
+    return;
+  }
   try {
-    if (r->echo && r->top >= 0) {  // the prompt's logprobs: one forward per distinct prompt (its n choices share it)
-      r->echoed.resize(static_cast<size_t>(n));
-      for (size_t i = 0; i < r->echoed.size(); ++i)
-        r->echoed[i] = i > 0 && r->prompts[i] == r->prompts[i - 1] ? r->echoed[i - 1] : gen_.score(r->prompts[i], r->top);
-    }
-    if (!r->generate) {  // max_tokens 0: scored, nothing to sample, no slot taken
-      for (int64_t i = 0; i < n; ++i) {
-        Delta d{i, "", true, "length", 0};
-        if (!r->echoed.empty()) d.prompt_logprobs = std::move(r->echoed[static_cast<size_t>(i)]);
-        r->channel->push(std::move(d));
-      }
-      ++requests_;
-      return;
-    }
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = gen_.add(r->prompts[i], r->options[i]);
       r->slots[static_cast<size_t>(i)] = s;
@@ -163,7 +158,7 @@ void Scheduler::finish_row(int64_t slot, Delta d) {
   const auto req = row->req;  // keeps the request alive past release()
   const int64_t choice = row->choice;
   if (req->top >= 0) d.logprobs = gen_.result(slot).logprobs;
-  if (!req->echoed.empty()) d.prompt_logprobs = std::move(req->echoed[static_cast<size_t>(choice)]);
+  if (req->echo && req->top >= 0) d.prompt_logprobs = gen_.result(slot).prompt_logprobs;
   req->channel->push(std::move(d));
   std::lock_guard lk(mu_);
   release(*req, choice);
@@ -189,6 +184,10 @@ void Scheduler::dispatch(const engine::Generator::Event& ev) {
     finish_row(ev.slot, Delta{row.choice, "", true, "", tokens, result.error});
     return;
   }
+  if (ev.finished && ev.token.id < 0) {  // max_tokens 0: the prompt was scored, nothing generated
+    finish_row(ev.slot, Delta{row.choice, "", true, "length", 0});
+    return;
+  }
   if (ev.finished && ev.finish == engine::Finish::Stop) {  // the stop token, not shown
     finish_row(ev.slot, Delta{row.choice, row.text.flush(), true, "stop", tokens});
     return;
@@ -210,6 +209,8 @@ void Scheduler::dispatch(const engine::Generator::Event& ev) {
 }
 
 void Scheduler::loop() {
+  // OpenMP's thread count is per thread: this one takes what main set (./serve --threads).
+  at::init_num_threads();
   while (true) {
     {
       std::unique_lock lk(mu_);
@@ -232,7 +233,7 @@ void Scheduler::loop() {
           queue_.pop_front();
           continue;
         }
-        if (r->generate && live_rows_ + n > slots_) break;
+        if (live_rows_ + n > slots_) break;
         auto req = std::move(r);
         queue_.pop_front();
         admit(std::move(req));
@@ -240,7 +241,11 @@ void Scheduler::loop() {
       if (active_.empty()) continue;
     }
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       const auto events = gen_.step();
+      metrics_.step_time.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      metrics_.step_rows += gen_.last_step().rows;
+      metrics_.prefill_tokens += gen_.last_step().prefill_tokens;
       ++steps_;
       for (const auto& ev : events) dispatch(ev);
     } catch (const std::exception& e) {  // a failed forward: fail the batch, keep serving

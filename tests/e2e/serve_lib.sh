@@ -1,6 +1,6 @@
 # Sourced by the ./serve tests and bench/serve_bench.sh (after tiny_data.sh): serve_model DIR
 # [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run; start_server
-# LOG ARGS... starts ./serve --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
+# LOG ARGS... starts ./serve (or $SERVE_BIN) --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
 # once it prints its URL; stop_servers sends SIGTERM to what is left and SIGKILL to a server still
 # running 10 s (SERVE_STOP_GRACE) later, and then fails (returns 1: a server must stop on SIGTERM); serve_cleanup is
 # the scripts' EXIT trap (stop_servers, remove $tmp, exit 1 if a server needed SIGKILL).
@@ -16,7 +16,7 @@ serve_model() {
 start_server() {
   local log=$1
   shift
-  ./serve --ckpt "$ckpt" --port 0 "$@" >"$log" 2>&1 &
+  "${SERVE_BIN:-./serve}" --ckpt "$ckpt" --port 0 "$@" >"$log" 2>&1 &
   serve_pids+=($!)
   url=
   for _ in $(seq 1 300); do

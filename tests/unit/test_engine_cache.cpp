@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "engine/generator.h"
+#include "engine/sampler.h"
 #include "model/gpt.h"
 #include "model/kv_cache.h"
 #include "tokenizer/tokenizer.h"
@@ -247,4 +248,131 @@ TEST(EngineCache, ToolUseForcesCalculatorOutput) {
   o.tools = false;  // without tools nothing is forced
   r = Generator(f.model.ptr(), f.tok).generate({{static_cast<int64_t>(t.bos_id())}}, {o})[0];
   EXPECT_EQ(r.mask, std::vector<uint8_t>(r.ids.size(), 1));
+}
+
+// Chunked prefill (./serve --prefill-chunk): a long prompt that joins a running batch is fed at
+// most `chunk` tokens per step, the row already decoding gets a token at every one of those steps,
+// and both rows produce what they produce alone (greedy).
+TEST(EngineCache, ChunkedPrefillKeepsDecodingRowsGoing) {
+  Fixture f;
+  SamplingOptions o;
+  o.temperature = 0;
+  o.stop_tokens = {-1};
+  o.max_new_tokens = 20;
+  const auto pa = random_prompt(4, 30), pb = random_prompt(37, 31);
+  Generator alone(f.model.ptr(), f.tok);
+  const auto ref_a = alone.generate({pa}, {o})[0].ids, ref_b = alone.generate({pb}, {o})[0].ids;
+  Generator g(f.model.ptr(), f.tok);
+  g.set_prefill_chunk(8);
+  const auto a = g.add(pa, o);
+  EXPECT_EQ(g.step().size(), 1u);  // a's prefill and first token
+  const auto b = g.add(pb, o);
+  int steps_until_b = 0;
+  for (bool b_started = false; !b_started;) {
+    const auto events = g.step();
+    ++steps_until_b;
+    EXPECT_LE(g.last_step().prefill_tokens, 8) << "a step fed more prompt tokens than the chunk";
+    bool a_got = false;
+    for (const auto& ev : events) a_got |= ev.slot == a, b_started |= ev.slot == b;
+    EXPECT_TRUE(a_got) << "the decoding row waited for the prefill at step " << steps_until_b;
+    ASSERT_LT(steps_until_b, 20);
+  }
+  EXPECT_EQ(steps_until_b, 5);  // ceil(37 / 8) steps of prefill, the last one samples b's first token
+  while (g.live_rows() > 0) g.step();
+  EXPECT_EQ(g.result(a).ids, ref_a);
+  EXPECT_EQ(g.result(b).ids, ref_b);
+}
+
+// The stored q|k|v matrix of decode (Note [Stored qkv]) follows the weights: after an in-place
+// update (an optimizer step) and after set_data (a load that swaps the data), cached decoding
+// still equals the uncached model.
+TEST(EngineCache, StoredQkvFollowsWeightUpdates) {
+  Fixture f;
+  auto prompt = random_prompt(6, 5);
+  double worst = 0;
+  check_cached_greedy(f.model, {prompt}, 3, &worst);
+  torch::NoGradGuard ng;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  for (auto& kv : f.model->named_parameters())
+    if (kv.key().find("attn.c_k") != std::string::npos) kv.value().add_(torch::randn(kv.value().sizes(), gen));
+  check_cached_greedy(f.model, {prompt}, 3, &worst);
+  for (auto& kv : f.model->named_parameters())
+    if (kv.key().find("attn.c_q") != std::string::npos) kv.value().set_data(kv.value() * 1.5);
+  check_cached_greedy(f.model, {prompt}, 3, &worst);
+  EXPECT_LT(worst, 1e-5);
+}
+
+// sample_next draws from the softmax of logits / temperature, restricted by top-k: frequencies
+// over 40000 draws within 5 standard errors of the probabilities, and never a token top-k drops.
+TEST(Sampler, DrawsFollowTheSoftmax) {
+  const auto logits = torch::tensor({1.0f, 0.0f, 2.0f, -1.0f, 0.5f});
+  for (int64_t top_k : {0, 3}) {
+    SamplingOptions o;
+    o.temperature = 0.8;
+    o.top_k = top_k;
+    auto z = logits / o.temperature;
+    if (top_k > 0) z = z.masked_fill(z < std::get<0>(z.topk(top_k)).min(), -INFINITY);
+    const auto p = z.softmax(0);
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(42);
+    const int n = 40000;
+    std::vector<int> count(5, 0);
+    for (int i = 0; i < n; ++i) ++count.at(static_cast<size_t>(kiln::engine::sample_next(logits, o, gen)));
+    for (int64_t v = 0; v < 5; ++v) {
+      const double pv = p[v].item<double>(), se = std::sqrt(pv * (1 - pv) / n) + 1e-12;
+      EXPECT_NEAR(count[v] / double(n), pv, 5 * se) << "token " << v << " top_k " << top_k;
+      if (pv == 0) EXPECT_EQ(count[v], 0) << "top_k " << top_k << " kept token " << v;
+    }
+  }
+}
+
+// echo (lm-eval's log-likelihoods): the prompt's logprobs come from the row's own prefill, chunk
+// by chunk, and equal a log-softmax of the uncached forward at every position; a score-only row
+// (max_new_tokens 0) ends after its prompt without sampling, and a row decoding beside it gets its
+// token at every step meanwhile.
+TEST(EngineCache, EchoLogprobsFromChunkedPrefill) {
+  Fixture f;
+  torch::NoGradGuard ng;
+  const auto prompt = random_prompt(30, 12);
+  const auto ref = torch::log_softmax(f.model->forward(torch::tensor(prompt).view({1, -1}))[0], -1);  // (30, V)
+  SamplingOptions dec;
+  dec.temperature = 0;
+  dec.stop_tokens = {-1};
+  dec.max_new_tokens = 20;
+  SamplingOptions echo = dec;
+  echo.echo = true;
+  echo.logprobs = 3;
+  echo.max_new_tokens = 0;
+  Generator g(f.model.ptr(), f.tok);
+  g.set_prefill_chunk(7);
+  const auto a = g.add(random_prompt(3, 13), dec);
+  g.step();
+  const auto s = g.add(prompt, echo);
+  int steps = 0;
+  for (bool done = false; !done;) {
+    const auto events = g.step();
+    ++steps;
+    bool a_got = false;
+    for (const auto& ev : events) {
+      a_got |= ev.slot == a;
+      if (ev.slot == s) {
+        done = true;
+        EXPECT_TRUE(ev.finished);
+        EXPECT_EQ(ev.token.id, -1);
+      }
+    }
+    EXPECT_TRUE(a_got) << "the decoding row waited at step " << steps;
+    ASSERT_LT(steps, 20);
+  }
+  EXPECT_EQ(steps, 5);  // ceil(30 / 7)
+  const auto& lp = g.result(s).prompt_logprobs;
+  ASSERT_EQ(lp.size(), prompt.size() - 1);
+  double worst = 0;
+  for (size_t t = 1; t < prompt.size(); ++t) {
+    EXPECT_EQ(lp[t - 1].id, prompt[t]);
+    worst = std::max(worst, std::abs(double(lp[t - 1].logprob) - ref[int64_t(t) - 1][prompt[t]].item<double>()));
+    ASSERT_EQ(lp[t - 1].top.size(), 3u);
+    EXPECT_EQ(lp[t - 1].top[0].first, ref[int64_t(t) - 1].argmax().item<int64_t>());
+  }
+  EXPECT_LT(worst, 1e-5);
+  EXPECT_TRUE(g.result(s).ids.empty());
 }

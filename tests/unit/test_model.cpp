@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/config.h"
+#include "model/fused_ops.h"
 #include "model/gpt.h"
 #include "model/softcap_ce.h"
 
@@ -196,4 +197,50 @@ TEST(Model, CudaBf16AutocastForwardBackward) {
   loss.backward();
   for (const auto& p : model->parameters()) EXPECT_TRUE(p.grad().defined());
   EXPECT_NEAR(loss.item<double>(), cpu_loss, 0.05 * cpu_loss);  // bf16 matmuls: a few % at most
+}
+
+// model/fused_ops.h: the CPU kernels against the ATen composites they replace. RMSNorm within
+// fp32 rounding forward and backward (its sums run in double); rotary bit for bit, forward and
+// backward, on a strided q|k view as the model feeds it and with per-row tables as decode does.
+TEST(FusedOps, RmsNormMatchesAtenForwardAndBackward) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
+  for (auto shape : {std::vector<int64_t>{3, 5, 64}, std::vector<int64_t>{2, 4, 3, 32}}) {
+    for (double eps : {0.0, 1e-6}) {
+      auto x = (torch::randn(shape, g) * 3).requires_grad_(true);
+      auto x_ref = x.detach().clone().requires_grad_(true);
+      auto up = torch::randn(shape, g);
+      auto y = kiln::model::rms_norm(x, eps);
+      ASSERT_NE(y.grad_fn(), nullptr);
+      EXPECT_NE(y.grad_fn()->name().find("RmsNormCpu"), std::string::npos) << "the fused kernel did not run";
+      auto y_ref = at::rms_norm(x_ref, {shape.back()}, std::nullopt, eps > 0 ? std::optional<double>(eps) : std::nullopt);
+      EXPECT_TRUE(torch::allclose(y, y_ref, 1e-6, 1e-6)) << (y - y_ref).abs().max().item<double>();
+      (y * up).sum().backward();
+      (y_ref * up).sum().backward();
+      EXPECT_TRUE(torch::allclose(x.grad(), x_ref.grad(), 1e-5, 1e-6))
+          << (x.grad() - x_ref.grad()).abs().max().item<double>();
+    }
+  }
+}
+
+TEST(FusedOps, RotaryEqualsCompositeBitForBit) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(4);
+  const int64_t B = 2, T = 5, H = 3, D = 8;
+  for (int64_t table_rows : {int64_t{1}, B}) {
+    auto base = torch::randn({B, T, H + 1, D}, g);
+    auto cos = torch::randn({table_rows, T, 1, D / 2}, g), sin = torch::randn({table_rows, T, 1, D / 2}, g);
+    auto x = base.clone().requires_grad_(true);
+    auto x_ref = base.clone().requires_grad_(true);
+    auto view = x.split_with_sizes({H, 1}, 2)[0];  // strided, as the model's q|k heads
+    auto view_ref = x_ref.split_with_sizes({H, 1}, 2)[0];
+    auto y = kiln::model::rotary(view, cos, sin);
+    ASSERT_NE(y.grad_fn(), nullptr);
+    EXPECT_NE(y.grad_fn()->name().find("RotaryCpu"), std::string::npos) << "the fused kernel did not run";
+    const auto h = view_ref.split(D / 2, -1);
+    auto y_ref = torch::cat({h[0] * cos + h[1] * sin, h[0] * (-sin) + h[1] * cos}, -1);
+    EXPECT_TRUE(torch::equal(y, y_ref)) << (y - y_ref).abs().max().item<double>();
+    auto up = torch::randn(y.sizes(), g);
+    (y * up).sum().backward();
+    (y_ref * up).sum().backward();
+    EXPECT_TRUE(torch::equal(x.grad(), x_ref.grad())) << (x.grad() - x_ref.grad()).abs().max().item<double>();
+  }
 }
