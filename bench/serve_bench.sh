@@ -7,7 +7,7 @@
 # Without --ckpt a small model (4 layers, context 640) is pretrained for 10 steps on tinyshakespeare
 # (needs ../shared/data or a download, as the e2e tests). --before BUILD_DIR also serves the same
 # model with BUILD_DIR/bin/serve (an older build) in the same run, and prints both side by side.
-# SERVE_ARGS: extra ./serve flags for this build (e.g. "--threads 2"). Builds ./serve.
+# SERVE_ARGS: extra ./serve flags for this build only (e.g. "--threads 2"). Builds ./serve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,9 +36,10 @@ mkdir -p "$tmp/gen"
 engine=$(build/bin/bench_generate "$tmp/gen" --ckpt "$ckpt" "${threads:-1}" | sed -n 's/^kiln cached B=16 decode tok_per_s=\([0-9]*\).*/\1/p')
 echo "engine alone (bench_generate, ${threads:-1} thread(s)): batch-16 decode $engine tok/s"
 summaries=()
-run() {  # LABEL SERVE_BINARY
+run() {  # LABEL SERVE_BINARY [SERVE FLAGS...]
   local label=$1 bin=$2
-  SERVE_BIN=$bin start_server "$tmp/serve-$label.log" --slots "$SLOTS" ${SERVE_ARGS:-}
+  shift 2
+  SERVE_BIN=$bin start_server "$tmp/serve-$label.log" --slots "$SLOTS" "$@"
   echo
   echo "== $label: $bin"
   head -1 "$tmp/serve-$label.log"
@@ -49,7 +50,7 @@ run() {  # LABEL SERVE_BINARY
   stop_servers
 }
 [ -z "$before" ] || run before "$before/bin/serve"
-run after "$root/build/bin/serve"
+run after "$root/build/bin/serve" ${SERVE_ARGS:-}
 echo
 "$PY" - "${summaries[@]}" <<'EOF'
 import json, sys
