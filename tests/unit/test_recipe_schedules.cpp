@@ -109,6 +109,10 @@ TEST(RecipeSchedules, BatchSizeLrAndWeightDecayScaling) {
   s = scaling_rules(c, ref / 16, ref);
   EXPECT_EQ(s.total_batch_size, int64_t(1) << 17);
   EXPECT_DOUBLE_EQ(s.batch_lr_scale, 0.5);
+  // 64x: 2^(19 + 6 * 0.383) = 2^21.298 -> 2^21; 1/1024: 2^(19 - 10 * 0.383) = 2^15.17 -> 2^15 (an exponent
+  // of 0.5 would give 2^22 and 2^14).
+  EXPECT_EQ(scaling_rules(c, 64 * ref, ref).total_batch_size, int64_t(1) << 21);
+  EXPECT_EQ(scaling_rules(c, ref / 1024, ref).total_batch_size, int64_t(1) << 15);
   // Every derived value can be overridden: given numbers are kept.
   c.train.total_batch_size = 1 << 18;
   c.optim.batch_lr_scale = 0.3;
