@@ -72,15 +72,16 @@ const std::vector<Field>& fields() {
       KILN_F(train, epochs, 0, 1e6, "passes over data.train when max_steps = -1 (chat stages; 0: unused)"),
       KILN_F(train, target_param_data_ratio, 0, 1e6, "tokens per parameter when max_steps = -1"),
       KILN_F(train, device_batch_size, 1, 1e9, "sequences per rank per micro-step"),
-      KILN_F(train, total_batch_size, 1, 1e15, "tokens per optimizer step over all ranks"),
+      KILN_F(train, total_batch_size, -1, 1e15, "tokens per optimizer step over all ranks (-1: auto, nanochat's D^0.383 rule)"),
       KILN_F(train, grad_clip, 0, 1e9, "clip the global gradient norm to this (0: off)"),
       KILN_S(train, dtype, (std::vector<std::string>{"auto", "float32", "bfloat16"}),
              "compute dtype (auto: bf16 autocast on CUDA, fp32 on CPU)"),
       KILN_F(train, skip_nonfinite, 0, 1, "on a NaN/Inf loss or gradient: false stops (default), true skips the step"),
       KILN_F(train, fp8, -kInf, kInf,
              "FP8 matmuls in training (tensorwise scaling, nanochat's fp8.py): CUDA with compute capability 8.9+"),
-      KILN_S(optim, recipe, (std::vector<std::string>{"nanochat", "adamw"}),
-             "nanochat: Muon on matrices + AdamW (embedding_lr, unembedding_lr); adamw: GPT-2's AdamW only (optim.lr)"),
+      KILN_S(optim, recipe, (std::vector<std::string>{"nanochat", "adamw", "muon_adamw"}),
+             "nanochat: Muon on matrices + AdamW (embedding_lr, unembedding_lr); adamw: GPT-2's AdamW only (optim.lr); "
+             "muon_adamw: nanochat's current MuonAdamW (NorMuon, Polar Express, cautious weight decay)"),
       KILN_F(optim, lr, 0, 1e3, "recipe adamw: learning rate (weight_decay on matrices and embeddings only)"),
       KILN_F(optim, matrix_lr, 0, 1e3, "Muon learning rate for the block matrices"),
       KILN_F(optim, embedding_lr, 0, 1e3, "AdamW learning rate for the embedding"),
@@ -97,6 +98,16 @@ const std::vector<Field>& fields() {
       KILN_F(optim, warmdown_ratio, 0, 1, "fraction of steps of linear LR warmdown at the end"),
       KILN_F(optim, final_lr_frac, 0, 1, "LR multiplier at the last step"),
       KILN_F(optim, init_lr_frac, 0, 1e3, "every learning rate times this (nanochat SFT: 0.02)"),
+      // ---- nanochat's current recipe (optim.recipe muon_adamw, issue 22) ----
+      KILN_F(optim, scalar_lr, 0, 1e3, "muon_adamw: AdamW lr of the x0 lambdas (resid lambdas: 0.01x)"),
+      KILN_F(optim, muon_beta2, 0, 1, "muon_adamw: NorMuon second-moment decay"),
+      KILN_F(optim, warmup_steps, -1, 1e12, "LR warmup in steps (-1: optim.warmup_ratio)"),
+      KILN_F(optim, muon_momentum_final, -1, 1, "Muon momentum at the last step, linear over the LR warmdown (-1: none)"),
+      KILN_S(optim, weight_decay_schedule, (std::vector<std::string>{"constant", "cosine"}),
+             "Muon weight decay over the run: constant, or cosine from weight_decay to 0 (muon_adamw)"),
+      KILN_F(optim, batch_lr_scale, -1, 1e6, "every LR times this (-1: sqrt(train.total_batch_size / 2^19), resolved at start)"),
+      KILN_F(optim, weight_decay_scale, -1, 1e6,
+             "weight_decay times this (-1: sqrt(B / 2^19) * D_ref / D of nanochat's d12, resolved at start)"),
       KILN_S(checkpoint, dir, {}, "checkpoint directory (default: <run.dir>/ckpt)"),
       KILN_F(checkpoint, every, 0, 1e15, "checkpoint every k steps (0: only at the end)"),
       KILN_F(checkpoint, keep_last, 0, 1e9, "keep the newest k checkpoints (0: all)"),
@@ -346,6 +357,31 @@ void resolve_gpt2(Config& c) {
         "lower model.seq_len or raise model.n_ctx (a model imported from Hugging Face has its n_positions)");
 }
 
+// optim.recipe muon_adamw: nanochat's current base_train.py defaults for every key the config
+// leaves out (issue 22). The -1 scales are resolved at start (train/scaling.h) and saved resolved.
+void resolve_muon_adamw(Config& c) {
+  auto& o = c.optim;
+  if (o.recipe != "muon_adamw") return;
+  auto given = [&](const char* k) { return std::find(c.given.begin(), c.given.end(), k) != c.given.end(); };
+  auto dflt = [&](const char* k, auto& field, auto value) {
+    if (!given(k)) field = value;
+  };
+  dflt("optim.embedding_lr", o.embedding_lr, 0.3);
+  dflt("optim.unembedding_lr", o.unembedding_lr, 0.008);
+  dflt("optim.matrix_lr", o.matrix_lr, 0.02);
+  dflt("optim.weight_decay", o.weight_decay, 0.28);
+  dflt("optim.warmup_steps", o.warmup_steps, int64_t(40));
+  dflt("optim.warmdown_ratio", o.warmdown_ratio, 0.65);
+  dflt("optim.final_lr_frac", o.final_lr_frac, 0.05);
+  dflt("optim.muon_momentum_start", o.muon_momentum_start, 0.85);
+  dflt("optim.muon_momentum_end", o.muon_momentum_end, 0.97);
+  dflt("optim.muon_momentum_warmup", o.muon_momentum_warmup, int64_t(400));
+  dflt("optim.muon_momentum_final", o.muon_momentum_final, 0.90);
+  dflt("optim.weight_decay_schedule", o.weight_decay_schedule, std::string("cosine"));
+  dflt("optim.batch_lr_scale", o.batch_lr_scale, -1.0);
+  dflt("optim.weight_decay_scale", o.weight_decay_scale, -1.0);
+}
+
 // Fill defaults that depend on other keys, then check what a single key's range cannot.
 void resolve_and_validate(Config& c) {
   const std::string& src = c.source;
@@ -354,12 +390,16 @@ void resolve_and_validate(Config& c) {
   if (c.run.dir.empty()) c.run.dir = "runs/" + c.run.name;
   if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.run.dir + "/ckpt";
   resolve_gpt2(c);
+  resolve_muon_adamw(c);
   if (c.train.fp8 && c.model.arch != "nanochat")  // model::GPT holds the FP8 hook (model/fp8.h)
     throw Error(src + ": train.fp8 = true applies to model.arch: nanochat (this is " + c.model.arch + ")",
                 "remove train.fp8, or set it to false");
   derive_shape(c.model);  // throws on inconsistent explicit sizes
   auto bad = [&](const std::string& what) { throw Error(src + ": " + what); };
-  if (c.train.total_batch_size % (c.train.device_batch_size * c.model.seq_len) != 0)
+  if (c.train.total_batch_size == 0 || c.train.total_batch_size < -1)
+    bad("train.total_batch_size = " + std::to_string(c.train.total_batch_size) +
+        ": give tokens per step, or -1 (auto: nanochat's D^0.383 rule, resolved at start)");
+  if (c.train.total_batch_size > 0 && c.train.total_batch_size % (c.train.device_batch_size * c.model.seq_len) != 0)
     bad("train.total_batch_size = " + std::to_string(c.train.total_batch_size) +
         " is not a multiple of train.device_batch_size * model.seq_len = " +
         std::to_string(c.train.device_batch_size) + " * " + std::to_string(c.model.seq_len) + " = " +
@@ -483,6 +523,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 
 void validate_for_world(const Config& c, int world) {
   const int64_t per_step = c.train.device_batch_size * c.model.seq_len * world;
+  if (c.train.total_batch_size == -1) return;  // auto: train/scaling.h resolves and checks it
   if (c.train.total_batch_size % per_step != 0)
     throw Error(c.source + ": train.total_batch_size = " + std::to_string(c.train.total_batch_size) +
                     " is not divisible by world * train.device_batch_size * model.seq_len = " +

@@ -92,6 +92,14 @@ struct OptimConfig {
   double warmdown_ratio = 0.2;
   double final_lr_frac = 0.0;
   double init_lr_frac = 1.0;  // every LR times this (nanochat SFT: 0.02)
+  // ---- nanochat's current recipe (optim.recipe muon_adamw, issue 22); defaults keep V1's math ----
+  double scalar_lr = 0.5;                    // AdamW lr of the x0 lambdas (resid lambdas: x0.01)
+  double muon_beta2 = 0.9;                   // NorMuon second-moment decay
+  int64_t warmup_steps = -1;                 // LR warmup in steps (-1: warmup_ratio)
+  double muon_momentum_final = -1;           // momentum at the last step, linear over the warmdown (-1: none)
+  std::string weight_decay_schedule = "constant";  // constant | cosine (to 0 at the last step)
+  double batch_lr_scale = 1.0;               // every LR times this (-1: sqrt(B / 2^19), resolved at start)
+  double weight_decay_scale = 1.0;           // weight_decay times this (-1: sqrt(B / 2^19) * D_ref / D)
   bool operator==(const OptimConfig&) const = default;
 };
 

@@ -55,6 +55,10 @@ class LM : public torch::nn::Module {
   virtual int64_t vocab_size() const = 0;  // the tokenizer's (logits' last dimension)
   virtual int64_t width() const = 0;       // n_embd
   virtual int64_t num_params() const = 0;  // a tied weight counted once
+  // The parameters nanochat's scaling rules count (train.target_param_data_ratio, the auto batch
+  // size): nanochat's current model counts its transformer matrices and lm_head
+  // (num_scaling_params); V1 counted every parameter, which is this default.
+  virtual int64_t num_scaling_params() const { return num_params(); }
   // Training FLOPs per token (PaLM-style 6N + attention), for MFU.
   virtual double estimate_flops() const = 0;
   // Every trainable parameter exactly once, grouped by role.

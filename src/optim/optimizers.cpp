@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "optim/muon_adamw.h"
 
 namespace kiln::optim {
 
@@ -106,19 +107,24 @@ int64_t bytes_of(const torch::Tensor& t) { return t.defined() ? t.numel() * t.el
 
 struct Muon::Impl {
   std::vector<torch::Tensor> params, bufs;  // bufs[i] undefined until params[i] first has a grad
+  std::vector<torch::Tensor> bufs2;         // NorMuon's second moments, likewise
   std::vector<std::string> names;
   std::vector<char> owned;
-  double lr, momentum;
+  double lr, momentum, weight_decay = 0.0, beta2 = 0.9;
   int64_t ns_steps, steps = 0;
+  MuonMath math = MuonMath::NewtonSchulz;
 };
 
 Muon::Muon(std::vector<torch::Tensor> params, double lr, double momentum, int64_t ns_steps,
-           std::vector<std::string> names)
+           std::vector<std::string> names, MuonMath math, double beta2)
     : impl_(std::make_shared<Impl>()) {
   for (const auto& p : params) TORCH_CHECK(p.dim() == 2, "Muon takes 2-D matrices, got ", p.sizes());
   if (names.empty()) names = position_names(params.size());
   TORCH_CHECK(names.size() == params.size(), "Muon: ", names.size(), " names for ", params.size(), " parameters");
   impl_->bufs.resize(params.size());
+  impl_->bufs2.resize(params.size());
+  impl_->math = math;
+  impl_->beta2 = beta2;
   impl_->owned.assign(params.size(), 1);
   impl_->params = std::move(params);
   impl_->names = std::move(names);
@@ -138,6 +144,13 @@ void Muon::step() {
     if (!g.defined()) continue;
     if (!s.bufs[i].defined()) s.bufs[i] = torch::zeros_like(g);
     auto& buf = s.bufs[i];
+    if (s.math == MuonMath::NorMuon) {  // nanochat's current muon_step_fused (muon_adamw.h)
+      if (!s.bufs2[i].defined()) s.bufs2[i] = torch::zeros(normuon_second_moment_shape(p), p.options());
+      const double scale = std::sqrt(std::max(1.0, double(p.size(-2)) / double(p.size(-1))));
+      auto pd = p.detach();
+      normuon_update(pd, g, buf, s.bufs2[i], m, s.lr * scale, s.weight_decay, s.beta2, s.ns_steps);
+      continue;
+    }
     buf.lerp_(g, 1.0 - m);
     g.lerp_(buf, m);  // Nesterov: look ahead along the momentum (in the grad's storage, as nanochat)
     auto u = newton_schulz5(g, s.ns_steps);
@@ -153,6 +166,8 @@ void Muon::zero_grad() {
 }
 void Muon::set_lr(double lr) { impl_->lr = lr; }
 void Muon::set_momentum(double m) { impl_->momentum = m; }
+void Muon::set_weight_decay(double wd) { impl_->weight_decay = wd; }
+double Muon::weight_decay() const { return impl_->weight_decay; }
 double Muon::lr() const { return impl_->lr; }
 double Muon::momentum() const { return impl_->momentum; }
 int64_t Muon::steps() const { return impl_->steps; }
@@ -163,7 +178,7 @@ void Muon::set_owner_filter(const OwnerFilter& owns) {
   auto& s = *impl_;
   for (size_t i = 0; i < s.params.size(); ++i) {
     s.owned[i] = owns(s.names[i]);
-    if (!s.owned[i]) s.bufs[i] = torch::Tensor();
+    if (!s.owned[i]) s.bufs[i] = s.bufs2[i] = torch::Tensor();
   }
 }
 
@@ -175,28 +190,49 @@ kiln::model::NamedTensors Muon::state(const std::string& prefix, StateScope scop
            {prefix + "momentum", scalar_f64(s.momentum)},
            {prefix + "steps", scalar_i64(s.steps)},
            {prefix + "num_params", scalar_i64(int64_t(s.params.size()))}};
+  if (writes_shared(scope) && s.math == MuonMath::NorMuon) out.emplace_back(prefix + "weight_decay", scalar_f64(s.weight_decay));
   if (writes_owned(scope))
-    for (size_t i = 0; i < s.params.size(); ++i)
+    for (size_t i = 0; i < s.params.size(); ++i) {
       if (s.owned[i] && s.bufs[i].defined()) out.emplace_back(prefix + s.names[i] + ".momentum_buffer", s.bufs[i]);
+      if (s.owned[i] && s.bufs2[i].defined())
+        out.emplace_back(prefix + s.names[i] + ".second_momentum_buffer", s.bufs2[i]);
+    }
   return out;
 }
 
 void Muon::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& prefix) {
   auto& s = *impl_;
   check_num_params(state, prefix, "Muon", s.params.size());
-  check_known_names(state, prefix, s.names, {".momentum_buffer"}, {"lr", "momentum", "steps", "num_params"});
+  const bool nor = s.math == MuonMath::NorMuon;
+  if (nor)
+    check_known_names(state, prefix, s.names, {".momentum_buffer", ".second_momentum_buffer"},
+                      {"lr", "momentum", "steps", "num_params", "weight_decay"});
+  else
+    check_known_names(state, prefix, s.names, {".momentum_buffer"}, {"lr", "momentum", "steps", "num_params"});
+  if (nor) s.weight_decay = need(state, prefix + "weight_decay").item<double>();
   s.lr = need(state, prefix + "lr").item<double>();
   s.momentum = need(state, prefix + "momentum").item<double>();
   s.steps = need(state, prefix + "steps").item<int64_t>();
   for (size_t i = 0; i < s.params.size(); ++i) {
     const auto key = prefix + s.names[i] + ".momentum_buffer";
     s.bufs[i] = s.owned[i] && state.count(key) ? load_buffer(state, key, s.params[i]) : torch::Tensor();
+    const auto key2 = prefix + s.names[i] + ".second_momentum_buffer";
+    s.bufs2[i] = torch::Tensor();
+    if (nor && s.owned[i] && state.count(key2)) {
+      const auto& t = state.at(key2);
+      if (t.sizes() != c10::IntArrayRef(normuon_second_moment_shape(s.params[i])))
+        throw Error("optimizer state '" + key2 + "' has shape " + c10::str(t.sizes()) + " but the parameter has " +
+                        c10::str(s.params[i].sizes()),
+                    "the state was saved for another model");
+      s.bufs2[i] = t.to(s.params[i].device(), s.params[i].scalar_type(), false, true);
+    }
   }
 }
 
 int64_t Muon::state_bytes() const {
   int64_t n = 0;
   for (const auto& b : impl_->bufs) n += bytes_of(b);
+  for (const auto& b : impl_->bufs2) n += bytes_of(b);
   return n;
 }
 
@@ -206,6 +242,7 @@ struct AdamW::Impl {
   std::vector<Group> groups;
   std::vector<double> base_lrs;
   double beta1, beta2, eps, weight_decay, multiplier = 1.0;
+  AdamWMath math = AdamWMath::Torch;
   // Per parameter, flattened over groups in order (as torch: one step counter per parameter).
   std::vector<torch::Tensor> exp_avg, exp_avg_sq;
   std::vector<int64_t> step;
@@ -213,9 +250,10 @@ struct AdamW::Impl {
   std::vector<char> owned;
 };
 
-AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps, double weight_decay)
+AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps, double weight_decay, AdamWMath math)
     : impl_(std::make_shared<Impl>()) {
   auto& s = *impl_;
+  s.math = math;
   size_t n = 0;
   for (const auto& g : groups) {
     s.base_lrs.push_back(g.lr);
@@ -241,6 +279,7 @@ void AdamW::step() {
   size_t i = 0;
   for (auto& group : s.groups) {
     const double lr = group.lr, wd = group.weight_decay >= 0 ? group.weight_decay : s.weight_decay;
+    const double beta1 = group.beta1 >= 0 ? group.beta1 : s.beta1, beta2 = group.beta2 >= 0 ? group.beta2 : s.beta2;
     for (auto& p : group.params) {
       const size_t k = i++;
       if (!s.owned[k]) continue;
@@ -251,12 +290,17 @@ void AdamW::step() {
         s.exp_avg_sq[k] = torch::zeros_like(p);
       }
       const int64_t t = ++s.step[k];
+      if (s.math == AdamWMath::Fused) {  // nanochat's current adamw_step_fused (muon_adamw.h)
+        auto pd = p.detach();
+        adamw_fused_update(pd, g, s.exp_avg[k], s.exp_avg_sq[k], t, lr, beta1, beta2, s.eps, wd);
+        continue;
+      }
       if (wd != 0.0) p.mul_(1.0 - lr * wd);  // mul_(1.0) would be a no-op
-      s.exp_avg[k].lerp_(g, 1.0 - s.beta1);
-      s.exp_avg_sq[k].mul_(s.beta2).addcmul_(g, g, 1.0 - s.beta2);
+      s.exp_avg[k].lerp_(g, 1.0 - beta1);
+      s.exp_avg_sq[k].mul_(beta2).addcmul_(g, g, 1.0 - beta2);
       // Same double arithmetic as torch.optim.adamw._single_tensor_adamw.
-      const double bc1 = 1.0 - std::pow(s.beta1, double(t));
-      const double bc2 = 1.0 - std::pow(s.beta2, double(t));
+      const double bc1 = 1.0 - std::pow(beta1, double(t));
+      const double bc2 = 1.0 - std::pow(beta2, double(t));
       const double step_size = lr / bc1;
       const double bc2_sqrt = std::pow(bc2, 0.5);
       auto denom = (s.exp_avg_sq[k].sqrt() / bc2_sqrt).add_(s.eps);
@@ -341,10 +385,17 @@ int64_t AdamW::state_bytes() const {
 
 // ---- Schedules and setup -------------------------------------------------------------------------
 
+namespace {
+// Python's round() rounds half to even; nearbyint does too in the default rounding mode.
+int64_t round_steps(double ratio, int64_t total) { return int64_t(std::nearbyint(ratio * double(total))); }
+}  // namespace
+
 double lr_multiplier(int64_t step, int64_t total, double warmup_ratio, double warmdown_ratio, double final_frac) {
-  // Python's round() rounds half to even; nearbyint does too in the default rounding mode.
-  const int64_t warmup = int64_t(std::nearbyint(warmup_ratio * double(total)));
-  const int64_t warmdown = int64_t(std::nearbyint(warmdown_ratio * double(total)));
+  return lr_multiplier_steps(step, total, round_steps(warmup_ratio, total), warmdown_ratio, final_frac);
+}
+
+double lr_multiplier_steps(int64_t step, int64_t total, int64_t warmup, double warmdown_ratio, double final_frac) {
+  const int64_t warmdown = round_steps(warmdown_ratio, total);
   if (step < warmup) return double(step + 1) / double(warmup);
   if (step <= total - warmdown) return 1.0;
   const double progress = double(total - step) / double(warmdown);
@@ -356,10 +407,92 @@ double muon_momentum(int64_t step, double start, double end, int64_t warmup) {
   return (1.0 - frac) * start + frac * end;
 }
 
+double muon_momentum_at(int64_t step, int64_t total, const kiln::OptimConfig& o) {
+  const double start = o.muon_momentum_start, end = o.muon_momentum_end;
+  if (o.muon_momentum_final < 0 || step < o.muon_momentum_warmup)
+    return muon_momentum(step, start, end, o.muon_momentum_warmup);
+  // base_train.py's get_muon_momentum: down to muon_momentum_final over the LR warmdown
+  const int64_t warmdown = round_steps(o.warmdown_ratio, total), warmdown_start = total - warmdown;
+  if (warmdown <= 0 || step < warmdown_start) return end;
+  const double progress = double(step - warmdown_start) / double(warmdown);
+  return end * (1.0 - progress) + o.muon_momentum_final * progress;
+}
+
+double muon_weight_decay_at(int64_t step, int64_t total, const kiln::OptimConfig& o) {
+  const double wd = o.weight_decay * o.weight_decay_scale;
+  if (o.weight_decay_schedule != "cosine") return wd;
+  return wd * 0.5 * (1.0 + std::cos(M_PI * double(step) / double(total)));  // base_train.py's get_weight_decay
+}
+
 double adamw_lr_scale(int64_t width) { return std::pow(double(width) / 768.0, -0.5); }
+
+namespace {
+
+// nanochat's GPT.setup_optimizer (gpt.py at 92d63d4): one AdamW group per role, in its order, with
+// the lr (before the dmodel and batch scales), betas and weight decay it hard-codes there.
+struct AdamWRole {
+  const char* role;
+  double (*lr)(const kiln::OptimConfig&);
+  bool dmodel_scaled, batch_scaled;
+  double beta1, beta2, weight_decay;
+};
+const AdamWRole kMuonAdamWRoles[] = {
+    {"unembedding", [](const kiln::OptimConfig& o) { return o.unembedding_lr; }, true, true, 0.8, 0.96, 0.01},
+    {"embedding", [](const kiln::OptimConfig& o) { return o.embedding_lr; }, true, true, 0.8, 0.995, 0.001},
+    {"value_embedding", [](const kiln::OptimConfig& o) { return o.embedding_lr * 0.5; }, true, true, 0.8, 0.995, 0.01},
+    {"resid_lambda", [](const kiln::OptimConfig& o) { return o.scalar_lr * 0.01; }, false, true, 0.8, 0.95, 0.05},
+    {"x0_lambda", [](const kiln::OptimConfig& o) { return o.scalar_lr; }, false, true, 0.96, 0.95, 0.0},
+    {"smear", [](const kiln::OptimConfig&) { return 0.2; }, false, false, 0.8, 0.95, 0.0},  // a fixed 0.2 in nanochat
+};
+
+std::string first_name(const kiln::model::ParamGroup& g) { return g.names.empty() ? std::string("none") : g.names.front(); }
+
+// optim.recipe muon_adamw: nanochat's current MuonAdamW. Muon (NorMuon math) on "matrix" (nanochat
+// stacks same-shape matrices; the math is per matrix, so one kiln Muon steps them one by one), and
+// the fused AdamW with one group per role of kMuonAdamWRoles.
+Optimizers make_muon_adamw(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
+                           int64_t width) {
+  if (o.batch_lr_scale < 0 || o.weight_decay_scale < 0)
+    throw Error("optim.batch_lr_scale / optim.weight_decay_scale = -1 (auto) reached the optimizer unresolved",
+                "the trainer resolves them at start (train/scaling.h); set them explicitly when building optimizers directly");
+  const double dmodel = adamw_lr_scale(width), batch = o.batch_lr_scale;
+  std::vector<torch::Tensor> matrix;
+  std::vector<std::string> matrix_n;
+  std::vector<AdamW::Group> adam;
+  for (const auto& r : kMuonAdamWRoles)
+    adam.push_back({{}, r.lr(o) * (r.dmodel_scaled ? dmodel : 1.0) * (r.batch_scaled ? batch : 1.0), {},
+                    r.weight_decay, r.beta1, r.beta2});
+  for (const auto& g : groups) {
+    TORCH_CHECK(g.names.size() == g.params.size(), "make_optimizers: group '", g.role, "' has ", g.names.size(),
+                " names for ", g.params.size(), " parameters");
+    if (g.role == "matrix") {
+      matrix.insert(matrix.end(), g.params.begin(), g.params.end());
+      matrix_n.insert(matrix_n.end(), g.names.begin(), g.names.end());
+      continue;
+    }
+    size_t k = 0;
+    while (k < std::size(kMuonAdamWRoles) && g.role != kMuonAdamWRoles[k].role) ++k;
+    if (k == std::size(kMuonAdamWRoles))
+      throw Error("optim: the muon_adamw recipe has no rule for parameters of role '" + g.role + "' (" + first_name(g) +
+                      ", ...)",
+                  "optim.recipe muon_adamw steps nanochat's current model (model.arch nanochat2); use optim.recipe "
+                  "nanochat for the V1 model");
+    adam[k].params.insert(adam[k].params.end(), g.params.begin(), g.params.end());
+    adam[k].names.insert(adam[k].names.end(), g.names.begin(), g.names.end());
+  }
+  AdamW adamw(std::move(adam), 0.8, 0.95, o.adam_eps, 0.0, AdamWMath::Fused);
+  Muon muon(matrix, o.matrix_lr * batch, o.muon_momentum_end, o.ns_steps, matrix_n, MuonMath::NorMuon, o.muon_beta2);
+  muon.set_weight_decay(o.weight_decay * o.weight_decay_scale);
+  Optimizers out{std::move(muon), std::move(adamw)};
+  out.recipe = o.recipe;
+  return out;
+}
+
+}  // namespace
 
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width) {
+  if (o.recipe == "muon_adamw") return make_muon_adamw(groups, o, width);
   if (o.recipe == "adamw") {
     std::vector<torch::Tensor> decay, no_decay;
     std::vector<std::string> decay_n, no_decay_n;
@@ -400,18 +533,29 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
 }
 
 double stage_lr_multiplier(int64_t step, int64_t total, const kiln::OptimConfig& o) {
-  return o.init_lr_frac * lr_multiplier(step, total, o.warmup_ratio, o.warmdown_ratio, o.final_lr_frac);
+  const int64_t warmup = o.warmup_steps >= 0 ? o.warmup_steps : round_steps(o.warmup_ratio, total);
+  return o.init_lr_frac * lr_multiplier_steps(step, total, warmup, o.warmdown_ratio, o.final_lr_frac);
 }
 
 void Optimizers::set_schedule(int64_t step, int64_t total, const kiln::OptimConfig& o) {
   const double m = stage_lr_multiplier(step, total, o);
   adamw.set_lr_multiplier(m);
-  muon.set_lr(o.matrix_lr * m);
-  muon.set_momentum(muon_momentum(step, o.muon_momentum_start, o.muon_momentum_end, o.muon_momentum_warmup));
+  if (recipe == "muon_adamw") {
+    muon.set_lr(o.matrix_lr * o.batch_lr_scale * m);
+    muon.set_weight_decay(muon_weight_decay_at(step, total, o));
+  } else {
+    muon.set_lr(o.matrix_lr * m);
+  }
+  muon.set_momentum(muon_momentum_at(step, total, o));
 }
 
 std::vector<std::pair<std::string, double>> Optimizers::group_lrs() const {
   if (adamw_recipe) return {{"decay", adamw.lr(0)}, {"no_decay", adamw.lr(1)}};
+  if (recipe == "muon_adamw") {
+    std::vector<std::pair<std::string, double>> out{{"matrix", muon.lr()}};
+    for (size_t k = 0; k < std::size(kMuonAdamWRoles); ++k) out.emplace_back(kMuonAdamWRoles[k].role, adamw.lr(k));
+    return out;
+  }
   return {{"matrix", muon.lr()}, {"unembedding", adamw.lr(0)}, {"embedding", adamw.lr(1)}};
 }
 
@@ -439,12 +583,12 @@ void Optimizers::set_owner_filter(const OwnerFilter& filter) {
 
 bool Optimizers::keeps_state(const std::string& key) const {
   if (!owns) return true;
-  // "<muon.|adamw.><parameter name><.momentum_buffer|.step|.exp_avg|.exp_avg_sq>" (Note
+  // "<muon.|adamw.><parameter name><.momentum_buffer|.second_momentum_buffer|.step|.exp_avg|.exp_avg_sq>" (Note
   // [Optimizer state by name]); anything else is a shared scalar.
   for (const char* prefix : {"muon.", "adamw."}) {
     if (!key.starts_with(prefix)) continue;
     const std::string rest = key.substr(std::string(prefix).size());
-    for (const char* suffix : {".momentum_buffer", ".exp_avg_sq", ".exp_avg", ".step"})
+    for (const char* suffix : {".second_momentum_buffer", ".momentum_buffer", ".exp_avg_sq", ".exp_avg", ".step"})
       if (rest.ends_with(suffix)) {
         const std::string name = rest.substr(0, rest.size() - std::string(suffix).size());
         const auto& names = std::string(prefix) == "muon." ? muon.names() : adamw.names();

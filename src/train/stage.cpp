@@ -28,6 +28,7 @@
 #include "train/core_metric.h"  // load_training_core_bundle
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
 #include "train/run_length.h"  // decide_run_steps
+#include "train/scaling.h"     // resolve_scaling, reference_scaling_params
 #include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts
 #include "train/trainer.h"     // Trainer
 
@@ -173,9 +174,12 @@ void log_run(const Config& cfg, const dist::Context& dc) {
   log::info("[config] %s (resolved):\n%s", cfg.source.c_str(), to_yaml(cfg).c_str());
   log::info("[model] depth %lld: %s", (long long)shape.n_layer, shape.rule.c_str());
   log::info("[dist] world %d (%d on this node, host %s)", dc.world, dc.local_world, dc.host.c_str());
-  log::info("[train] %lld tokens per step = %d ranks x %lld seqs x %lld tokens x %lld accumulation steps",
-            (long long)cfg.train.total_batch_size, dc.world, (long long)cfg.train.device_batch_size,
-            (long long)cfg.model.seq_len, (long long)grad_accum_steps(cfg, dc.world));
+  if (cfg.train.total_batch_size == -1)
+    log::info("[train] train.total_batch_size = -1: tokens per step from nanochat's scaling rule (below)");
+  else
+    log::info("[train] %lld tokens per step = %d ranks x %lld seqs x %lld tokens x %lld accumulation steps",
+              (long long)cfg.train.total_batch_size, dc.world, (long long)cfg.train.device_batch_size,
+              (long long)cfg.model.seq_len, (long long)grad_accum_steps(cfg, dc.world));
 }
 
 // A resumed older step forks the timeline (newer steps leave the directory); a fresh run must
@@ -229,9 +233,12 @@ TrainerParts assemble_parts(Stage stage, const std::string& name, StartPoint& sp
   }
   auto tok = load_stage_tokenizer(cfg);
   if (sp.parent) check_parent_tokenizer(*sp.parent, cfg.data.tokenizer, tok->sha256());
-  auto loaders = make_stage_loaders(stage, cfg, *tok, dc.rank, dc.world, parts.device);
   parts.model = model::make_model(cfg.model, tok->vocab_size(), static_cast<uint64_t>(cfg.run.seed), parts.device);
-  parts.total_steps = decide_run_steps(cfg, parts.model->num_params(), loaders.epoch_steps);
+  // The -1 (auto) batch size and scales, resolved into cfg before anything reads them (scaling.h).
+  if (needs_scaling(cfg))
+    resolve_scaling(cfg, parts.model->num_scaling_params(), reference_scaling_params(cfg, tok->vocab_size()), dc.world);
+  auto loaders = make_stage_loaders(stage, cfg, *tok, dc.rank, dc.world, parts.device);
+  parts.total_steps = decide_run_steps(cfg, parts.model->num_scaling_params(), loaders.epoch_steps);
   parts.cfg = cfg;
   parts.tokenizer = tok;
   parts.tokenizer_path = cfg.data.tokenizer;
