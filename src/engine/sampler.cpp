@@ -12,7 +12,7 @@
 namespace kiln::engine {
 
 int64_t sample_next(const torch::Tensor& logits_in, const SamplingOptions& o, torch::Generator& gen) {
-  torch::Tensor logits = logits_in.to(torch::kFloat32);
+  torch::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat32);  // the draw below reads host memory
   // Below kMinTemperature the distribution is the argmax's in all but ties, and logits / T would
   // overflow fp32 (1e-40 gives inf - inf = NaN): sample greedily.
   if (o.temperature < kMinTemperature) return logits.argmax().item<int64_t>();

@@ -1,8 +1,8 @@
-// Fused CPU kernels for the two per-token ops of nanochat's block that ATen runs as many passes:
+// Fused CPU kernels for the per-token ops of nanochat's block that ATen runs as many passes:
 // RMSNorm (at::rms_norm on the CPU is pow, mean, add, rsqrt, mul forward and about as many ops
-// backward) and the half-split rotary embedding (four multiplies, two adds and a cat). On the CPU
-// in fp32 each is one pass forward and one backward here, with its own autograd node; anywhere
-// else (CUDA, bf16 under autocast) the ATen composite runs, so GPU numerics are unchanged.
+// backward), the half-split rotary embedding (four multiplies, two adds and a cat) and relu^2.
+// On the CPU in fp32 each is one pass forward and one backward here, with its own autograd node;
+// anywhere else (CUDA, bf16 under autocast) the ATen composite runs, so GPU numerics are unchanged.
 // Profiled on the shakespeare_char step (bench/train_step.sh --profile): see docs/performance.md.
 #pragma once
 #include <torch/torch.h>
@@ -17,5 +17,8 @@ torch::Tensor rms_norm(const torch::Tensor& x, double eps);
 // y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos. cos, sin (B or 1, T, 1, D/2). The CPU kernel
 // rounds each product and sum as the composite does (no FMA), so both give the same bits.
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// relu(x)^2, the MLP's activation, as one autograd node (the same bits as relu then square).
+torch::Tensor relu_squared(const torch::Tensor& x);
 
 }  // namespace kiln::model

@@ -52,23 +52,6 @@ struct Block : torch::nn::Module {
   }
 };
 
-// relu(x)^2 as one autograd node. Eager ATen records relu and pow: backward runs pow's
-// grad * (2 * u.pow(1)) (three passes over the MLP's widest activation) and then relu's threshold.
-// Here backward is grad * (2 * r) with r = relu(x) saved: two passes, the same numbers bit for bit
-// (2 * r is exact, and r is 0 wherever relu's gradient is).
-struct ReluSquared : public torch::autograd::Function<ReluSquared> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
-    auto r = at::relu(x);
-    ctx->save_for_backward({r});
-    return r * r;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto r = ctx->get_saved_variables()[0];
-    return {grads[0] * (r * 2)};
-  }
-};
-
 }  // namespace
 
 // Cached handles to the parameters and rotary tables. Module::to() swaps tensor data in place
@@ -241,7 +224,7 @@ torch::Tensor GPTImpl::run_blocks(
     const auto &q = qk[0], &k = qk[1], &v = qk_v[1];
     auto y = attend(i, q, k, v);  // (B, H, T, D)
     x = x + fp8::maybe_linear(y.transpose(1, 2).reshape({B, T, H * D}), l.wo);
-    x = x + fp8::maybe_linear(ReluSquared::apply(fp8::maybe_linear(rms_norm(x, eps), l.wfc)), l.wproj);
+    x = x + fp8::maybe_linear(model::relu_squared(fp8::maybe_linear(rms_norm(x, eps), l.wfc)), l.wproj);
   }
   return rms_norm(x, eps);
 }

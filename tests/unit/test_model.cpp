@@ -244,3 +244,23 @@ TEST(FusedOps, RotaryEqualsCompositeBitForBit) {
     EXPECT_TRUE(torch::equal(x.grad(), x_ref.grad())) << (x.grad() - x_ref.grad()).abs().max().item<double>();
   }
 }
+
+TEST(FusedOps, ReluSquaredEqualsCompositeBitForBit) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto base = torch::randn({4, 7, 33}, g);
+  base[0][0][0] = 0.f;
+  base[0][0][1] = -0.f;
+  base[0][0][2] = std::numeric_limits<float>::quiet_NaN();
+  auto x = base.clone().requires_grad_(true), x_ref = base.clone().requires_grad_(true);
+  auto y = kiln::model::relu_squared(x);
+  ASSERT_NE(y.grad_fn(), nullptr);
+  EXPECT_NE(y.grad_fn()->name().find("ReluSquaredCpu"), std::string::npos) << "the fused kernel did not run";
+  auto r = at::relu(x_ref);
+  auto y_ref = r * r;
+  EXPECT_TRUE(torch::equal(y.nan_to_num(-1), y_ref.nan_to_num(-1)));
+  EXPECT_TRUE(std::isnan(y[0][0][2].item<float>())) << "NaN must propagate, as at::relu's";
+  auto up = torch::randn(y.sizes(), g);
+  (y * up).nansum().backward();
+  (y_ref * up).nansum().backward();
+  EXPECT_TRUE(torch::equal(x.grad().nan_to_num(-1), x_ref.grad().nan_to_num(-1)));
+}
