@@ -341,8 +341,10 @@ int Trainer::run() {
     if (mfu >= 0) last_metrics["mfu"] = std::stod(f9(mfu));
     for (const auto& [group, lr] : s.opt->group_lrs()) last_metrics["lr/" + group] = std::stod(f9(lr));
     if (!finite) last_metrics["skipped"] = true;
-    if (s.p.hooks.step_record)
-      for (const auto& [k, v] : s.p.hooks.step_record().items()) last_metrics[k] = v;
+    if (s.p.hooks.step_record) {
+      const nlohmann::ordered_json extra = s.p.hooks.step_record();
+      for (const auto& [k, v] : extra.items()) last_metrics[k] = v;
+    }
     s.metrics.write(last_metrics);
     if ((step + 1) % c.log.every == 0 || step + 1 == s.total) {
       char mfu_s[32] = "n/a";

@@ -4,7 +4,7 @@
 #  1. reference step: steps 1-2 of ./rl equal tests/reference/rl_step_ref.py (chat_rl.py's loss on
 #     the samples ./rl drew, then Muon + AdamW): loss, gradient norm, every updated weight;
 #  2. learning: with rl.reward=format (1 for a '#### <number>' answer) the reward mean rises from
-#     near 0 (the SFT model writes that form in ~1 of 10 replies) above the threshold printed;
+#     near 0 (the SFT model writes that form in ~1 of 10 replies): step 1 < 0.15, last 5 steps > 0.8;
 #  3. exact resume: SIGKILL after a random step, --resume: every record (losses, rewards, the
 #     questions and a hash of the samples of every lane, pass@k) and the final weights bit-identical;
 #  4. the two lanes that got the same prompt in step 1 drew different samples (own RNG streams);
@@ -23,28 +23,31 @@ e2e_tmp  # tmp (removed on exit), fail
 
 rl_setup "$tmp"
 sft_step=$(ls -d "$tmp"/sft/ckpt/step_* | tail -1)
-pad=$("$py" -c "import json,sys; t=json.load(open(sys.argv[1])); print(t['specials'].index('<|assistant_end|>') + t['vocab_size'] - len(t['specials']) if 'specials' in t else '')" "$tmp/tok.json" 2>/dev/null)
 
 # 1. Reference step.
-KILN_RL_DUMP="$tmp/dump.jsonl" ./rl "${RL_ARGS[@]}" rl.reward=format train.max_steps=3 checkpoint.every=1 \
+# adam_eps 1e-4 as tests/e2e/train_step_reference.sh: AdamW turns the rounding noise of near-zero gradients
+# (embedding rows of bytes no sample holds) into full-size updates at the default 1e-10.
+KILN_RL_DUMP="$tmp/dump.jsonl" ./rl "${RL_ARGS[@]}" rl.reward=format train.max_steps=3 checkpoint.every=1 optim.adam_eps=1e-4 \
   checkpoint.keep_last=0 eval.every=0 run.dir="$tmp/ref" >"$tmp/ref.log" 2>&1 || { cat "$tmp/ref.log"; fail "reference run"; }
-"$py" tests/reference/rl_step_ref.py "$sft_step" "$tmp/ref/ckpt" "$tmp/dump.jsonl.0" 265 "${pad:-0}" 2 \
+"$py" tests/reference/rl_step_ref.py "$sft_step" "$tmp/ref/ckpt" "$tmp/dump.jsonl.0" 265 2 \
   || fail "./rl's step differs from the PyTorch reference of chat_rl.py"
 echo "ok: ./rl steps 1-2 = the PyTorch reference of chat_rl.py (loss, gradient norm, every weight)"
 
 # 2. Learning on CPU.
-learn_steps=${RL_LEARN_STEPS:-30}
-./rl "${RL_ARGS[@]}" rl.reward=format train.max_steps=$learn_steps optim.init_lr_frac=${RL_LEARN_LR:-0.5} \
+# LRs x 0.5 instead of chat_rl.py's x 0.05, so that it shows within 20 CPU steps (measured at x 0.05:
+# 0.06 -> ~0.3 after 20 steps; at x 0.5: 0.06 -> ~1.0 after 5).
+learn_steps=20
+./rl "${RL_ARGS[@]}" rl.reward=format train.max_steps=$learn_steps optim.init_lr_frac=0.5 \
   checkpoint.every=0 eval.every=$learn_steps run.dir="$tmp/learn" >"$tmp/learn.log" 2>&1 \
   || { cat "$tmp/learn.log"; fail "learning run"; }
 "$py" - "$tmp/learn/metrics.jsonl" <<'PY' || fail "the format reward did not rise"
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 rew = [x["reward"] for x in r if "reward" in x]
-first, last = sum(rew[:3]) / 3, sum(rew[-5:]) / 5
+first, last = rew[0], sum(rew[-5:]) / 5  # step 1's samples are the SFT model's
 print("reward mean per step:", " ".join(f"{x:.2f}" for x in rew))
-print(f"learning: reward mean of steps 1-3 {first:.3f} (must be < 0.25), of the last 5 steps {last:.3f} (must be > 0.6)")
-sys.exit(0 if first < 0.25 and last > 0.6 else 1)
+print(f"learning: reward mean of step 1 {first:.3f} (must be < 0.15), of the last 5 steps {last:.3f} (must be > 0.8)")
+sys.exit(0 if first < 0.15 and last > 0.8 else 1)
 PY
 
 # 3. Exact resume on 1 rank.

@@ -6,7 +6,9 @@
 # to the loss, whose gradient the update of train_step_ref.py (Muon + AdamW, no clipping, LRs x
 # init_lr_frac x (1 - step / steps)) applies. Loss, gradient norm and every updated weight are
 # compared with the run's metrics and checkpoints; driven by tests/e2e/rl.sh (1 rank).
-# Usage: rl_step_ref.py INIT_STEP_DIR RUN_CKPT_DIR DUMP_JSONL VOCAB PAD_ID STEPS
+# Padding: chat_rl.py pads with <|assistant_end|>; any id gives the same loss (padding comes after
+# a row's last token, so causal attention hides it from every trained position), so 0 is used.
+# Usage: rl_step_ref.py INIT_STEP_DIR RUN_CKPT_DIR DUMP_JSONL VOCAB STEPS
 import json
 import os
 import sys
@@ -45,7 +47,7 @@ def rl_loss(model, groups, B, examples_per_rank, pad):
     return total
 
 
-def main(init_dir, ckpt_dir, dump, vocab, pad, steps):
+def main(init_dir, ckpt_dir, dump, vocab, steps):
     torch.set_num_threads(1)
     meta = json.load(open(f"{ckpt_dir}/step_00000001/meta.json"))
     y = meta["config"]
@@ -68,7 +70,7 @@ def main(init_dir, ckpt_dir, dump, vocab, pad, steps):
         if len(groups) != P: bad.append(f"step {k}: {len(groups)} questions dumped, want {P}")
         model = GPT(c)
         model.load_state_dict(w_before, strict=True)
-        loss = rl_loss(model, groups, B, P, int(pad))
+        loss = rl_loss(model, groups, B, P, 0)
         norm, w_ref = optimizer_update(model, c, hp, state, k - 1)
         kiln_loss, kiln_norm = rec[k - 1]["loss"], rec[k - 1]["grad_norm"]
         w_kiln = load_file(f"{ckpt_dir}/step_{k:08d}/model.safetensors")
