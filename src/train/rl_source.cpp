@@ -21,6 +21,17 @@
 
 namespace kiln::train {
 
+RlSample make_rl_sample(const std::vector<int64_t>& prompt, const std::vector<int64_t>& gen_ids,
+                        const std::vector<uint8_t>& gen_mask, double reward) {
+  RlSample out;
+  out.ids = prompt;
+  out.ids.insert(out.ids.end(), gen_ids.begin(), gen_ids.end());
+  out.mask.assign(prompt.size(), 0);
+  out.mask.insert(out.mask.end(), gen_mask.begin(), gen_mask.end());
+  out.reward = reward;
+  return out;
+}
+
 data::Batch rl_micro_batch(const std::vector<RlSample>& group, size_t begin, size_t end, int64_t passes,
                            int64_t examples_per_step, int64_t pad_id, torch::Device device) {
   size_t len = 0;
@@ -226,18 +237,13 @@ class RlLoader : public data::Loader {
       res = engine::Generator(model_, tok_).generate(std::vector<std::vector<int64_t>>(size_t(S_), prompt), opts);
       model_->train(was_training);
     }
-    group_.assign(size_t(S_), RlSample{});
+    group_.clear();
     for (int64_t s = 0; s < S_; ++s) {
-      RlSample& out = group_[size_t(s)];
       const auto& r = res[size_t(s)];
       if (r.finish == engine::Finish::Failed) throw Error("[rl] sampling failed: " + r.error);
-      out.ids = prompt;
-      out.ids.insert(out.ids.end(), r.ids.begin(), r.ids.end());
-      out.mask.assign(prompt.size(), 0);
-      out.mask.insert(out.mask.end(), r.mask.begin(), r.mask.end());
       const std::string text = tok_->decode(std::vector<uint32_t>(r.ids.begin(), r.ids.end()));
-      out.reward = reward(text, ex);
-      reward_sum_ += out.reward;
+      group_.push_back(make_rl_sample(prompt, r.ids, r.mask, reward(text, ex)));
+      reward_sum_ += group_.back().reward;
       gen_tokens_ += int64_t(r.ids.size());
       tool_samples_ += std::find(r.mask.begin(), r.mask.end(), 0) != r.mask.end();  // forced output: a call
       ++samples_;

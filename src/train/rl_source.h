@@ -33,6 +33,11 @@ struct RlSample {
   double reward = 0;
 };
 
+// A completion as trained on: prompt + generated ids; the mask is 0 over the prompt and over the
+// tokens the calculator forced (gen_mask 0: chat_rl.py trains neither), 1 over sampled tokens.
+RlSample make_rl_sample(const std::vector<int64_t>& prompt, const std::vector<int64_t>& gen_ids,
+                        const std::vector<uint8_t>& gen_mask, double reward);
+
 // Rows [begin, end) of one question's group as a micro-batch (chat_rl.py's get_batch and its pass
 // loop): padded with pad_id to the group's longest row; target t is -1 unless token t+1 was
 // sampled; advantage = reward - mean(reward over the group); weights = advantage / (valid targets

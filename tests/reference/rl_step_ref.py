@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt_ref import GPT  # noqa: E402
-from train_step_ref import cfg_value, model_config, optimizer_update, rel  # noqa: E402
+from train_step_ref import cfg_value, compare_weights, model_config, optimizer_update  # noqa: E402
 
 
 def rl_loss(model, groups, B, examples_per_rank, pad):
@@ -84,14 +84,7 @@ def main(init_dir, ckpt_dir, dump, vocab, steps):
         if not dl < 1e-5: bad.append(f"step {k} loss")
         if not dn < 1e-6: bad.append(f"step {k} grad norm")
         if norm == 0: bad.append(f"step {k}: zero gradient (every reward equal: a vacuous check)")
-        worst, moved = 0.0, 0
-        for n in w_ref:
-            upd = w_ref[n] - w_before[n]
-            moved += int(upd.abs().max().item() > 0)
-            e = rel(w_kiln[n] - w_before[n], upd)
-            worst = max(worst, e)
-            if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
-        print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+        compare_weights(k, w_before, w_ref, w_kiln, bad)
     if bad:
         print("MISMATCH: " + ", ".join(bad))
         sys.exit(1)

@@ -117,6 +117,21 @@ def optimizer_update(model, c, hp, state, it):
     return norm.item(), {n: p.detach().clone() for n, p in named.items()}
 
 
+def compare_weights(k, w_before, w_ref, w_kiln, bad):
+    """Step k's update of every tensor, kiln's against the reference's (relative error of the
+    update, scale-free; bound 1e-3); appends failures to `bad`, prints one line, returns how many
+    tensors moved. Shared with rl_step_ref.py."""
+    worst, moved = 0.0, 0
+    for n in w_ref:
+        upd = w_ref[n] - w_before[n]
+        moved += int(upd.abs().max().item() > 0)
+        e = rel(w_kiln[n] - w_before[n], upd)
+        worst = max(worst, e)
+        if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
+    print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+    return moved
+
+
 def model_config(w0, y, T, vocab):
     """gpt_ref's config from a checkpoint's weights and its config YAML. Shared with rl_step_ref.py."""
     f = lambda s, k: float(cfg_value(y, s, k))  # noqa: E731
@@ -163,14 +178,7 @@ def main(init_dir, ckpt_dir, shard_glob, vocab):
         print(f"step {k}: grad norm kiln {kiln_norm:.9g}  reference {norm:.9g}  rel.err {dn:.2e} (bound 1e-6), clip {hp['clip']}")
         if not dl < 1e-5: bad.append(f"step {k} loss")
         if not dn < 1e-6: bad.append(f"step {k} grad norm")
-        worst, moved = 0.0, 0
-        for n in w_ref:
-            upd = w_ref[n] - w_before[n]
-            moved += int(upd.abs().max().item() > 0)
-            e = rel(w_kiln[n] - w_before[n], upd)  # error of the update, scale-free
-            worst = max(worst, e)
-            if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
-        print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+        moved = compare_weights(k, w_before, w_ref, w_kiln, bad)
         if k == 3 and moved != len(w_ref): bad.append(f"step 3 moved only {moved} of {len(w_ref)} tensors (vacuous check)")
 
     # The schedule: step_k's optimizer state holds what step k (0-based k-1) ran with.

@@ -47,6 +47,18 @@ TEST(RlBatch, MasksPromptAndToolOutputAndPadsToTheGroup) {
   EXPECT_EQ(row(b.targets, 1), (std::vector<int64_t>{-1, -1, 6, -1, -1, 9, 10}));
 }
 
+TEST(RlBatch, ASampleMasksItsPromptAndTheCalculatorOutput) {
+  // The engine's row: "<python>2+2</python>" sampled, "<output>4</output>" forced, then "4" sampled.
+  const std::vector<int64_t> gen = {10, 11, 12, 13, 14, 15, 16, 17};
+  const std::vector<uint8_t> gen_mask = {1, 1, 1, 0, 0, 0, 1, 1};
+  auto s = train::make_rl_sample({1, 2, 3}, gen, gen_mask, 1.0);
+  EXPECT_EQ(s.ids, (std::vector<int64_t>{1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17}));
+  EXPECT_EQ(s.mask, (std::vector<uint8_t>{0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1}));
+  EXPECT_EQ(s.reward, 1.0);
+  auto b = train::rl_micro_batch({s, s}, 0, 2, 1, 1, 0, torch::kCPU);
+  EXPECT_EQ(row(b.targets, 0), (std::vector<int64_t>{-1, -1, 10, 11, 12, -1, -1, -1, 16, 17}));
+}
+
 TEST(RlBatch, TokenLevelWeightsOfTheMeanCentredReward) {
   auto b = train::rl_micro_batch(group(), 0, 2, 2, 3, 99, torch::kCPU);
   // mean reward 0.5: advantages +0.5 and -0.5; 2 + 3 = 5 valid targets in this pass; 2 passes,
