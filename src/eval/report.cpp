@@ -150,7 +150,7 @@ void rl_block(std::ostringstream& o, const Stage& s, const std::string& report_d
   if (const json* lp = last_with(s.metrics, "pass@k"))
     o << "; held-out `" << r.val << "`: pass@1 " << fmt((*lp)["pass@1"].get<double>()) << ", pass@" << lp->value("k", int64_t(0))
       << " " << fmt((*lp)["pass@k"].get<double>()) << " on " << lp->value("eval_questions", int64_t(0))
-      << " questions; GSM8K rows skipped (no parsable answer): train " << lp->value("train_rows_skipped", int64_t(0))
+      << " questions; GSM8K rows skipped (no parsable answer, or longer than the context): train " << lp->value("train_rows_skipped", int64_t(0))
       << ", held-out " << lp->value("val_rows_skipped", int64_t(0));
   o << "\n\n";
   const std::string png = "rl_" + s.name + ".png";

@@ -112,6 +112,20 @@ std::vector<data::TaskExample> read_questions(const Config& cfg, const std::stri
   return out;
 }
 
+// Questions whose prompt leaves the model no position to answer in are counted and left out
+// (the engine refuses them; a tiny model's context is shorter than some GSM8K questions).
+void drop_too_long(std::vector<data::TaskExample>& exs, const tok::Tokenizer& tok, int64_t positions,
+                   const std::string& path, int64_t* skipped) {
+  const size_t before = exs.size();
+  std::erase_if(exs, [&](const data::TaskExample& ex) {
+    return int64_t(tok::render_for_completion(tok, ex.conv).size()) + 1 > positions;
+  });
+  if (exs.size() == before) return;
+  *skipped += int64_t(before - exs.size());
+  log::warn("[rl] %s: %zu question(s) longer than the model's %lld positions skipped", path.c_str(), before - exs.size(),
+            (long long)positions);
+}
+
 class RlLoader : public data::Loader {
  public:
   RlLoader(const Config& cfg, std::vector<data::TaskExample> train, model::Model model,
@@ -298,6 +312,12 @@ RlStage make_rl_stage(const Config& cfg, model::Model model, std::shared_ptr<con
   auto train = read_questions(cfg, "rl.train", cfg.rl.train, &train_skipped);
   std::vector<data::TaskExample> val;
   if (!cfg.rl.val.empty()) val = read_questions(cfg, "rl.val", cfg.rl.val, &val_skipped);
+  drop_too_long(train, *tok, model->max_positions(), cfg.rl.train, &train_skipped);
+  drop_too_long(val, *tok, model->max_positions(), cfg.rl.val, &val_skipped);
+  if (train.empty())
+    throw Error(cfg.source + ": no question of rl.train = \"" + cfg.rl.train + "\" fits the model's " +
+                    std::to_string(model->max_positions()) + " positions",
+                "raise model.seq_len (the context ./rl gives the model) or use shorter questions");
   log::info("[rl] %zu training questions (%lld skipped), %zu held-out (%lld skipped); %lld questions x %lld samples per step",
             train.size(), (long long)train_skipped, val.size(), (long long)val_skipped,
             (long long)cfg.rl.examples_per_step, (long long)cfg.rl.num_samples);
