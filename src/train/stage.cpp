@@ -144,8 +144,6 @@ void police_resume_overrides(const Config& saved_cfg, const std::vector<std::str
   }
 }
 
-// Fresh (the config file, and the parent's shape when init.from is set) or --resume (the
-// checkpoint's config, with policed overrides, on any world size that keeps the batch).
 // ./rl starts from a chat model: init.from set, and not a base (pretrain) checkpoint.
 void check_rl_parent(const StartPoint& sp) {
   if (!sp.parent)
@@ -158,6 +156,8 @@ void check_rl_parent(const StartPoint& sp) {
                 "run ./midtrain and ./sft first and set init.from to the ./sft checkpoint");
 }
 
+// Fresh (the config file, and the parent's shape when init.from is set) or --resume (the
+// checkpoint's config, with policed overrides, on any world size that keeps the batch). ./rl derives its batch here.
 StartPoint resolve_start(Stage stage, const Command& cmd, const dist::Context& dc) {
   StartPoint sp;
   if (cmd.resume.empty()) {
