@@ -125,6 +125,18 @@ const std::vector<Field>& fields() {
       KILN_F(dist, timeout_s, 1, 1e7, "abort the job when a collective exceeds this"),
       KILN_F(log, every, 1, 1e15, "console progress line every k steps"),
       KILN_F(log, tensorboard, -kInf, kInf, "also write TensorBoard event files under <run.dir>/tb/"),
+      // ---- ./rl (issue 25) ----
+      KILN_S(rl, train, {}, "./rl: GSM8K JSONL of the training questions"),
+      KILN_S(rl, val, {}, "./rl: held-out GSM8K JSONL for pass@k every eval.every steps (\"\": none)"),
+      KILN_F(rl, examples_per_step, 1, 1e9, "./rl: questions per step over all ranks (a multiple of the ranks)"),
+      KILN_F(rl, num_samples, 1, 1e9, "./rl: completions per question (a multiple of train.device_batch_size)"),
+      KILN_F(rl, max_new_tokens, 1, 1e9, "./rl: tokens per completion at most"),
+      KILN_F(rl, temperature, 0, 1e3, "./rl: sampling temperature"),
+      KILN_F(rl, top_k, 0, 1e9, "./rl: top-k sampling (0: all tokens)"),
+      KILN_S(rl, reward, (std::vector<std::string>{"gsm8k", "format"}),
+             "./rl: gsm8k (the answer rule of ./eval) | format (1 for any '#### <number>' answer)"),
+      KILN_F(rl, eval_examples, 1, 1e9, "./rl: pass@k on the first N questions of rl.val"),
+      KILN_F(rl, eval_samples, 0, 1e9, "./rl: k of pass@k (0: train.device_batch_size)"),
   };
   return table;
 }
@@ -132,7 +144,7 @@ const std::vector<Field>& fields() {
 #undef KILN_S
 
 const std::vector<std::string> kSections = {"run", "init", "model", "data", "train", "optim",
-                                            "checkpoint", "eval", "dist", "log"};
+                                            "checkpoint", "eval", "dist", "log", "rl"};
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);

@@ -136,6 +136,22 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// ---- ./rl (issue 25): nanochat's simplified GRPO on GSM8K (scripts/chat_rl.py) ----
+struct RlConfig {
+  std::string train;               // GSM8K JSONL the questions come from (train split)
+  std::string val;                 // held-out GSM8K JSONL for pass@k ("": no pass@k)
+  int64_t examples_per_step = 16;  // questions per optimizer step, all ranks (strided over ranks)
+  int64_t num_samples = 16;        // completions per question (a multiple of train.device_batch_size)
+  int64_t max_new_tokens = 256;
+  double temperature = 1.0;
+  int64_t top_k = 50;              // 0: all tokens
+  std::string reward = "gsm8k";    // gsm8k (./eval's answer rule) | format (any "#### <number>" answer)
+  int64_t eval_examples = 400;     // pass@k on the first N held-out questions
+  int64_t eval_samples = 0;        // k of pass@k (0: train.device_batch_size, as nanochat)
+  bool operator==(const RlConfig&) const = default;
+};
+// ---- end ./rl ----
+
 struct Config {
   RunConfig run;
   InitConfig init;
@@ -147,6 +163,7 @@ struct Config {
   EvalConfig eval;
   DistConfig dist;
   LogConfig log;
+  RlConfig rl;  // ./rl only
   // Where the config came from, for error messages; not part of the config's identity.
   std::string source;
   // Keys the file or the overrides set explicitly ("model.depth", ...); not part of the identity.
@@ -154,7 +171,7 @@ struct Config {
   bool operator==(const Config& o) const {
     return run == o.run && init == o.init && model == o.model && data == o.data && train == o.train &&
            optim == o.optim && checkpoint == o.checkpoint && eval == o.eval && dist == o.dist &&
-           log == o.log;
+           log == o.log && rl == o.rl;
   }
 };
 

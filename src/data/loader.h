@@ -24,6 +24,10 @@ struct Cursor {
 struct Batch {
   torch::Tensor inputs;   // (B, T) int64
   torch::Tensor targets;  // (B, T) int64, -1 = not trained on
+  // Optional (B, T) float: each target's loss weight, already normalised over the whole step by
+  // the source (./rl: advantage / (valid tokens x passes x questions)); the micro-batch's loss is
+  // then sum(weight x per-token loss) instead of a mean over valid targets.
+  torch::Tensor weights;
 };
 
 class Loader {

@@ -33,7 +33,9 @@ std::vector<TaskExample> read_arc(const std::string& jsonl_path);
 // them (all *.csv, sorted by name).
 std::vector<TaskExample> read_mmlu(const std::string& csv_or_dir);
 // GSM8K: {"question","answer"}; the answer's <<expr=result>> become python/python_output parts.
-std::vector<TaskExample> read_gsm8k(const std::string& jsonl_path);
+// A record whose answer has no '#### <number>' line throws, or, with `skipped`, is counted there
+// and left out (./rl: a bad row among thousands is reported, not fatal).
+std::vector<TaskExample> read_gsm8k(const std::string& jsonl_path, int64_t* skipped = nullptr);
 // HumanEval: {"task_id","prompt","canonical_solution","test","entry_point"}; the gold assistant
 // message is prompt + "\n" + canonical_solution, as nanochat.
 std::vector<TaskExample> read_humaneval(const std::string& jsonl_path);

@@ -131,6 +131,35 @@ const json* last_with(const std::vector<json>& m, const char* key) {
   return nullptr;
 }
 
+// ./rl's figures (issue 25): reward, sample length and tool-call rate per step, pass@1 / pass@k on
+// the held-out questions, one plot of reward and pass@k over steps.
+void rl_block(std::ostringstream& o, const Stage& s, const std::string& report_dir) {
+  std::vector<double> rx, ry, px, p1, pk;
+  for (const auto& m : s.metrics) {
+    if (m.contains("reward")) rx.push_back(m["step"].get<double>()), ry.push_back(m["reward"].get<double>());
+    if (m.contains("pass@k"))
+      px.push_back(m["step"].get<double>()), p1.push_back(m["pass@1"].get<double>()), pk.push_back(m["pass@k"].get<double>());
+  }
+  const json* lr = last_with(s.metrics, "reward");
+  if (!lr) return;
+  const RlConfig& r = s.cfg.rl;
+  o << "- RL (" << r.reward << " reward on `" << r.train << "`, " << r.examples_per_step << " questions x " << r.num_samples
+    << " samples per step, temperature " << r.temperature << ", top-k " << r.top_k << "): final reward mean "
+    << fmt((*lr)["reward"].get<double>()) << ", sample length " << fmt(lr->value("sample_len", 0.0)) << " tokens, tool-call rate "
+    << fmt(lr->value("tool_rate", 0.0)) << " (step " << lr->value("step", int64_t(0)) << ")";
+  if (const json* lp = last_with(s.metrics, "pass@k"))
+    o << "; held-out `" << r.val << "`: pass@1 " << fmt((*lp)["pass@1"].get<double>()) << ", pass@" << lp->value("k", int64_t(0))
+      << " " << fmt((*lp)["pass@k"].get<double>()) << " on " << lp->value("eval_questions", int64_t(0))
+      << " questions; GSM8K rows skipped (no parsable answer, or longer than the context): train " << lp->value("train_rows_skipped", int64_t(0))
+      << ", held-out " << lp->value("val_rows_skipped", int64_t(0));
+  o << "\n\n";
+  const std::string png = "rl_" + s.name + ".png";
+  plot_png((fs::path(report_dir) / png).string(),
+           {{rx, ry, 0x1f77b4, false}, {px, p1, 0xff7f0e, true}, {px, pk, 0x2ca02c, true}});
+  o << "![" << s.name << " reward](" << png << ")\n\n*x: step; y: blue line: reward mean of the step's samples, "
+    << "orange dots: pass@1, green dots: pass@k on the held-out questions (from " << s.run_dir << "/metrics.jsonl)*\n\n";
+}
+
 std::string stage_section(const Stage& s, const std::string& report_dir) {
   const Config& c = s.cfg;
   std::ostringstream o;
@@ -174,6 +203,7 @@ std::string stage_section(const Stage& s, const std::string& report_dir) {
   } else {
     o << "(no metrics.jsonl at " << s.run_dir << ")\n\n";
   }
+  rl_block(o, s, report_dir);
   if (const json* lc = last_with(s.metrics, "core")) {
     o << "- CORE during training (eval.core_every " << c.eval.core_every << ", at most " << c.eval.core_max_per_task
       << " items per task, bundle `" << c.eval.core_bundle << "`): " << fmt((*lc)["core"].get<double>()) << " at step "

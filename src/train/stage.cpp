@@ -27,6 +27,7 @@
 #include "train/startup_checks.h"  // check_shared_checkpoint_dir, check_ranks_agree, check_resume_device, check_resume_world
 #include "train/core_metric.h"  // load_training_core_bundle
 #include "train/lineage.h"     // Parent, adopt_parent_shape, check_resume_stage, lineage_of
+#include "train/rl_source.h"  // make_rl_stage, resolve_rl_batch
 #include "train/run_length.h"  // decide_run_steps
 #include "train/scaling.h"     // resolve_scaling, reference_scaling_params
 #include "train/stage_data.h"  // make_stage_loaders, chat_sample_prompts
@@ -40,6 +41,7 @@ const char* stage_name(Stage s) {
     case Stage::Pretrain: return "pretrain";
     case Stage::Midtrain: return "midtrain";
     case Stage::Sft: return "sft";
+    case Stage::Rl: return "rl";
   }
   return "?";
 }
@@ -49,6 +51,9 @@ const char* stage_blurb(Stage s) {
     case Stage::Pretrain: return "Pretrain a GPT on token shards (data.train) from a YAML config.";
     case Stage::Midtrain: return "Midtrain a base checkpoint on packed conversations.";
     case Stage::Sft: return "Supervised fine-tuning on padded conversations with a masked loss.";
+    case Stage::Rl:
+      return "Reinforcement learning on GSM8K from a chat model (nanochat's simplified GRPO: on-policy samples, "
+             "reward r - mean(r) per question, token-level loss, no KL, no clipping).";
   }
   return "";
 }
@@ -140,9 +145,21 @@ void police_resume_overrides(const Config& saved_cfg, const std::vector<std::str
   }
 }
 
+// ./rl starts from a chat model: init.from set, and not a base (pretrain) checkpoint.
+void check_rl_parent(const StartPoint& sp) {
+  if (!sp.parent)
+    throw Error(sp.cfg.source + ": init.from is not set: ./rl improves a chat model and does not start from random weights",
+                "set init.from to an ./sft checkpoint (e.g. runs/sft/ckpt)");
+  const std::string stage = stage_of(sp.parent->meta);
+  if (stage == "pretrain")
+    throw Error(sp.cfg.source + ": init.from = " + sp.cfg.init.from + " is a base model (" + sp.parent->step_dir +
+                    "/meta.json has stage: pretrain), not a chat model",
+                "run ./midtrain and ./sft first and set init.from to the ./sft checkpoint");
+}
+
 // Fresh (the config file, and the parent's shape when init.from is set) or --resume (the
-// checkpoint's config, with policed overrides, on any world size that keeps the batch).
-StartPoint resolve_start(const Command& cmd, const dist::Context& dc) {
+// checkpoint's config, with policed overrides, on any world size that keeps the batch). ./rl derives its batch here.
+StartPoint resolve_start(Stage stage, const Command& cmd, const dist::Context& dc) {
   StartPoint sp;
   if (cmd.resume.empty()) {
     sp.cfg = load_config(cmd.config_path, cmd.overrides);
@@ -150,6 +167,10 @@ StartPoint resolve_start(const Command& cmd, const dist::Context& dc) {
       const std::string from = sp.cfg.init.from;
       sp.parent = read_parent(dist::rank0_then_broadcast([&] { return resolve_parent_dir(from); }));
       adopt_parent_shape(sp.cfg, *sp.parent);
+    }
+    if (stage == Stage::Rl) {
+      check_rl_parent(sp);
+      resolve_rl_batch(sp.cfg);
     }
     return sp;
   }
@@ -237,7 +258,16 @@ TrainerParts assemble_parts(Stage stage, const std::string& name, StartPoint& sp
   // The -1 (auto) batch size and scales, resolved into cfg before anything reads them (scaling.h).
   if (needs_scaling(cfg))
     resolve_scaling(cfg, parts.model->num_scaling_params(), reference_scaling_params(cfg, tok->vocab_size()), dc.world);
-  auto loaders = make_stage_loaders(stage, cfg, *tok, dc.rank, dc.world, parts.device);
+  // ./rl samples its batches with the model being trained; the other stages read shards.
+  StageLoaders loaders;
+  if (stage == Stage::Rl) {
+    RlStage rl = make_rl_stage(cfg, parts.model, tok, parts.device, dc.rank, dc.world);
+    loaders.train = std::move(rl.loader);
+    loaders.epoch_steps = rl.epoch_steps;
+    parts.hooks = std::move(rl.hooks);
+  } else {
+    loaders = make_stage_loaders(stage, cfg, *tok, dc.rank, dc.world, parts.device);
+  }
   parts.total_steps = decide_run_steps(cfg, parts.model->num_scaling_params(), loaders.epoch_steps);
   parts.cfg = cfg;
   parts.tokenizer = tok;
@@ -296,7 +326,7 @@ int stage_main(Stage stage, int argc, char** argv) {
   if (auto answered = parse_command(stage, argc, argv, cmd)) return *answered;
   const dist::Context& dc = dist::init(&argc, &argv);
   dist::install_stop_handlers();
-  StartPoint sp = resolve_start(cmd, dc);
+  StartPoint sp = resolve_start(stage, cmd, dc);
   validate_for_world(sp.cfg, dc.world);
   log_run(sp.cfg, dc);
   if (cmd.check_only) {

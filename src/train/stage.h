@@ -1,4 +1,4 @@
-// The command line shared by ./pretrain, ./midtrain and ./sft: CONFIG [section.key=value ...]
+// The command line shared by ./pretrain, ./midtrain, ./sft and ./rl: CONFIG [section.key=value ...]
 // [--resume DIR]. The stages differ only in the loader and the schedule (docs/architecture.md,
 // "How a run flows"), so they share this one entry point instead of copies of the same main(). A
 // new stage is an enum value, its name and blurb in stage.cpp, its loaders in stage_data.cpp and a
@@ -7,7 +7,7 @@
 
 namespace kiln::train {
 
-enum class Stage { Pretrain, Midtrain, Sft };
+enum class Stage { Pretrain, Midtrain, Sft, Rl };
 
 // The body of a stage binary; run it under dist::guarded_main.
 int stage_main(Stage stage, int argc, char** argv);

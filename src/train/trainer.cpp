@@ -99,7 +99,7 @@ Trainer::~Trainer() = default;
 
 model::TensorFilter Trainer::optimizer_state_filter() const {
   const optim::Optimizers* opt = s_->opt.get();
-  return [opt](const std::string& key) { return opt->keeps_state(key); };
+  return [opt](const std::string& key) { return key.starts_with("stage.") || opt->keeps_state(key); };
 }
 
 void Trainer::load_weights(const ckpt::CheckpointRead& ck) {
@@ -110,7 +110,9 @@ void Trainer::init_from(const ckpt::CheckpointRead& ck, bool optimizer) {
   load_weights(ck);
   if (!optimizer) return;
   // Moments and step counters from the parent; learning rates (and multipliers) stay this run's.
-  std::map<std::string, torch::Tensor> merged(ck.optim.begin(), ck.optim.end());
+  std::map<std::string, torch::Tensor> merged;
+  for (const auto& [k, v] : ck.optim)
+    if (!k.starts_with("stage.")) merged.emplace(k, v);  // a parent stage's own state stays behind
   for (const auto& [k, v] : s_->opt->state())
     if (k.ends_with(".lr") || k.ends_with("lr_multiplier") || !merged.count(k)) merged[k] = v;
   s_->opt->load_state(merged);
@@ -119,7 +121,10 @@ void Trainer::init_from(const ckpt::CheckpointRead& ck, bool optimizer) {
 void Trainer::restore(const ckpt::CheckpointRead& ck) {
   State& s = *s_;
   load_weights(ck);
-  s.opt->load_state(ck.optim);
+  std::map<std::string, torch::Tensor> optim, stage;
+  for (const auto& [k, v] : ck.optim) (k.starts_with("stage.") ? stage : optim).emplace(k, v);
+  s.opt->load_state(optim);
+  if (s.p.hooks.restore_state) s.p.hooks.restore_state(stage);
   auto rng = ck.rng.find("rng.sample");
   if (rng != ck.rng.end()) s.sample_gen.set_state(rng->second);
   const std::string state_file = ck.dir + " (rank state)";
@@ -202,6 +207,8 @@ void Trainer::save(int64_t step, bool stopped_early, const nlohmann::ordered_jso
   const bool rank0 = dist::ctx().rank == 0;
   w.optim = s.opt->state(rank0 ? optim::StateScope::All : s.own.sharded() ? optim::StateScope::Owned : optim::StateScope::None);
   w.rng.emplace_back("rng.sample", s.sample_gen.get_state());
+  if (s.p.hooks.save_state)
+    for (auto& t : s.p.hooks.save_state()) w.optim.push_back(std::move(t));
   w.rank_state = {{"step", step}, {"rank", dist::ctx().rank}, {"cursor", s.p.train_loader->cursor().to_json()}};
   w.meta = {{"config", to_yaml(c)},
             {"stage", s.p.stage},
@@ -256,7 +263,9 @@ int Trainer::run() {
     // ---- once in a while: validation, samples, checkpoint ----
     // (At the step a run resumes from, these already ran before that checkpoint was saved.)
     const bool fresh = step != s.restored_step;
-    if (fresh && s.p.val_loader && c.eval.every > 0 && (step % c.eval.every == 0 || last_step)) evaluate();
+    const bool eval_now = c.eval.every > 0 && (step % c.eval.every == 0 || last_step);
+    if (fresh && s.p.val_loader && eval_now) evaluate();
+    if (fresh && s.p.hooks.evaluate && eval_now) s.metrics.write(s.p.hooks.evaluate(step));
     if (fresh && s.p.core_bundle && step > 0 && (step % c.eval.core_every == 0 || last_step)) core();
     if (fresh && c.eval.sample_every > 0 && step > 0 && (step % c.eval.sample_every == 0 || last_step)) sample();
     const bool periodic = c.checkpoint.every > 0 && step % c.checkpoint.every == 0 && step > 0;
@@ -284,7 +293,7 @@ int Trainer::run() {
         model::fp8::Guard fp8(c.train.fp8);  // training forwards only: evaluation stays bf16
         loss = micro_loss(*s.p.model, batches[m], tgt.counts[m]);
       }
-      loss_sum += loss.detach() * static_cast<double>(tgt.counts[m]);
+      loss_sum += loss.detach() * tgt.share(m);
       // Only the last micro-step's backward communicates; earlier ones sum gradients locally.
       if (s.sync && m == s.accum - 1) s.sync->arm();
       (loss * tgt.weight(m)).backward();
@@ -292,7 +301,7 @@ int Trainer::run() {
     if (s.sync) s.sync->finish();  // every grad is now the mean over ranks
     hooks::maybe_poison_grads(step + 1, s.params);
     const double loss_local = loss_sum.item<double>();
-    const double loss = tgt.total > 0 ? dist::all_reduce_sum(loss_local) / tgt.total : 0.0;
+    const double loss = tgt.step_loss(dist::all_reduce_sum(loss_local));
     // NaN/Inf loss or gradients never reach the weights (grads are identical on every rank here).
     const double grad_norm = grad_norm_and_clip(s.params, c.train.grad_clip, s.own, s.p.comm.get());
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
@@ -332,6 +341,10 @@ int Trainer::run() {
     if (mfu >= 0) last_metrics["mfu"] = std::stod(f9(mfu));
     for (const auto& [group, lr] : s.opt->group_lrs()) last_metrics["lr/" + group] = std::stod(f9(lr));
     if (!finite) last_metrics["skipped"] = true;
+    if (s.p.hooks.step_record) {
+      const nlohmann::ordered_json extra = s.p.hooks.step_record();
+      for (const auto& [k, v] : extra.items()) last_metrics[k] = v;
+    }
     s.metrics.write(last_metrics);
     if ((step + 1) % c.log.every == 0 || step + 1 == s.total) {
       char mfu_s[32] = "n/a";

@@ -5,6 +5,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,19 @@
 namespace kiln::eval { struct CoreBundle; }
 
 namespace kiln::train {
+
+// What a stage may add to the one loop (./rl, issue 25); each is optional. All are collective:
+// every rank calls them at the same points.
+struct StageHooks {
+  // After each optimizer step: fields appended to that step's metrics record.
+  std::function<nlohmann::ordered_json()> step_record;
+  // Every eval.every steps and at the last (instead of validation bits per byte): one record.
+  std::function<nlohmann::ordered_json(int64_t step)> evaluate;
+  // The stage's own resumable tensors, named "stage.*": this rank's share on save; on restore, every
+  // rank's share (they travel with the optimizer tensors, by name, so any world size reads them).
+  std::function<model::NamedTensors()> save_state;
+  std::function<void(const std::map<std::string, torch::Tensor>&)> restore_state;
+};
 
 struct TrainerParts {
   Config cfg;
@@ -35,6 +50,7 @@ struct TrainerParts {
   std::vector<std::vector<int64_t>> sample_prompts;
   int64_t sample_stop = -1;
   std::shared_ptr<const eval::CoreBundle> core_bundle;  // eval.core_every > 0: CORE's bundle (core_metric.h)
+  StageHooks hooks;
 };
 
 class Trainer {

@@ -10,6 +10,7 @@ namespace kiln::train {
 StepTargets count_step_targets(const std::vector<data::Batch>& batches, int world) {
   StepTargets t;
   t.world = world;
+  t.weighted = !batches.empty() && batches.front().weights.defined();
   std::vector<torch::Tensor> each;
   for (const auto& b : batches) each.push_back((b.targets >= 0).sum());
   const torch::Tensor counts = torch::stack(each).to(torch::kCPU);  // one device sync for all micro-batches
@@ -23,6 +24,7 @@ StepTargets count_step_targets(const std::vector<data::Batch>& batches, int worl
 }
 
 torch::Tensor micro_loss(model::LM& model, const data::Batch& b, int64_t valid) {
+  if (b.weights.defined()) return (model.forward_loss_per_token(b.inputs, b.targets) * b.weights).sum();
   if (valid > 0) return model.forward(b.inputs, b.targets);
   return model.forward_loss_per_token(b.inputs, b.targets).sum();
 }

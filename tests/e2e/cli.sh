@@ -9,7 +9,7 @@ check() {  # check NAME CONDITION-EXIT-CODE
   if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi
 }
 
-for b in pretrain midtrain sft eval sample chat tokenizer prepare import export; do
+for b in pretrain midtrain sft rl eval sample chat tokenizer prepare import export; do
   out=$(./$b --help 2>&1); rc=$?
   [ $rc = 0 ] && grep -qi "usage" <<<"$out"; check "$b --help" $?
 done

@@ -70,12 +70,21 @@ def reference_step(c, hp, tokens, w_before, state, it):
     # Loss of the step: mean over all of its tokens (every target is valid in pretraining).
     loss = sum(model(x, t, reduction="sum") for x, t in zip(xs, ys)) / sum(t.numel() for t in ys)
     loss.backward()
+    norm, weights = optimizer_update(model, c, hp, state, it)
+    return loss.item(), norm, weights
+
+
+def optimizer_update(model, c, hp, state, it):
+    """The update of a step whose gradients are in `model`: clipping, the schedule (times
+    hp["init_lr_frac"], 1 unless given), Muon and AdamW from kiln's saved optimizer state (None:
+    fresh). Returns (grad norm before clipping, weights after). Shared with rl_step_ref.py."""
     params = list(model.parameters())
     if hp["clip"] > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, hp["clip"])
     else:
         norm = torch.norm(torch.stack([p.grad.norm() for p in params]))
-    lrm = lr_multiplier(it, hp["total"], hp["warmup_ratio"], hp["warmdown_ratio"], hp["final_lr_frac"])
+    lrm = hp.get("init_lr_frac", 1.0) * lr_multiplier(it, hp["total"], hp["warmup_ratio"], hp["warmdown_ratio"],
+                                                      hp["final_lr_frac"])
     mom = muon_momentum(it, hp["muon_momentum_start"], hp["muon_momentum_end"], hp["muon_momentum_warmup"])
     named = dict(model.named_parameters())
     n_layer = c["n_layer"]
@@ -105,7 +114,33 @@ def reference_step(c, hp, tokens, w_before, state, it):
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             p.mul_(1 - lr * wd)
             p.addcdiv_(m, (v / (1 - b2 ** t)).sqrt() + eps, value=-lr / (1 - b1 ** t))
-    return loss.item(), norm.item(), {n: p.detach().clone() for n, p in named.items()}
+    return norm.item(), {n: p.detach().clone() for n, p in named.items()}
+
+
+def compare_weights(k, w_before, w_ref, w_kiln, bad):
+    """Step k's update of every tensor, kiln's against the reference's (relative error of the
+    update, scale-free; bound 1e-3); appends failures to `bad`, prints one line, returns how many
+    tensors moved. Shared with rl_step_ref.py."""
+    worst, moved = 0.0, 0
+    for n in w_ref:
+        upd = w_ref[n] - w_before[n]
+        moved += int(upd.abs().max().item() > 0)
+        e = rel(w_kiln[n] - w_before[n], upd)
+        worst = max(worst, e)
+        if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
+    print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+    return moved
+
+
+def model_config(w0, y, T, vocab):
+    """gpt_ref's config from a checkpoint's weights and its config YAML. Shared with rl_step_ref.py."""
+    f = lambda s, k: float(cfg_value(y, s, k))  # noqa: E731
+    C = w0["transformer.wte.weight"].shape[1]
+    n_layer = len({k.split(".")[2] for k in w0 if k.startswith("transformer.h.")})
+    n_head = int(f("model", "n_head"))
+    return dict(n_layer=n_layer, n_embd=C, n_head=n_head, n_kv_head=int(f("model", "n_kv_head")) or n_head,
+                head_dim=C // n_head, seq_len=T, vocab_size=int(vocab), padded_vocab_size=w0["lm_head.weight"].shape[0],
+                softcap=f("model", "softcap"), rope_base=f("model", "rope_base"))
 
 
 def main(init_dir, ckpt_dir, shard_glob, vocab):
@@ -117,12 +152,8 @@ def main(init_dir, ckpt_dir, shard_glob, vocab):
     total_tokens, total = int(f("train", "total_batch_size")), int(f("train", "max_steps"))
     accum = total_tokens // (B * T)
     w0 = load_file(f"{init_dir}/model.safetensors")
-    C = w0["transformer.wte.weight"].shape[1]
-    n_layer = len({k.split(".")[2] for k in w0 if k.startswith("transformer.h.")})
-    n_head = int(f("model", "n_head"))
-    c = dict(n_layer=n_layer, n_embd=C, n_head=n_head, n_kv_head=int(f("model", "n_kv_head")) or n_head,
-             head_dim=C // n_head, seq_len=T, vocab_size=int(vocab), padded_vocab_size=w0["lm_head.weight"].shape[0],
-             softcap=f("model", "softcap"), rope_base=f("model", "rope_base"))
+    c = model_config(w0, y, T, vocab)
+    C = c["n_embd"]
     tokens = torch.cat([torch.from_numpy(h5py.File(p, "r")["tokens"][:].astype("int64")) for p in sorted(glob.glob(shard_glob))])
     hp = {k: f("optim", k) for k in ("warmup_ratio", "warmdown_ratio", "final_lr_frac", "muon_momentum_start",
                                       "muon_momentum_end", "muon_momentum_warmup", "ns_steps", "matrix_lr",
@@ -147,14 +178,7 @@ def main(init_dir, ckpt_dir, shard_glob, vocab):
         print(f"step {k}: grad norm kiln {kiln_norm:.9g}  reference {norm:.9g}  rel.err {dn:.2e} (bound 1e-6), clip {hp['clip']}")
         if not dl < 1e-5: bad.append(f"step {k} loss")
         if not dn < 1e-6: bad.append(f"step {k} grad norm")
-        worst, moved = 0.0, 0
-        for n in w_ref:
-            upd = w_ref[n] - w_before[n]
-            moved += int(upd.abs().max().item() > 0)
-            e = rel(w_kiln[n] - w_before[n], upd)  # error of the update, scale-free
-            worst = max(worst, e)
-            if not e < 1e-3: bad.append(f"step {k} weight {n} (update rel.err {e:.2e})")
-        print(f"step {k}: weights   {len(w_ref)} tensors ({moved} moved): max rel.err of the update {worst:.2e} (bound 1e-3)")
+        moved = compare_weights(k, w_before, w_ref, w_kiln, bad)
         if k == 3 and moved != len(w_ref): bad.append(f"step 3 moved only {moved} of {len(w_ref)} tensors (vacuous check)")
 
     # The schedule: step_k's optimizer state holds what step k (0-based k-1) ran with.
