@@ -67,19 +67,8 @@ std::vector<int64_t> window_sizes(const std::string& pattern, int64_t n_layer, i
 bool has_value_embedding(int64_t layer, int64_t n_layer) { return layer % 2 == (n_layer - 1) % 2; }
 
 GPTv2Config GPTv2Config::from(const kiln::ModelConfig& m, int64_t vocab_size) {
-  const ModelShape s = derive_shape(m);
   GPTv2Config c;
-  c.n_layer = s.n_layer;
-  c.n_embd = s.width;
-  c.n_head = s.n_head;
-  c.n_kv_head = s.n_kv_head;
-  c.head_dim = s.head_dim;
-  c.seq_len = m.seq_len;
-  c.vocab_size = resolve_vocab_size(m, vocab_size);
-  c.padded_vocab_size = (c.vocab_size + 63) / 64 * 64;
-  c.softcap = m.softcap;
-  c.rope_base = m.rope_base;
-  c.norm_eps = m.norm_eps;
+  static_cast<GPTConfig&>(c) = GPTConfig::from(m, vocab_size);
   c.windows = window_sizes(m.window_pattern, c.n_layer, c.seq_len, m.short_window);
   if (c.n_embd < kSmearChannels)
     throw Error("model.arch nanochat2: width " + std::to_string(c.n_embd) + " is below the smear gate's " +

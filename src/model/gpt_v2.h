@@ -13,20 +13,15 @@
 #include <vector>
 
 #include "core/config.h"
+#include "model/gpt.h"
 #include "model/lm.h"
-#include "model/softcap_ce.h"
 
 namespace kiln::model {
 
-struct GPTv2Config {
-  int64_t n_layer = 0, n_embd = 0, n_head = 0, n_kv_head = 0, head_dim = 0;
-  int64_t seq_len = 0;
-  int64_t vocab_size = 0, padded_vocab_size = 0;  // real, and rounded up to a multiple of 64
-  double softcap = 15.0;
-  double rope_base = 100000.0;
-  double norm_eps = 0.0;  // 0: F.rms_norm's default, the dtype's machine epsilon
-  // Per layer, how many earlier tokens a query sees besides itself (flash-attention's
-  // window_size_left): seq_len for L layers, the short window for S layers.
+// V1's shape fields (model/gpt.h; rope_base from the config, 100K by default for nanochat2) and
+// the per-layer windows: how many earlier tokens a query sees besides itself (flash-attention's
+// window_size_left), seq_len for L layers, the short window for S layers.
+struct GPTv2Config : GPTConfig {
   std::vector<int64_t> windows;
   static GPTv2Config from(const kiln::ModelConfig& m, int64_t vocab_size);
 };

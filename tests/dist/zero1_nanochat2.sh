@@ -17,10 +17,6 @@ args=("${TINY_ARGS[@]}" model.arch=nanochat2 model.short_window=16 model.n_kv_he
       train.max_steps=$steps train.device_batch_size=4 train.total_batch_size=1024
       checkpoint.keep_last=0 eval.every=8 log.every=8)
 mpi() { "$root/tests/run_mpi.sh" 2 "$root/pretrain" "$@"; }
-step_dir() { printf "%s/ckpt/step_%08d" "$1" "$2"; }
-kill_ranks() { local r p; for r in 0 1; do p=$(rank_pid "$1" $r) && kill "-$2" "$p" 2>/dev/null || true; done; }
-val() { sed -E "s/.*$2=([^ ]*).*/\1/" <<<"$1"; }
-le() { "$py" -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
 
 # ---- 1. ZeRO-1 = DDP ---------------------------------------------------------------------------
 mpi "${args[@]}" checkpoint.every=0 run.dir="$tmp/ddp" >"$tmp/ddp.log" 2>&1 || { tail -30 "$tmp/ddp.log"; fail "DDP run"; }

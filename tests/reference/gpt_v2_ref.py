@@ -8,21 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def norm(x):
-    return F.rms_norm(x, (x.size(-1),))
+# V1's pieces that nanochat kept unchanged: the weightless RMSNorm, the half-split rotary and the
+# relu^2 MLP (tests/reference/gpt_ref.py).
+from gpt_ref import Mlp as MLP, apply_rotary as apply_rotary_emb, norm
 
 
 def has_ve(layer_idx, n_layer):
     return layer_idx % 2 == (n_layer - 1) % 2
-
-
-def apply_rotary_emb(x, cos, sin):
-    d = x.shape[3] // 2
-    x1, x2 = x[..., :d], x[..., d:]
-    y1 = x1 * cos + x2 * sin
-    y2 = x1 * (-sin) + x2 * cos
-    return torch.cat([y1, y2], 3)
 
 
 def sdpa_window(q, k, v, window, enable_gqa):
@@ -66,16 +58,6 @@ class CausalSelfAttention(nn.Module):
         y = sdpa_window(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), window,
                         self.n_kv_head != self.n_head).transpose(1, 2)
         return self.c_proj(y.contiguous().view(B, T, -1))
-
-
-class MLP(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c_fc = nn.Linear(c["n_embd"], 4 * c["n_embd"], bias=False)
-        self.c_proj = nn.Linear(4 * c["n_embd"], c["n_embd"], bias=False)
-
-    def forward(self, x):
-        return self.c_proj(F.relu(self.c_fc(x)).square())
 
 
 class Block(nn.Module):
