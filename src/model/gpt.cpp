@@ -15,35 +15,7 @@ namespace kiln::model {
 
 namespace {
 
-using parts::WeightOnly;
-
-struct Attn : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_q, c_k, c_v, c_proj;
-  Attn(const GPTConfig& c, const torch::TensorOptions& o) {
-    c_q = register_module("c_q", std::make_shared<WeightOnly>(c.n_head * c.head_dim, c.n_embd, o));
-    c_k = register_module("c_k", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_v = register_module("c_v", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, c.n_head * c.head_dim, o));
-  }
-};
-
-struct Mlp : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_fc, c_proj;
-  Mlp(const GPTConfig& c, const torch::TensorOptions& o) {
-    c_fc = register_module("c_fc", std::make_shared<WeightOnly>(4 * c.n_embd, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, 4 * c.n_embd, o));
-  }
-};
-
-struct Block : torch::nn::Module {
-  std::shared_ptr<Attn> attn;
-  std::shared_ptr<Mlp> mlp;
-  Block(const GPTConfig& c, const torch::TensorOptions& o) {
-    attn = register_module("attn", std::make_shared<Attn>(c, o));
-    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
-  }
-};
-
+using parts::Block;
 using parts::ReluSquared;
 using parts::rms_norm;
 
@@ -102,7 +74,7 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers
   L.wte = wte->register_parameter("weight", torch::empty({cfg.padded_vocab_size, cfg.n_embd}, o));
   auto h = L.transformer->register_module("h", std::make_shared<torch::nn::Module>());
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
-    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, o));
+    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, /*ve_gate_in=*/0, o));
     L.blocks.push_back(b);
     L.h.push_back({b->attn->c_q->weight, b->attn->c_k->weight, b->attn->c_v->weight, b->attn->c_proj->weight,
                    b->mlp->c_fc->weight, b->mlp->c_proj->weight});

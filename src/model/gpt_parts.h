@@ -1,11 +1,12 @@
 // Pieces shared by the nanochat GPTs (V1 in gpt.cpp, the current one in gpt_v2.cpp): the
-// weight-only linear module, the weightless RMSNorm, relu^2 as one autograd node, the rotary
+// weight-only linear module and the block's modules, the weightless RMSNorm, relu^2 as one autograd node, the rotary
 // tables and rotation, and the softcapped head's logits and loss. Private to model/.
 #pragma once
 #include <torch/torch.h>
 
 #include <optional>
 
+#include "model/gpt.h"
 #include "model/softcap_ce.h"
 
 namespace kiln::model::parts {
@@ -17,6 +18,36 @@ struct WeightOnly : torch::nn::Module {
   torch::Tensor weight;
   WeightOnly(int64_t out, int64_t in, const torch::TensorOptions& o) {
     weight = register_parameter("weight", torch::empty({out, in}, o));
+  }
+};
+
+// A transformer block's modules, named as nanochat's (attn.c_q ... mlp.c_proj). ve_gate_in > 0:
+// the value-embedding gate of nanochat2 (attn.ve_gate, (n_kv_head, ve_gate_in)) on this layer.
+struct Attn : torch::nn::Module {
+  std::shared_ptr<WeightOnly> c_q, c_k, c_v, c_proj, ve_gate;
+  Attn(const GPTConfig& c, int64_t ve_gate_in, const torch::TensorOptions& o) {
+    c_q = register_module("c_q", std::make_shared<WeightOnly>(c.n_head * c.head_dim, c.n_embd, o));
+    c_k = register_module("c_k", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
+    c_v = register_module("c_v", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
+    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, c.n_head * c.head_dim, o));
+    if (ve_gate_in > 0) ve_gate = register_module("ve_gate", std::make_shared<WeightOnly>(c.n_kv_head, ve_gate_in, o));
+  }
+};
+
+struct Mlp : torch::nn::Module {
+  std::shared_ptr<WeightOnly> c_fc, c_proj;
+  Mlp(const GPTConfig& c, const torch::TensorOptions& o) {
+    c_fc = register_module("c_fc", std::make_shared<WeightOnly>(4 * c.n_embd, c.n_embd, o));
+    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, 4 * c.n_embd, o));
+  }
+};
+
+struct Block : torch::nn::Module {
+  std::shared_ptr<Attn> attn;
+  std::shared_ptr<Mlp> mlp;
+  Block(const GPTConfig& c, int64_t ve_gate_in, const torch::TensorOptions& o) {
+    attn = register_module("attn", std::make_shared<Attn>(c, ve_gate_in, o));
+    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
   }
 };
 

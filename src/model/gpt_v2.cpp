@@ -16,39 +16,12 @@ namespace {
 
 using parts::ReluSquared;
 using parts::rms_norm;
+using parts::Block;
 using parts::WeightOnly;
 
 constexpr int64_t kVeGateChannels = 12;  // nanochat: the value-embedding gate reads x[..., :12]
 constexpr int64_t kSmearChannels = 24;   // and the smear gate x[..., :24]
 constexpr double kQkScale = 1.2;         // after QK-norm, on q and k both (sharper attention)
-
-struct Attn : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_q, c_k, c_v, c_proj, ve_gate;
-  Attn(const GPTv2Config& c, bool ve, const torch::TensorOptions& o) {
-    c_q = register_module("c_q", std::make_shared<WeightOnly>(c.n_head * c.head_dim, c.n_embd, o));
-    c_k = register_module("c_k", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_v = register_module("c_v", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, c.n_head * c.head_dim, o));
-    if (ve) ve_gate = register_module("ve_gate", std::make_shared<WeightOnly>(c.n_kv_head, kVeGateChannels, o));
-  }
-};
-
-struct Mlp : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_fc, c_proj;
-  Mlp(const GPTv2Config& c, const torch::TensorOptions& o) {
-    c_fc = register_module("c_fc", std::make_shared<WeightOnly>(4 * c.n_embd, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, 4 * c.n_embd, o));
-  }
-};
-
-struct Block : torch::nn::Module {
-  std::shared_ptr<Attn> attn;
-  std::shared_ptr<Mlp> mlp;
-  Block(const GPTv2Config& c, bool ve, const torch::TensorOptions& o) {
-    attn = register_module("attn", std::make_shared<Attn>(c, ve, o));
-    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
-  }
-};
 
 }  // namespace
 
@@ -107,7 +80,7 @@ GPTv2Impl::GPTv2Impl(const GPTv2Config& cfg, torch::Device device) : cfg_(cfg), 
   auto h = L.transformer->register_module("h", std::make_shared<torch::nn::Module>());
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
     const bool ve = has_value_embedding(i, cfg.n_layer);
-    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, ve, o));
+    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, ve ? kVeGateChannels : 0, o));
     L.h.push_back({b->attn->c_q->weight, b->attn->c_k->weight, b->attn->c_v->weight, b->attn->c_proj->weight,
                    b->mlp->c_fc->weight, b->mlp->c_proj->weight, {}, ve ? b->attn->ve_gate->weight : torch::Tensor()});
   }

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 # V1's pieces that nanochat kept unchanged: the weightless RMSNorm, the half-split rotary and the
 # relu^2 MLP (tests/reference/gpt_ref.py).
+import gpt_ref
 from gpt_ref import Mlp as MLP, apply_rotary as apply_rotary_emb, norm
 
 
@@ -140,29 +141,9 @@ class GPT(nn.Module):
 
 
 def main(inp, out):
-    torch.set_num_threads(1)
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-    with safe_open(inp, "pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    c = {}
-    for k, v in meta.items():
-        c[k] = v if k == "window_pattern" else (float(v) if k in ("softcap", "rope_base") else int(v))
-    model = GPT(c)
-    sd = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
-    model.load_state_dict(sd, strict=True)
-    idx, targets = tensors["idx"], tensors["targets"]
-    with torch.no_grad():
-        logits = model(idx)
-        per_token = model(idx, targets, reduction="none").view(targets.shape)
-    loss = model(idx, targets)
-    loss.backward()
-    res = {"logits": logits, "loss": loss.detach(), "per_token": per_token,
-           "scaling_params": torch.tensor(model.num_scaling_params(), dtype=torch.int64)}
-    for n, p in model.named_parameters():
-        res["grad." + n] = p.grad
-    save_file({k: v.contiguous() for k, v in res.items()}, out)
+    # gpt_ref.main's parity run with this model, plus nanochat's num_scaling_params
+    gpt_ref.main(inp, out, GPT,
+                 lambda m: {"scaling_params": torch.tensor(m.num_scaling_params(), dtype=torch.int64)})
 
 
 if __name__ == "__main__":
