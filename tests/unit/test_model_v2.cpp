@@ -203,3 +203,22 @@ TEST(ModelV2, CachedGreedyDecodingEqualsUncachedPastTheWindow) {
   std::cerr << "cached vs uncached logits, worst rel. error " << worst << "\n";
   EXPECT_LT(worst, 1e-5);
 }
+
+// The config keys of nanochat2: RoPE base 100K unless given, a pattern of S and L only, and the
+// window keys refused on the other architectures (they would be silently ignored there).
+TEST(ModelV2, ConfigKeysResolveAndRefuseByName) {
+  const std::string base = "model:\n  depth: 2\n  seq_len: 64\n";
+  auto c = kiln::load_config_text(base + "  arch: nanochat2\n", "v2.yaml");
+  EXPECT_EQ(c.model.rope_base, 100000.0);
+  EXPECT_EQ(c.model.window_pattern, "SSSL");
+  EXPECT_EQ(kiln::load_config_text(base + "  arch: nanochat2\n  rope_base: 5000\n", "v2.yaml").model.rope_base, 5000.0);
+  EXPECT_EQ(kiln::load_config_text(base + "  arch: nanochat2\n  window_pattern: ssl\n", "v2.yaml").model.window_pattern,
+            "SSL");
+  const auto bad = kiln::test::error_of([&] { kiln::load_config_text(base + "  arch: nanochat2\n  window_pattern: SXL\n", "v2.yaml"); });
+  EXPECT_NE(bad.find("v2.yaml: model.window_pattern = \"SXL\" is not a pattern of S and L"), std::string::npos) << bad;
+  const auto v1 = kiln::test::error_of([&] { kiln::load_config_text(base + "  short_window: 16\n", "v1.yaml"); });
+  EXPECT_NE(v1.find("model.window_pattern / model.short_window apply to model.arch: nanochat2 (this is nanochat)"),
+            std::string::npos)
+      << v1;
+  EXPECT_EQ(kiln::load_config_text(base, "v1.yaml").model.rope_base, 10000.0);  // V1 unchanged
+}
