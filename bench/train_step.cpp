@@ -4,7 +4,10 @@
 // bench/train_step_ref.py. A named shape (tiny, shakespeare_char) or any shape from flags; on CUDA
 // with bf16 autocast (the Trainer's default there) and optionally train.fp8's FP8 matmuls.
 // Usage: bench_train_step SHAPE [threads] [steps] [--layers N --width N --heads N --seq N
-//        --vocab N --batch N --warmup N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F]
+//        --vocab N --batch N --warmup N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F
+//        --arch nanochat|nanochat2 --short-window N]
+// --arch nanochat2 benches nanochat's current model (windows SSSL, short window --short-window or
+// nanochat's rule; value embeddings, lambdas, smear, backout) at the same shape as V1.
 // --profile N profiles N more steps after the timed ones (Kineto, as torch.profiler) and prints the
 // table of where the time went: "profile:" lines, GPU kernels by total time on CUDA, ATen ops by
 // inclusive CPU time on the CPU (a parent op includes its children there).
@@ -22,7 +25,7 @@
 #include "core/config.h"         // ModelConfig, OptimConfig
 #include "model/autocast.h"      // AutocastGuard
 #include "model/fp8.h"           // fp8::Guard
-#include "model/gpt.h"           // GPT, GPTConfig
+#include "model/lm.h"            // make_model
 #include "model/safetensors.h"   // save_safetensors, named_parameters_of
 #include "optim/optimizers.h"    // make_optimizers
 
@@ -68,7 +71,8 @@ double peak_gb(const torch::Device& d, bool reset) {
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
   Shape s{"custom", 0, 0, 0, 0, 0, 0, 0, 0};
-  std::string device = "cpu", dtype = "fp32", weights_out;
+  std::string device = "cpu", dtype = "fp32", weights_out, arch = "nanochat";
+  int64_t short_window = 0;
   bool fp8 = false;
   int64_t profile_steps = 0;
   std::vector<std::pair<std::string, int64_t>> ints;  // shape flags, applied after the named shape
@@ -85,6 +89,8 @@ int main(int argc, char** argv) {
     else if (a == "--dtype") dtype = next();
     else if (a == "--fp8") fp8 = true;
     else if (a == "--weights-out") weights_out = next();
+    else if (a == "--arch") arch = next();
+    else if (a == "--short-window") short_window = std::atoll(next().c_str());
     else if (a == "--profile") profile_steps = std::atoll(next().c_str());
     else if (a.rfind("--", 0) == 0) ints.emplace_back(a, std::atoll(next().c_str()));
     else pos.push_back(a);
@@ -106,10 +112,12 @@ int main(int argc, char** argv) {
     if (!ok) found = false;
   }
   if (!found || s.layers <= 0 || s.width <= 0 || s.heads <= 0 || s.seq <= 0 || s.vocab <= 0 || s.batch <= 0 ||
-      (device != "cpu" && device != "cuda") || (dtype != "fp32" && dtype != "bf16")) {
+      (device != "cpu" && device != "cuda") || (dtype != "fp32" && dtype != "bf16") ||
+      (arch != "nanochat" && arch != "nanochat2")) {
     std::fprintf(stderr,
                  "usage: %s tiny|shakespeare_char|custom [threads] [steps] [--layers N --width N --heads N --seq N "
-                 "--vocab N --batch N --warmup N --steps N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F --profile N]\n",
+                 "--vocab N --batch N --warmup N --steps N --device cpu|cuda --dtype fp32|bf16 --fp8 --weights-out F --profile N "
+                 "--arch nanochat|nanochat2 --short-window N]\n",
                  argv[0]);
     return 2;
   }
@@ -123,8 +131,9 @@ int main(int argc, char** argv) {
   m.width = s.width;
   m.n_head = s.heads;
   m.seq_len = s.seq;
-  kiln::model::GPT model(kiln::model::GPTConfig::from(m, s.vocab));
-  model->init_weights(42);
+  m.arch = arch;
+  if (arch == "nanochat2") m.rope_base = 100000.0, m.short_window = short_window;
+  auto model = kiln::model::make_model(m, s.vocab, 42, torch::kCPU);
   if (!weights_out.empty()) kiln::model::save_safetensors(weights_out, kiln::model::named_parameters_of(*model));
   model->to(dev);
   kiln::OptimConfig o;
@@ -188,10 +197,10 @@ int main(int argc, char** argv) {
   const double n = double(times.size());
   std::string ls;
   for (double l : losses) ls += (ls.empty() ? "" : ",") + std::to_string(l);
-  std::printf("impl=kiln%s shape=%s device=%s dtype=%s threads=%d params=%lld flops_per_token=%.6g tokens_per_step=%lld "
+  std::printf("impl=kiln%s%s shape=%s device=%s dtype=%s threads=%d params=%lld flops_per_token=%.6g tokens_per_step=%lld "
               "median_step_ms=%.2f tok_per_s=%.0f loss=%.4f fwd_ms=%.1f bwd_ms=%.1f opt_ms=%.1f peak_mem_gb=%.2f "
               "losses=%s\n",
-              fp8 ? "-fp8" : "", s.name.c_str(), device.c_str(), dtype.c_str(), at::get_num_threads(),
+              arch == "nanochat2" ? "-nanochat2" : "", fp8 ? "-fp8" : "", s.name.c_str(), device.c_str(), dtype.c_str(), at::get_num_threads(),
               (long long)model->num_params(), model->estimate_flops(), (long long)(s.batch * s.seq), med * 1e3,
               double(s.batch * s.seq) / med, losses.back(), t_fwd / n * 1e3, t_bwd / n * 1e3, t_opt / n * 1e3,
               peak_gb(dev, false), ls.c_str());

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -46,8 +47,9 @@ const std::vector<Field>& fields() {
       KILN_S(run, device, (std::vector<std::string>{"auto", "cpu", "cuda"}), "where to train"),
       KILN_S(init, from, {}, "start from this checkpoint's weights (dir, step dir or run dir; \"\": fresh init)"),
       KILN_F(init, optimizer, -kInf, kInf, "with init.from: also load its optimizer state (warm start)"),
-      KILN_S(model, arch, (std::vector<std::string>{"nanochat", "gpt2"}),
-             "architecture: nanochat (rotary, RMSNorm, relu^2, Muon) or gpt2 (OpenAI's GPT-2)"),
+      KILN_S(model, arch, (std::vector<std::string>{"nanochat", "nanochat2", "gpt2"}),
+             "architecture: nanochat (V1: rotary, RMSNorm, relu^2, Muon), nanochat2 (nanochat's current model: "
+             "sliding windows, value embeddings, lambdas, smear, backout) or gpt2 (OpenAI's GPT-2)"),
       KILN_S(model, size, (std::vector<std::string>{"", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}),
              "arch gpt2: a named size (sets depth/width/n_head); \"\": from depth/width/n_head"),
       KILN_F(model, depth, 1, 256, "the one dial: layers; width = 64*depth, heads = ceil(width/128) (gpt2: width/64)"),
@@ -61,6 +63,10 @@ const std::vector<Field>& fields() {
       KILN_F(model, norm_eps, 0, 1, "RMSNorm epsilon (0: the dtype's machine epsilon, as nanochat; imports set it)"),
       KILN_F(model, n_ctx, 0, 1048576, "arch gpt2: learned positions (0: 1024); model.seq_len <= n_ctx"),
       KILN_F(model, dropout, 0, 0.999, "arch gpt2: dropout while training (embeddings, attention, residuals)"),
+      // arch nanochat2 (issue 22)
+      KILN_S(model, window_pattern, {}, "arch nanochat2: per-layer attention windows, S (short) / L (full), tiled; "
+             "the last layer is always L"),
+      KILN_F(model, short_window, 0, 1048576, "arch nanochat2: the S window in tokens (0: ceil(seq_len/4/128)*128)"),
       KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
       KILN_S(data, train, {}, "training shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
       KILN_S(data, val, {}, "validation shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
@@ -394,6 +400,26 @@ void resolve_muon_adamw(Config& c) {
   dflt("optim.weight_decay_scale", o.weight_decay_scale, -1.0);
 }
 
+// model.arch nanochat2: RoPE base 100K unless given, and a window pattern of S and L only; the
+// window keys are an error on the other architectures (they would be silently ignored).
+void resolve_nanochat2(Config& c) {
+  auto& m = c.model;
+  auto given = [&](const char* k) { return std::find(c.given.begin(), c.given.end(), k) != c.given.end(); };
+  const ModelConfig d;
+  if (m.arch != "nanochat2") {
+    if (m.window_pattern != d.window_pattern || m.short_window != d.short_window)
+      throw Error(c.source + ": model.window_pattern / model.short_window apply to model.arch: nanochat2 (this is " +
+                      m.arch + ")",
+                  "remove them, or set model.arch: nanochat2");
+    return;
+  }
+  if (!given("model.rope_base")) m.rope_base = 100000.0;
+  if (m.window_pattern.empty() || m.window_pattern.find_first_not_of("SLsl") != std::string::npos)
+    throw Error(c.source + ": model.window_pattern = \"" + m.window_pattern + "\" is not a pattern of S and L",
+                "use e.g. SSSL (three short-window layers, then one full), or L for full attention everywhere");
+  for (auto& ch : m.window_pattern) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+}
+
 // Fill defaults that depend on other keys, then check what a single key's range cannot.
 void resolve_and_validate(Config& c) {
   const std::string& src = c.source;
@@ -403,6 +429,7 @@ void resolve_and_validate(Config& c) {
   if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.run.dir + "/ckpt";
   resolve_gpt2(c);
   resolve_muon_adamw(c);
+  resolve_nanochat2(c);
   if (c.train.fp8 && c.model.arch != "nanochat")  // model::GPT holds the FP8 hook (model/fp8.h)
     throw Error(src + ": train.fp8 = true applies to model.arch: nanochat (this is " + c.model.arch + ")",
                 "remove train.fp8, or set it to false");

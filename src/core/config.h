@@ -17,7 +17,7 @@ struct RunConfig {
 };
 
 struct ModelConfig {
-  std::string arch = "nanochat";  // nanochat | gpt2 (model::make_model builds it)
+  std::string arch = "nanochat";  // nanochat | nanochat2 | gpt2 (model::make_model builds it)
   std::string size;          // gpt2: gpt2 | gpt2-medium | gpt2-large | gpt2-xl sets depth/width/n_head
   int64_t depth = 20;        // the one dial: width 64*depth, heads ceil(width/128) (gpt2: width/64)
   int64_t width = 0;         // 0 -> 64*depth
@@ -30,6 +30,11 @@ struct ModelConfig {
   double norm_eps = 0.0;     // RMSNorm epsilon; 0 -> the activations' dtype epsilon (nanochat's F.rms_norm)
   int64_t n_ctx = 0;         // gpt2: learned positions (0 -> 1024); seq_len <= n_ctx
   double dropout = 0.0;      // gpt2: embedding/attention/residual dropout while training
+  // arch nanochat2 (nanochat's current model, issue 22): the sliding-window pattern tiled over the
+  // layers (S short, L full; the last layer is always L) and the short window in tokens (0: nanochat's
+  // rule, ceil(seq_len/4/128)*128).
+  std::string window_pattern = "SSSL";
+  int64_t short_window = 0;
   bool operator==(const ModelConfig&) const = default;
 };
 

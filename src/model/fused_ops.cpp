@@ -197,7 +197,7 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
   if (cpu_f32(x) && cpu_f32(cos) && cpu_f32(sin) && x.stride(3) == 1 && cos.stride(3) == 1 && sin.stride(3) == 1 &&
       !cos.requires_grad() && !sin.requires_grad() && x.numel() > 0)
     return RotaryCpu::apply(x, cos, sin);
-  // Elsewhere the composite; split, not narrow (see Note [Split, not narrow] in gpt.cpp).
+  // Elsewhere the composite; split, not narrow (see Note [Split, not narrow] in gpt_parts.cpp).
   const auto halves = x.split(x.size(-1) / 2, -1);
   const auto &x1 = halves[0], &x2 = halves[1];
   return torch::cat({x1 * cos + x2 * sin, x2 * cos - x1 * sin}, -1);

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/fp8.h"
 #include "model/fused_ops.h"
+#include "model/gpt_parts.h"
 #include "model/kv_cache.h"
 #include "model/softcap_ce.h"
 
@@ -15,42 +16,7 @@ namespace kiln::model {
 
 namespace {
 
-// A bias-free linear layer that only holds "weight" (out, in); allocated uninitialised because
-// init_weights() (or a checkpoint) always overwrites it, and so that a d20 on the meta device
-// costs nothing.
-struct WeightOnly : torch::nn::Module {
-  torch::Tensor weight;
-  WeightOnly(int64_t out, int64_t in, const torch::TensorOptions& o) {
-    weight = register_parameter("weight", torch::empty({out, in}, o));
-  }
-};
-
-struct Attn : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_q, c_k, c_v, c_proj;
-  Attn(const GPTConfig& c, const torch::TensorOptions& o) {
-    c_q = register_module("c_q", std::make_shared<WeightOnly>(c.n_head * c.head_dim, c.n_embd, o));
-    c_k = register_module("c_k", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_v = register_module("c_v", std::make_shared<WeightOnly>(c.n_kv_head * c.head_dim, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, c.n_head * c.head_dim, o));
-  }
-};
-
-struct Mlp : torch::nn::Module {
-  std::shared_ptr<WeightOnly> c_fc, c_proj;
-  Mlp(const GPTConfig& c, const torch::TensorOptions& o) {
-    c_fc = register_module("c_fc", std::make_shared<WeightOnly>(4 * c.n_embd, c.n_embd, o));
-    c_proj = register_module("c_proj", std::make_shared<WeightOnly>(c.n_embd, 4 * c.n_embd, o));
-  }
-};
-
-struct Block : torch::nn::Module {
-  std::shared_ptr<Attn> attn;
-  std::shared_ptr<Mlp> mlp;
-  Block(const GPTConfig& c, const torch::TensorOptions& o) {
-    attn = register_module("attn", std::make_shared<Attn>(c, o));
-    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
-  }
-};
+using parts::Block;
 
 }  // namespace
 
@@ -82,11 +48,7 @@ struct GPTImpl::Layers {
 // autograd identity, and an optimizer step in place still updates the matrix, so it never goes
 // stale); a later set_data (Module::to, a load that swaps data) is seen by the data pointers and
 // the matrix is built again. No memory is added: the three weights live in it.
-// Note [Rotary]: nanochat's half-split rotation, y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos,
-// written out as nanochat writes it; on the CPU in fp32 model::rotary (fused_ops.h) does it in
-// one pass forward and one backward, with the same bits. A one-addcmul form over full-width tables ([cos, cos],
-// [sin, -sin], rotate_half) was tried and measured 25-35% slower forward and backward on the CPU
-// (tiny shape): its broadcast over the strided q|k view is slower than four half-width multiplies.
+// Note [Rotary]: see gpt_parts.cpp.
 
 GPTConfig GPTConfig::from(const kiln::ModelConfig& m, int64_t vocab_size) {
   const ModelShape s = derive_shape(m);
@@ -119,7 +81,7 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers
   L.wte = wte->register_parameter("weight", torch::empty({cfg.padded_vocab_size, cfg.n_embd}, o));
   auto h = L.transformer->register_module("h", std::make_shared<torch::nn::Module>());
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
-    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, o));
+    auto b = h->register_module(std::to_string(i), std::make_shared<Block>(cfg, /*ve_gate_in=*/0, o));
     L.blocks.push_back(b);
     L.h.push_back({b->attn->c_q->weight, b->attn->c_k->weight, b->attn->c_v->weight, b->attn->c_proj->weight,
                    b->mlp->c_fc->weight, b->mlp->c_proj->weight});
@@ -128,17 +90,9 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : cfg_(cfg), layers
   L.lm_head = head->register_parameter("weight", torch::empty({cfg.padded_vocab_size, cfg.n_embd}, o));
 
   // Rotary tables for 10x the context (as nanochat, so generation may run past seq_len), fp32.
-  const int64_t T = std::max<int64_t>(1, 10 * cfg.seq_len), D = cfg.head_dim;
-  if (device.is_meta()) {
-    L.cos = register_buffer("rotary_cos", torch::empty({1, T, 1, D / 2}, o));
-    L.sin = register_buffer("rotary_sin", torch::empty({1, T, 1, D / 2}, o));
-  } else {
-    auto f = torch::TensorOptions().dtype(torch::kFloat32);
-    auto inv_freq = 1.0 / torch::pow(torch::tensor(cfg.rope_base, f), torch::arange(0, D, 2, f) / double(D));
-    auto freqs = torch::outer(torch::arange(T, f), inv_freq);  // (T, D/2)
-    L.cos = register_buffer("rotary_cos", freqs.cos().view({1, T, 1, D / 2}).to(device));
-    L.sin = register_buffer("rotary_sin", freqs.sin().view({1, T, 1, D / 2}).to(device));
-  }
+  auto rt = parts::rotary_tables(std::max<int64_t>(1, 10 * cfg.seq_len), cfg.head_dim, cfg.rope_base, device);
+  L.cos = register_buffer("rotary_cos", rt.cos);
+  L.sin = register_buffer("rotary_sin", rt.sin);
 }
 
 void GPTImpl::init_weights(uint64_t seed) {
@@ -190,15 +144,7 @@ torch::Tensor GPTImpl::run_blocks(
   const int64_t B = x.size(0), T = x.size(1), H = cfg_.n_head, Hkv = cfg_.n_kv_head, D = cfg_.head_dim;
   const double eps = cfg_.norm_eps;
   x = rms_norm(x, eps);
-  bool tables_cast = false;
-  const auto rotary = [&](const torch::Tensor& t) {  // t (B, T, heads, D); see Note [Rotary]
-    if (!tables_cast && cos.scalar_type() != t.scalar_type()) {  // bf16 under autocast: tables follow
-      cos = cos.to(t.scalar_type());
-      sin = sin.to(t.scalar_type());
-    }
-    tables_cast = true;
-    return model::rotary(t, cos, sin);
-  };
+  parts::Rotary rotary(std::move(cos), std::move(sin));  // see Note [Rotary]
   for (size_t i = 0; i < L.h.size(); ++i) {
     const auto& l = L.h[i];
     // Training: one GEMM for q, k and v (see Note [Fused qkv]). Inference with the cache: one
@@ -214,11 +160,7 @@ torch::Tensor GPTImpl::run_blocks(
       qkv = torch::cat({at::linear(xn, l.wq), at::linear(xn, l.wk), at::linear(xn, l.wv)}, -1);
     else
       qkv = at::linear(xn, stored_qkv(i));
-    // Note [Split, not narrow]: the backward of narrow (SliceBackward) allocates a zero tensor of
-    // the whole input per slice, copies the slice's gradient in and adds them up; split's backward
-    // is one cat. Profiled (bench_train_step --profile): on the H200 at d20, batch 16, zero fills took
-    // 7 ms and copies 38 ms of 450 ms of kernels per step; on the CPU SliceBackward took 1.4 s of a
-    // 48 s shakespeare_char step (2 cores under load).
+    // split, not narrow: see Note [Split, not narrow] in gpt_parts.cpp.
     const auto qk_v = qkv.view({B, T, H + 2 * Hkv, D}).split_with_sizes({H + Hkv, Hkv}, 2);
     const auto qk = rms_norm(rotary(qk_v[0]), eps).split_with_sizes({H, Hkv}, 2);  // QK-norm after rotary, as nanochat
     const auto &q = qk[0], &k = qk[1], &v = qk_v[1];
@@ -277,27 +219,13 @@ torch::Tensor GPTImpl::head_weight() const { return layers_->lm_head.narrow(0, 0
 
 // Logits over the real vocabulary in fp32, softcapped: s * tanh(z / s).
 torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
-  auto z = fp8::maybe_linear(x, head_weight()).to(torch::kFloat32);
-  const double s = cfg_.softcap;
-  if (s > 0) z = at::tanh(z / s) * s;
-  return z;
+  return parts::softcap_logits(fp8::maybe_linear(x, head_weight()), cfg_.softcap);
 }
 
-// With targets the softcap and the loss run fused on the raw (padded) head output; see
-// softcap_ce.h for why (memory: no fp32 (N, V) tensors kept for backward).
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets, LossReduction reduction) {
   TORCH_CHECK(targets.sizes() == idx.sizes(), "GPT: targets must have idx's shape");
-  const bool per_token = reduction == LossReduction::kNone;
-  const auto red = per_token ? at::Reduction::None : at::Reduction::Mean;
-  if (cfg_.softcap <= 0) {
-    auto logits = logits_from_hidden(hidden(idx));
-    auto l = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}), {}, red, -1);
-    return per_token ? l.view(targets.sizes()) : l;
-  }
-  auto z = fp8::maybe_linear(hidden(idx), head_weight());
-  auto l = softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.vocab_size, cfg_.softcap,
-                                 reduction);
-  return per_token ? l.view(targets.sizes()) : l;
+  return parts::head_loss(fp8::maybe_linear(hidden(idx), head_weight()), targets, cfg_.vocab_size, cfg_.softcap,
+                          reduction);
 }
 
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets) {

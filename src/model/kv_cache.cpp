@@ -29,6 +29,12 @@ void KVCache::resize(int64_t slots, int64_t capacity) {
   len_.resize(static_cast<size_t>(slots), 0);
   const int64_t old_cap = capacity_;
   capacity_ = capacity;
+  if (tok_.defined()) {
+    auto n = torch::full({slots, capacity}, -1, tok_.options());
+    const int64_t s = std::min(slots, tok_.size(0)), c = std::min(old_cap, capacity);
+    n.narrow(0, 0, s).narrow(1, 0, c).copy_(tok_.narrow(0, 0, s).narrow(1, 0, c));
+    tok_ = n;
+  }
   if (k_.empty()) return;  // nothing allocated yet
   for (auto* store : {&k_, &v_})
     for (auto& t : *store) {
@@ -95,7 +101,8 @@ CachedStep::CachedStep(KVCache& cache, const std::vector<int64_t>& n_tokens, con
   if (!no_mask_) mask_ = torch::arange(t_keys_, i64).to(dev).view({1, 1, 1, t_keys_}) <= pos_.view({B, 1, T, 1});
 }
 
-torch::Tensor CachedStep::attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+torch::Tensor CachedStep::attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 int64_t window) {
   auto& C = cache_;
   const int64_t B = B_, T = T_, Hkv = C.n_kv_head_, D = C.head_dim_;
   TORCH_CHECK(k.size(2) == Hkv && k.size(3) == D, "CachedStep: keys do not match the cache's shape");
@@ -123,12 +130,54 @@ torch::Tensor CachedStep::attend(size_t layer, const torch::Tensor& q, const tor
   auto K = kc.narrow(1, 0, t_keys_), V = vc.narrow(1, 0, t_keys_);
   K = identity_ ? K.narrow(0, slot0_, B) : K.index_select(0, slot_idx_);
   V = identity_ ? V.narrow(0, slot0_, B) : V.index_select(0, slot_idx_);
+  const bool gqa = q.size(2) != Hkv;
+  // Note [Cached windows]: the deepest query sits at t_keys-1; when it is within `window` of key 0
+  // every query sees all its causal keys and the window changes nothing. Otherwise only keys from
+  // k_lo = min over rows of (first position - window) can be visible: the rest is not read, and a
+  // band mask (key <= p and key >= p - window) covers what is.
+  if (window >= 0 && t_keys_ - 1 > window) {
+    auto it = window_masks_.find(window);
+    if (it == window_masks_.end()) {
+      int64_t k_lo = t_keys_;
+      for (int64_t b = 0; b < B; ++b) k_lo = std::min(k_lo, std::max<int64_t>(0, pos0_[b] - window));
+      // Decode of equal rows (T = 1, one start): every key read is visible, no mask.
+      torch::Tensor m;
+      if (!(uniform_ && T == 1)) {
+        auto keys = torch::arange(k_lo, t_keys_, torch::TensorOptions().dtype(torch::kInt64).device(q.device()))
+                        .view({1, 1, 1, t_keys_ - k_lo});
+        auto p = pos_.view({B, 1, T, 1});
+        m = keys.le(p).logical_and_(keys.ge(p - window));
+      }
+      it = window_masks_.emplace(window, std::make_pair(k_lo, m)).first;
+    }
+    const int64_t k_lo = it->second.first;
+    K = K.narrow(1, k_lo, t_keys_ - k_lo).transpose(1, 2).to(q.scalar_type());
+    V = V.narrow(1, k_lo, t_keys_ - k_lo).transpose(1, 2).to(q.scalar_type());
+    const auto& m = it->second.second;
+    return at::scaled_dot_product_attention(q.transpose(1, 2), K, V,
+                                            m.defined() ? std::optional<at::Tensor>(m) : std::nullopt, 0.0,
+                                            /*is_causal=*/false, std::nullopt, gqa);
+  }
   K = K.transpose(1, 2).to(q.scalar_type());
   V = V.transpose(1, 2).to(q.scalar_type());
-  const bool gqa = q.size(2) != Hkv;
   if (no_mask_)
     return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, {}, 0.0, /*is_causal=*/T > 1, std::nullopt, gqa);
   return at::scaled_dot_product_attention(q.transpose(1, 2), K, V, mask_, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+}
+
+torch::Tensor CachedStep::previous_tokens(const torch::Tensor& idx) {
+  TORCH_CHECK(idx.dim() == 2 && idx.size(0) == B_ && idx.size(1) == T_, "previous_tokens: idx must be (B, T)");
+  auto& C = cache_;
+  if (!C.tok_.defined()) C.tok_ = torch::full({C.slots(), C.capacity()}, -1, idx.options());
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  std::vector<int64_t> before(static_cast<size_t>(B_)), start(static_cast<size_t>(B_));
+  for (int64_t b = 0; b < B_; ++b) before[b] = std::max<int64_t>(0, pos0_[b] - 1), start[b] = pos0_[b];
+  // The token before each row's first: the slot's last cached one (read before this chunk is written).
+  auto first = C.tok_.index({torch::tensor(slots_, i64).to(idx.device()), torch::tensor(before, i64).to(idx.device())});
+  first = torch::where(torch::tensor(start, i64).to(idx.device()).eq(0), torch::full_like(first, -1), first);
+  for (int64_t b = 0; b < B_; ++b)
+    C.tok_[slots_[b]].narrow(0, pos0_[b], n_tokens_[b]).copy_(idx[b].narrow(0, 0, n_tokens_[b]));
+  return torch::cat({first.view({B_, 1}), idx.narrow(1, 0, T_ - 1)}, 1);
 }
 
 torch::Tensor CachedStep::last_rows(const torch::Tensor& x) const {

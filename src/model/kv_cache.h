@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "model/lm.h"
@@ -35,6 +37,9 @@ class KVCache {
   int64_t capacity_;
   std::vector<int64_t> len_;
   std::vector<torch::Tensor> k_, v_;  // per layer (slots, capacity, H_kv, D); undefined until first write
+  // The tokens fed to each slot (slots, capacity) int64, for an architecture that reads the
+  // previous token (nanochat2's smear); undefined until CachedStep::previous_tokens first runs.
+  torch::Tensor tok_;
   void resize(int64_t slots, int64_t capacity);
 };
 
@@ -53,8 +58,14 @@ class CachedStep {
   // that a caller may slice its tables (a view) instead of gathering them by positions(); else -1.
   int64_t shared_start() const { return uniform_ ? pos0_[0] : -1; }
   // Write layer `layer`'s k, v (B, T, H_kv, D) into the cache and attend q (B, T, H, D) over the
-  // slot's cached keys plus the causal part of the chunk. Returns (B, H, T, D).
-  torch::Tensor attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+  // slot's cached keys plus the causal part of the chunk. Returns (B, H, T, D). window >= 0: a
+  // query at position p sees only keys p-window..p (flash-attention's window_size_left), and only
+  // the keys some query of the chunk can see are read from the cache.
+  torch::Tensor attend(size_t layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       int64_t window = -1);
+  // Each query's previous token (B, T) int64, -1 at position 0, from idx (B, T) and the slot's
+  // history; records this chunk's tokens in the cache (call once per step, before commit).
+  torch::Tensor previous_tokens(const torch::Tensor& idx);
   // x (B, T, C) at each row's last fed token: (B, C).
   torch::Tensor last_rows(const torch::Tensor& x) const;
   // After the last layer: every slot's length grows by its n_tokens.
@@ -66,6 +77,8 @@ class CachedStep {
   int64_t B_ = 0, T_ = 0, t_keys_ = 0, slot0_ = 0;
   bool all_full_ = false, identity_ = true, uniform_ = false, no_mask_ = false, committed_ = false;
   torch::Tensor pos_, t_row_, t_t_, t_slot_, t_pos_, slot_idx_, mask_;
+  // Per window: the first key read, and the band mask over keys k_lo..t_keys-1 (undefined: none needed).
+  std::map<int64_t, std::pair<int64_t, torch::Tensor>> window_masks_;
 };
 
 }  // namespace kiln::model

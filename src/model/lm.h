@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -21,7 +22,9 @@ struct CacheShape {
 
 // Parameters grouped by what they are; optim::make_optimizers decides how each role is stepped.
 // Roles: "matrix" (block matrices), "embedding" (token / position embeddings), "unembedding"
-// (an untied head), "vector" (biases, norm gains). A tied weight appears once, in one group.
+// (an untied head), "vector" (biases, norm gains); nanochat2 adds "value_embedding",
+// "resid_lambda", "x0_lambda" and "smear" (nanochat's optimizer groups). A tied weight appears
+// once, in one group.
 struct ParamGroup {
   std::string role;
   std::vector<std::string> names;  // as in named_parameters(), same order as params
@@ -31,7 +34,7 @@ struct ParamGroup {
 class LM : public torch::nn::Module {
  public:
   ~LM() override = default;
-  // "nanochat" or "gpt2" (meta.json and messages).
+  // "nanochat", "nanochat2" or "gpt2" (meta.json and messages).
   virtual std::string arch() const = 0;
   // The architecture's own init, deterministic for a seed.
   virtual void init_weights(uint64_t seed) = 0;
@@ -61,6 +64,10 @@ class LM : public torch::nn::Module {
   virtual int64_t num_scaling_params() const { return num_params(); }
   // Training FLOPs per token (PaLM-style 6N + attention), for MFU.
   virtual double estimate_flops() const = 0;
+  // Parameter counts by kind for scaling laws (nanochat's num_scaling_params: "wte",
+  // "value_embeds", "lm_head", "transformer_matrices", "scalars", "total"); an architecture
+  // without that accounting reports only "total".
+  virtual std::vector<std::pair<std::string, int64_t>> scaling_params() const { return {{"total", num_params()}}; }
   // Every trainable parameter exactly once, grouped by role.
   virtual std::vector<ParamGroup> param_groups() = 0;
 };

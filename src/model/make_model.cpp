@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "model/gpt.h"
 #include "model/gpt2.h"
+#include "model/gpt_v2.h"
 #include "model/lm.h"
 
 namespace kiln::model {
@@ -23,8 +24,9 @@ Model make_model(const kiln::ModelConfig& m, int64_t vocab_size, uint64_t seed, 
   const torch::Device build = device.is_meta() ? device : torch::Device(torch::kCPU);
   Model model;
   if (m.arch == "nanochat") model = std::make_shared<GPTImpl>(GPTConfig::from(m, vocab_size), build);
+  else if (m.arch == "nanochat2") model = std::make_shared<GPTv2Impl>(GPTv2Config::from(m, vocab_size), build);
   else if (m.arch == "gpt2") model = std::make_shared<GPT2Impl>(GPT2Config::from(m, vocab_size), build);
-  else throw Error("model.arch = \"" + m.arch + "\" is not an architecture kiln builds", "use nanochat or gpt2");
+  else throw Error("model.arch = \"" + m.arch + "\" is not an architecture kiln builds", "use nanochat, nanochat2 or gpt2");
   if (device.is_meta()) return model;
   if (weights == Weights::Initialised) model->init_weights(seed);
   model->to(device);

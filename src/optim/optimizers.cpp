@@ -513,7 +513,19 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
   // Per role: the tensors and their names (the state is keyed by name, Note [Optimizer state by name]).
   std::vector<torch::Tensor> matrix, embedding, unembedding;
   std::vector<std::string> matrix_n, embedding_n, unembedding_n;
+  // model.arch nanochat2's extra roles, as AdamW groups after the two above (so V1's group indices
+  // and state keys stay as they were), with nanochat's lr and weight decay per group (scalar_lr
+  // 0.5); the betas stay the optimizer's own. A stopgap until nanochat's MuonAdamW lands.
+  const double scale = adamw_lr_scale(width);
+  struct Extra { const char* role; double lr, wd; };
+  const Extra extras[] = {{"value_embedding", o.embedding_lr * scale * 0.5, 0.01}, {"resid_lambda", 0.5 * 0.01, 0.05},
+                          {"x0_lambda", 0.5, 0.0}, {"smear", 0.2, 0.0}};
+  std::vector<AdamW::Group> extra_groups;
   for (const auto& g : groups) {
+    bool extra = false;
+    for (const auto& e : extras)
+      if (g.role == e.role && !g.params.empty()) extra_groups.push_back({g.params, e.lr, g.names, e.wd}), extra = true;
+    if (extra) continue;
     auto* dst = g.role == "matrix" ? &matrix : g.role == "embedding" ? &embedding : g.role == "unembedding" ? &unembedding : nullptr;
     auto* dst_n = g.role == "matrix" ? &matrix_n : g.role == "embedding" ? &embedding_n : &unembedding_n;
     if (!dst)
@@ -525,11 +537,16 @@ Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, c
     dst->insert(dst->end(), g.params.begin(), g.params.end());
     dst_n->insert(dst_n->end(), g.names.begin(), g.names.end());
   }
-  const double scale = adamw_lr_scale(width);
-  AdamW adamw({{unembedding, o.unembedding_lr * scale, unembedding_n}, {embedding, o.embedding_lr * scale, embedding_n}},
-              o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
+  std::vector<AdamW::Group> adamw_groups{{unembedding, o.unembedding_lr * scale, unembedding_n},
+                                         {embedding, o.embedding_lr * scale, embedding_n}};
+  adamw_groups.insert(adamw_groups.end(), extra_groups.begin(), extra_groups.end());
+  AdamW adamw(std::move(adamw_groups), o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay);
   Muon muon(matrix, o.matrix_lr, o.muon_momentum_end, o.ns_steps, matrix_n);
-  return Optimizers{std::move(muon), std::move(adamw)};
+  Optimizers out{std::move(muon), std::move(adamw)};
+  for (const auto& g : groups)
+    for (const auto& e : extras)
+      if (g.role == e.role && !g.params.empty()) out.extra_roles.push_back(g.role);
+  return out;
 }
 
 double stage_lr_multiplier(int64_t step, int64_t total, const kiln::OptimConfig& o) {
@@ -556,7 +573,10 @@ std::vector<std::pair<std::string, double>> Optimizers::group_lrs() const {
     for (size_t k = 0; k < std::size(kMuonAdamWRoles); ++k) out.emplace_back(kMuonAdamWRoles[k].role, adamw.lr(k));
     return out;
   }
-  return {{"matrix", muon.lr()}, {"unembedding", adamw.lr(0)}, {"embedding", adamw.lr(1)}};
+  std::vector<std::pair<std::string, double>> out{{"matrix", muon.lr()}, {"unembedding", adamw.lr(0)},
+                                                  {"embedding", adamw.lr(1)}};
+  for (size_t g = 2; g < extra_roles.size() + 2; ++g) out.emplace_back(extra_roles[g - 2], adamw.lr(g));
+  return out;
 }
 
 void Optimizers::step() {

@@ -147,6 +147,9 @@ struct Optimizers {
   OwnerFilter owns;  // set_owner_filter's; empty: every parameter
   // The current lr of each parameter group, named by role (TensorBoard, metrics.jsonl).
   std::vector<std::pair<std::string, double>> group_lrs() const;
+  // nanochat2's roles stepped by AdamW groups 2, 3, ... (value_embedding, resid_lambda, x0_lambda,
+  // smear; those the model has), in that order.
+  std::vector<std::string> extra_roles;
 };
 Optimizers make_optimizers(const std::vector<kiln::model::ParamGroup>& groups, const kiln::OptimConfig& o,
                            int64_t width);

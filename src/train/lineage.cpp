@@ -51,7 +51,8 @@ void adopt_parent_shape(Config& cfg, const Parent& p) {
   const Key keys[] = {KILN_MODEL_KEY(depth),     KILN_MODEL_KEY(width),   KILN_MODEL_KEY(n_head),
                       KILN_MODEL_KEY(n_kv_head), KILN_MODEL_KEY(vocab_size), KILN_MODEL_KEY(softcap),
                       KILN_MODEL_KEY(rope_base), KILN_MODEL_KEY(seq_len),   KILN_MODEL_KEY(arch),
-                      KILN_MODEL_KEY(size),      KILN_MODEL_KEY(n_ctx),     KILN_MODEL_KEY(norm_eps)};
+                      KILN_MODEL_KEY(size),      KILN_MODEL_KEY(n_ctx),     KILN_MODEL_KEY(norm_eps),
+                      KILN_MODEL_KEY(window_pattern), KILN_MODEL_KEY(short_window)};  // nanochat2
 #undef KILN_MODEL_KEY
   auto given = [&](const std::string& k) { return std::find(cfg.given.begin(), cfg.given.end(), k) != cfg.given.end(); };
   for (const auto& k : keys) {

@@ -26,3 +26,7 @@ rank_pid() {
   return 1
 }
 source "$root/tests/dist/check_parity.sh"  # check_parity
+# step_dir RUN STEP: that step's checkpoint directory.
+step_dir() { printf "%s/ckpt/step_%08d" "$1" "$2"; }
+# kill_ranks RUN SIGNAL: that signal to every rank of the 2-rank job writing RUN.
+kill_ranks() { local r p; for r in 0 1; do p=$(rank_pid "$1" $r) && kill "-$2" "$p" 2>/dev/null || true; done; }

@@ -19,9 +19,6 @@ steps=60
 args=("${TINY_ARGS[@]}" train.max_steps=$steps train.device_batch_size=4 train.total_batch_size=1024
       checkpoint.keep_last=0 eval.every=20 log.every=20)
 mpi() { "$root/tests/run_mpi.sh" 2 "$root/pretrain" "$@"; }
-step_dir() { printf "%s/ckpt/step_%08d" "$1" "$2"; }
-# kill_ranks RUN SIGNAL: that signal to every rank of the job writing RUN.
-kill_ranks() { local r p; for r in 0 1; do p=$(rank_pid "$1" $r) && kill "-$2" "$p" 2>/dev/null || true; done; }
 val() { sed -E "s/.*$2=([^ ]*).*/\1/" <<<"$1"; }
 le() { "$py" -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }
 # wait_done STEP_DIR SECONDS: until that checkpoint is complete (DONE is an empty file).

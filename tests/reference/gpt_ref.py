@@ -98,18 +98,29 @@ class GPT(nn.Module):
                                reduction=reduction)
 
 
-def main(inp, out):
-    torch.set_num_threads(1)  # tiny tensors; see kOneThread in tests/unit/test_model.cpp
+def _value(v):
+    # metadata values are strings: ints, floats ("15.0") or names ("SSSL")
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
+
+
+def main(inp, out, make_model=None, extra=None):
     """Parity check: read weights, inputs and config from kiln's safetensors `inp`, write
-    logits, loss, per-token loss and every parameter's gradient to `out`."""
+    logits, loss, per-token loss and every parameter's gradient to `out`. make_model(c) builds
+    the model (default: this file's GPT); extra(model) adds tensors to `out`."""
+    torch.set_num_threads(1)  # tiny tensors; see kOneThread in tests/unit/test_model.cpp
     from safetensors import safe_open
     from safetensors.torch import save_file
     with safe_open(inp, "pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    c = {k: (float(v) if k in ("softcap", "rope_base") else int(v)) for k, v in meta.items()}
+    c = {k: _value(v) for k, v in meta.items()}
     torch.manual_seed(0)
-    model = GPT(c)
+    model = (make_model or GPT)(c)
     sd = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
     model.load_state_dict(sd, strict=True)
     idx, targets = tensors["idx"], tensors["targets"]
@@ -119,6 +130,8 @@ def main(inp, out):
     loss = model(idx, targets)
     loss.backward()
     res = {"logits": logits, "loss": loss.detach(), "per_token": per_token}
+    if extra:
+        res.update(extra(model))
     for n, p in model.named_parameters():
         res["grad." + n] = p.grad
     save_file({k: v.contiguous() for k, v in res.items()}, out)

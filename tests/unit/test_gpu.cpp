@@ -24,6 +24,7 @@
 #include "model/autocast.h"
 #include "model/fp8.h"
 #include "model/gpt.h"
+#include "model/window_attention.h"
 #include "optim/optimizers.h"
 #include "tokenizer/tokenizer.h"
 #include "ckpt/checkpoint.h"
@@ -215,6 +216,36 @@ TEST(Gpu, SdpaRunsOnAFusedKernel) {
       }
     }
   }
+}
+
+// model.arch nanochat2's sliding windows on CUDA (issue 22): in bf16 window_attention runs
+// flash-attention's kernel with window_size_left (no T x T mask) and equals the masked SDPA path
+// (run in fp32 on the same inputs) forward and backward, with GQA. Unverified on a GPU when written:
+// the repository's CI machine had none.
+TEST(Gpu, SlidingWindowAttentionRunsFlashWithTheWindow) {
+  KILN_NEEDS_CUDA();
+  const int64_t B = 2, T = 1024, H = 8, Hkv = 4, D = 128, W = 256;
+  auto o = torch::TensorOptions().device(kCuda).dtype(torch::kBFloat16);
+  auto q = torch::randn({B, T, H, D}, o).requires_grad_(), k = torch::randn({B, T, Hkv, D}, o).requires_grad_(),
+       v = torch::randn({B, T, Hkv, D}, o).requires_grad_();
+  std::printf("window_attention path (bf16, T=%lld, window %lld): %s\n", (long long)T, (long long)W,
+              kiln::model::window_attention_path(q, W));
+  EXPECT_STREQ(kiln::model::window_attention_path(q, W), "flash-window");
+  auto y = kiln::model::window_attention(q, k, v, W);
+  auto go = torch::randn_like(y);
+  (y.to(torch::kFloat32) * go.to(torch::kFloat32)).sum().backward();
+  auto q32 = q.detach().to(torch::kFloat32).requires_grad_(), k32 = k.detach().to(torch::kFloat32).requires_grad_(),
+       v32 = v.detach().to(torch::kFloat32).requires_grad_();
+  EXPECT_STREQ(kiln::model::window_attention_path(q32, W), "sdpa-mask");
+  auto y32 = kiln::model::window_attention(q32, k32, v32, W);
+  (y32 * go.to(torch::kFloat32)).sum().backward();
+  EXPECT_LT(kiln::test::rel_fro(y.to(torch::kFloat32), y32), 2e-2);
+  EXPECT_LT(kiln::test::rel_fro(q.grad().to(torch::kFloat32), q32.grad()), 5e-2);
+  EXPECT_LT(kiln::test::rel_fro(k.grad().to(torch::kFloat32), k32.grad()), 5e-2);
+  EXPECT_LT(kiln::test::rel_fro(v.grad().to(torch::kFloat32), v32.grad()), 5e-2);
+  // A window one shorter changes the output: the kernel honours the window.
+  auto y_short = kiln::model::window_attention(q.detach(), k.detach(), v.detach(), W - 1);
+  EXPECT_GT(kiln::test::rel_fro(y_short.to(torch::kFloat32), y.detach().to(torch::kFloat32)), 1e-3);
 }
 
 // A 1-rank NCCL Comm (OpenMPI singleton bootstraps it): every collective runs through NCCL on its
