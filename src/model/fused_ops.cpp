@@ -143,46 +143,12 @@ struct ReluSquared : public torch::autograd::Function<ReluSquared> {
 };
 
 
-// The CPU fp32 form of ReluSquared: one pass each way, saving x (r = relu(x) is recomputed in
-// backward, where it is one compare): forward r * r, backward g * (2 * r), the same bits.
-struct ReluSquaredCpu : public torch::autograd::Function<ReluSquaredCpu> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in) {
-    const auto x = x_in.contiguous();
-    auto y = torch::empty_like(x);
-    const float* xp = x.const_data_ptr<float>();
-    float* yp = y.data_ptr<float>();
-    at::parallel_for(0, x.numel(), 32768, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        const float r = xp[i] < 0.f ? 0.f : xp[i];  // NaN stays NaN, as at::relu
-        yp[i] = r * r;
-      }
-    });
-    ctx->save_for_backward({x});
-    return y;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto x = ctx->get_saved_variables()[0];
-    const auto g = grads[0].contiguous();
-    auto dx = torch::empty_like(x);
-    const float *xp = x.const_data_ptr<float>(), *gp = g.const_data_ptr<float>();
-    float* dp = dx.data_ptr<float>();
-    at::parallel_for(0, x.numel(), 32768, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        const float r = xp[i] < 0.f ? 0.f : xp[i];
-        dp[i] = gp[i] * (r * 2.f);
-      }
-    });
-    return {dx};
-  }
-};
-
 }  // namespace
 
-torch::Tensor relu_squared(const torch::Tensor& x) {
-  if (cpu_f32(x) && x.numel() > 0) return ReluSquaredCpu::apply(x);
-  return ReluSquared::apply(x);
-}
+// A one-pass CPU kernel for relu^2 was measured 2x slower forward than ATen's relu and multiply
+// (shakespeare_char: 1084 vs 527 ms per step): ATen's elementwise kernels are vectorised for the
+// machine's widest SIMD, a plain loop here is not; RMSNorm and rotary win by saving whole passes.
+torch::Tensor relu_squared(const torch::Tensor& x) { return ReluSquared::apply(x); }
 
 torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
   if (cpu_f32(x) && x.numel() > 0) {

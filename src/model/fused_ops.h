@@ -1,8 +1,9 @@
 // Fused CPU kernels for the per-token ops of nanochat's block that ATen runs as many passes:
 // RMSNorm (at::rms_norm on the CPU is pow, mean, add, rsqrt, mul forward and about as many ops
-// backward), the half-split rotary embedding (four multiplies, two adds and a cat) and relu^2.
-// On the CPU in fp32 each is one pass forward and one backward here, with its own autograd node;
-// anywhere else (CUDA, bf16 under autocast) the ATen composite runs, so GPU numerics are unchanged.
+// backward) and the half-split rotary embedding (four multiplies, two adds and a cat). On the CPU
+// in fp32 each is one pass forward and one backward here, with its own autograd node; anywhere
+// else (CUDA, bf16 under autocast) the ATen composite runs, so GPU numerics are unchanged. relu^2
+// lives here too, as one autograd node over ATen's vectorised relu and multiply.
 // Profiled on the shakespeare_char step (bench/train_step.sh --profile): see docs/performance.md.
 #pragma once
 #include <torch/torch.h>
