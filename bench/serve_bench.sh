@@ -27,7 +27,9 @@ source tests/e2e/tiny_data.sh  # tiny_data, TINY_ARGS
 source tests/e2e/serve_lib.sh  # serve_model, start_server, stop_servers
 tmp=$(mktemp -d)
 trap 'stop_servers; rm -rf "$tmp"' EXIT
-[ -n "$ckpt" ] || serve_model "$tmp" 4
+# With --before the older build trains the model: the newer one reads older checkpoints, not the
+# other way round (a newer config may carry keys an older build does not know).
+[ -n "$ckpt" ] || PRETRAIN_BIN=${before:+$before/bin/pretrain} serve_model "$tmp" 4
 # The engine alone on the same model: batch-16 greedy decode, with the threads ./serve uses.
 threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))  # ./serve's default (--threads)
 t=$(sed -n 's/.*--threads[= ]\([0-9]*\).*/\1/p' <<<"${SERVE_ARGS:-}")

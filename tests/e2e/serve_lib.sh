@@ -1,5 +1,6 @@
 # Sourced by the ./serve tests and bench/serve_bench.sh (after tiny_data.sh): serve_model DIR
-# [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run; start_server
+# [DEPTH] pretrains a tiny byte-level model (context 640) for 10 steps into DIR/run (with
+# $PRETRAIN_BIN when set); start_server
 # LOG ARGS... starts ./serve (or $SERVE_BIN) --ckpt $ckpt on a free port, adds its pid to serve_pids and sets url
 # once it prints its URL; stop_servers sends SIGTERM to what is left and SIGKILL to a server still
 # running 10 s (SERVE_STOP_GRACE) later, and then fails (returns 1: a server must stop on SIGTERM); serve_cleanup is
@@ -8,7 +9,7 @@ serve_pids=()
 serve_model() {
   local dir=$1 depth=${2:-2}
   tiny_data "$dir"
-  ./pretrain "${TINY_ARGS[@]}" model.depth="$depth" model.seq_len=64 train.max_steps=10 train.device_batch_size=4 \
+  "${PRETRAIN_BIN:-./pretrain}" "${TINY_ARGS[@]}" model.depth="$depth" model.seq_len=64 train.max_steps=10 train.device_batch_size=4 \
     train.total_batch_size=1024 eval.every=0 checkpoint.every=10 run.dir="$dir/run" >"$dir/train.log" 2>&1 \
     || { cat "$dir/train.log"; echo "FAIL: pretrain"; exit 1; }
   ckpt=$dir/run
