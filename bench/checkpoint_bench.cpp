@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   auto muon_state = opt.muon.state();
   std::map<std::string, torch::Tensor> ms(muon_state.begin(), muon_state.end());
   const auto& mp = opt.muon.params();
-  for (size_t i = 0; i < mp.size(); ++i) ms["muon." + std::to_string(i) + ".momentum_buffer"] = torch::zeros_like(mp[i]);
+  const auto& mn = opt.muon.names();  // state is keyed by parameter name
+  for (size_t i = 0; i < mp.size(); ++i) ms["muon." + mn[i] + ".momentum_buffer"] = torch::zeros_like(mp[i]);
   opt.muon.load_state(ms);
 
   kiln::ckpt::CheckpointWrite w;
