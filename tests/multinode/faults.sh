@@ -59,9 +59,17 @@ on 2 umount "$tmp/cfg.yaml"
 echo "PASS another config on node 2 refused"
 
 # ---- 1. network cut mid-run ------------------------------------------------------------------
+# Two detectors race after a cut: kiln's watchdog (dist.timeout_s) and mpirun's own (the rsh
+# agent, like ssh with ServerAlive, gives up after KILN_MN_AGENT_MISSES s). When the agent wins,
+# mpirun ends the job by itself, quickly. When the watchdog wins (the usual order on a cluster,
+# where ssh takes longer), the ranks abort and OpenMPI 4's mpirun hangs in its teardown, waiting
+# on the node it cannot reach; launch/pretrain.sh ends it KILN_LAUNCH_GRACE_S after the last local
+# rank. The test makes the watchdog win every time (agent: 6 s), so that path is the one tested.
 TIMEOUT_S=3
-BOUND_S=$(( TIMEOUT_S + 7 ))  # the watchdog's timeout, then MPI_Abort and mpirun's teardown
-launch 4 "$tmp/hostfile" "$tmp/cut.log" "${args[@]}" dist.timeout_s=$TIMEOUT_S run.dir="$D/n" &
+GRACE_S=5
+BOUND_S=$(( TIMEOUT_S + GRACE_S + 10 ))  # the watchdog's timeout, the ranks' exit, the launcher's grace
+KILN_MN_AGENT_MISSES=6 KILN_LAUNCH_GRACE_S=$GRACE_S \
+  launch 4 "$tmp/hostfile" "$tmp/cut.log" "${args[@]}" dist.timeout_s=$TIMEOUT_S run.dir="$D/n" &
 job=$!
 wait_steps "$H/n" 5 120
 t0=$(now_ms)
@@ -69,6 +77,7 @@ on 1 ip link set $MN_IF down
 wait_job $job $t0 $BOUND_S
 { grep -E "stopped answering|did not complete" "$tmp/cut.log" || true; } | cut -c1-500
 echo "link down after step $(last_step "$H/n"): the job ended with exit code $rc after $(secs $ms) s (dist.timeout_s=$TIMEOUT_S, bound $BOUND_S s)"
+grep -F "[launch]" "$tmp/cut.log" | tail -1 | cut -c1-300
 [ "$rc" != 0 ] || fail "the job exited 0 after the network cut"
 [ $ms -lt $(( BOUND_S * 1000 )) ] || fail "the job took $(secs $ms) s to end, bound $BOUND_S s"
 grep -qE "^\[rank [01]\] error: \[dist\] [a-z_]+ \(collective #[0-9]+\) did not complete within dist.timeout_s = $TIMEOUT_S s .*: rank 2 \(host ${MN_HOSTS[1]}[^)]*\), rank 3 \(host ${MN_HOSTS[1]}[^)]*\) stopped answering" "$tmp/cut.log" \
@@ -81,6 +90,7 @@ echo "PASS network cut: ended in $(secs $ms) s, naming the ranks that stopped an
 # ---- 1b. a hung node: its ranks frozen (SIGSTOP), network and orted fine ----------------------
 # Nothing but kiln's watchdog can end this job: mpirun sees live processes and open connections.
 on 1 ip link set $MN_IF up
+BOUND_S=$(( TIMEOUT_S + 10 ))  # network fine: mpirun's teardown reaches node 2 at once
 launch 4 "$tmp/hostfile" "$tmp/hung.log" "${args[@]}" dist.timeout_s=$TIMEOUT_S run.dir="$D/h" &
 job=$!
 wait_steps "$H/h" 5 120

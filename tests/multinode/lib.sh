@@ -181,9 +181,12 @@ mn_start() {
 # wait_job PID T0_MS BOUND_S: waits for background job PID at most BOUND_S s after T0_MS (then
 # fails: a hang must fail fast, the teardown kills it); sets rc (its exit code) and ms (T0 to end).
 wait_job() {
-  local deadline=$(( $2 + $3 * 1000 ))
+  local deadline=$(( $2 + $3 * 1000 )) i p
   while kill -0 "$1" 2>/dev/null && [ "$(now_ms)" -lt $deadline ]; do sleep 0.05; done
-  kill -0 "$1" 2>/dev/null && fail "the job still runs $3 s after the fault: it hangs"
+  if kill -0 "$1" 2>/dev/null; then  # say what is left, for the hang's cause
+    for i in 1 2; do echo "node $i: $(for p in $(node_pids $i); do printf '%s(%s) ' "$(cat /proc/$p/comm 2>/dev/null)" "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)"; done)"; done
+    fail "the job still runs $3 s after the fault: it hangs"
+  fi
   set +e; wait "$1"; rc=$?; set -e
   ms=$(( $(now_ms) - $2 ))
 }

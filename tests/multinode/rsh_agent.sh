@@ -17,12 +17,12 @@ nsenter -t "$pid" --net --uts --mount --wd=/ -- env -i PATH="$PATH" HOME="${HOME
 child=$!
 trap 'kill -TERM $child 2>/dev/null; wait $child; exit 255' TERM INT HUP
 alive() { local out; out=$(timeout 1 bash -c "echo >/dev/tcp/$host/9" 2>&1) || true; [[ $out == *refused* ]]; }
-misses=0
+misses=0 max_misses=${KILN_MN_AGENT_MISSES:-3}  # tests/multinode/faults.sh sets more
 while kill -0 $child 2>/dev/null; do
   sleep 1 & wait $!
   if alive; then misses=0; else misses=$(( misses + 1 )); fi
-  if [ $misses -ge 3 ]; then
-    echo "rsh_agent.sh: $host did not answer for 3 s: connection lost" >&2
+  if [ $misses -ge $max_misses ]; then
+    echo "rsh_agent.sh: $host did not answer for $max_misses s: connection lost" >&2
     exit 255
   fi
 done
