@@ -20,6 +20,7 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "model/fused_ops.h"
 #include "core/remove_tree.h"
 
 namespace fs = std::filesystem;
@@ -130,6 +131,7 @@ std::string save_checkpoint(const std::string& dir, const CheckpointWrite& w, in
     meta["format_version"] = kFormatVersion;
     meta["step"] = w.step;
     meta["world_size"] = dc.world;
+    meta["rms_norm"] = model::fused_rms_norm() ? "fused" : "aten";
     nlohmann::json sums = nlohmann::json::object();
     for (const auto& e : fs::directory_iterator(tmp))
       sums[e.path().filename().string()] = crc32_file(e.path());
@@ -280,6 +282,16 @@ std::string check_format_version(const nlohmann::json& meta, const std::string& 
     return where + ": format_version " + std::to_string(v) + " is older than this kiln reads (" +
            std::to_string(oldest) + (v < 2 ? "): its optimizer state is keyed by position, not by parameter name" : ")");
   return "";
+}
+
+void adopt_saved_numerics(const nlohmann::json& meta, const std::string& where) {
+  const std::string kernel = meta.is_object() && meta.contains("rms_norm") && meta["rms_norm"].is_string()
+                                 ? meta["rms_norm"].get<std::string>()
+                                 : (meta.is_object() && meta.contains("rms_norm") ? "?" : "aten");
+  if (kernel != "fused" && kernel != "aten")
+    throw Error(where + ": rms_norm = " + meta["rms_norm"].dump() + " is not a kernel this kiln knows (fused, aten)",
+                "the checkpoint's meta.json is damaged or was written by a newer kiln");
+  model::set_fused_rms_norm(kernel == "fused");
 }
 
 void recover_checkpoint_dir(const std::string& dir) {

@@ -42,6 +42,12 @@ std::string verify_checkpoint(const std::string& step_dir);
 // current one only), else what is wrong (a missing, older or newer version), naming `where`.
 std::string check_format_version(const nlohmann::json& meta, const std::string& where, int oldest = 0);
 
+// The numerics a checkpoint's run used, taken on by this process before its model runs, so that a
+// resume or a sample continues with the same bits: meta "rms_norm" is "fused" or "aten" (the CPU
+// RMSNorm kernel, model/fused_ops.h); a checkpoint without it predates the fused kernel: "aten".
+// save_checkpoint records the kernel in use. Throws kiln::Error on another value.
+void adopt_saved_numerics(const nlohmann::json& meta, const std::string& where);
+
 // Rank 0, before listing or saving: repair what a crash inside save_checkpoint left behind: a
 // .step_N.old from between the two renames (the complete new copy wins, else the old one comes
 // back), .step_N.prune directories from an interrupted prune and .step_N.tmp of unfinished saves

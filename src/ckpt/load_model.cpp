@@ -17,6 +17,7 @@ LoadedModel load_model(const std::string& ckpt_path, const torch::Device& device
   CheckpointRead ck = load_checkpoint(m.dir, 0, 1, ReadScope::Weights);
   m.step = ck.step;
   m.cfg = load_config_text(json_get<std::string>(ck.meta, "config", m.dir + "/meta.json"), m.dir + "/meta.json");
+  adopt_saved_numerics(ck.meta, m.dir + "/meta.json");
   const std::string tok_path = m.dir + "/tokenizer.json";
   if (!std::filesystem::exists(tok_path)) throw Error("checkpoint " + m.dir + " has no tokenizer.json");
   m.tokenizer = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::load(tok_path));

@@ -5,6 +5,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <atomic>
+#include <optional>
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -152,20 +155,28 @@ struct ReluSquared : public torch::autograd::Function<ReluSquared> {
 // machine's widest SIMD, a plain loop here is not; RMSNorm and rotary win by saving whole passes.
 torch::Tensor relu_squared(const torch::Tensor& x) { return ReluSquared::apply(x); }
 
-// The fused CPU RMSNorm is not the default: its sums round differently from at::rms_norm's, and
-// a checkpoint resumed by a newer kiln must continue with the figures the older one would have
-// given (e2e.old_checkpoint, 9 significant digits). KILN_FUSED_RMSNORM=1 turns it on (measured on
-// shakespeare_char: 226 vs 422 ms forward per step, docs/performance.md).
-bool fused_rms_norm_on() {
-  static const bool on = [] {
-    const char* v = std::getenv("KILN_FUSED_RMSNORM");
-    return v && std::string(v) == "1";
+namespace {
+// The kernel choice (fused_ops.h). Set before the model runs (a checkpoint load), read on every
+// call: a relaxed atomic is enough.
+std::atomic<bool> g_fused_rms_norm{true};
+
+std::optional<bool> env_fused_rms_norm() {
+  static const std::optional<bool> v = []() -> std::optional<bool> {
+    const char* e = std::getenv("KILN_FUSED_RMSNORM");
+    if (!e || !*e) return std::nullopt;
+    return std::string(e) != "0";
   }();
-  return on;
+  return v;
 }
 
+}  // namespace
+
+void set_fused_rms_norm(bool on) { g_fused_rms_norm.store(on, std::memory_order_relaxed); }
+
+bool fused_rms_norm() { return env_fused_rms_norm().value_or(g_fused_rms_norm.load(std::memory_order_relaxed)); }
+
 torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
-  if (fused_rms_norm_on() && cpu_f32(x) && x.numel() > 0) {
+  if (fused_rms_norm() && cpu_f32(x) && x.numel() > 0) {
     const double e = eps > 0 ? eps : double(std::numeric_limits<float>::epsilon());
     return RmsNormCpu::apply(x, e);
   }

@@ -14,6 +14,15 @@ namespace kiln::model {
 // F.rms_norm's default, the dtype's machine epsilon.
 torch::Tensor rms_norm(const torch::Tensor& x, double eps);
 
+// Which RMSNorm kernel runs on the CPU in fp32, for the whole process: the fused one (the
+// default) or at::rms_norm. Their sums round differently, so a run keeps the kernel it started
+// with: checkpoints record it and loading one adopts it (ckpt::adopt_saved_numerics), and a
+// checkpoint from before the fused kernel, which records none, continues on at::rms_norm, with
+// the figures the kiln that wrote it would give. KILN_FUSED_RMSNORM=0/1 in the environment
+// overrides both (measuring, debugging).
+void set_fused_rms_norm(bool on);
+bool fused_rms_norm();
+
 // nanochat's rotary: x (B, T, heads, D) split into halves x1, x2 along D;
 // y1 = x1*cos + x2*sin, y2 = x1*(-sin) + x2*cos. cos, sin (B or 1, T, 1, D/2). The CPU kernel
 // rounds each product and sum as the composite does (no FMA), so both give the same bits.

@@ -181,6 +181,7 @@ StartPoint resolve_start(Stage stage, const Command& cmd, const dist::Context& d
   sp.resume_meta = read_json_file(meta_path);
   check_resume_stage(sp.resume_meta, sp.resume_dir, cmd.name);  // ./midtrain --resume runs/sft/ckpt names ./sft
   sp.cfg = load_config_text(json_get<std::string>(sp.resume_meta, "config", meta_path), meta_path);
+  ckpt::adopt_saved_numerics(sp.resume_meta, meta_path);  // the kernels the run started with
   sp.saved_device = sp.cfg.run.device;
   police_resume_overrides(sp.cfg, cmd.overrides);
   apply_overrides(sp.cfg, cmd.overrides);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "ckpt/checkpoint.h"
+#include "model/fused_ops.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -160,4 +161,28 @@ TEST(Checkpoint, RunDirectoryAndKeepLast) {
   EXPECT_TRUE(torch::equal(kiln::ckpt::load_checkpoint(dir + "/step_00000004", 0, 1).model.at("w"),
                            torch::full({4, 3}, 7.0f)));
   EXPECT_THROW(kiln::ckpt::find_latest_checkpoint(run + "/nope"), kiln::Error);
+}
+
+// A checkpoint records the CPU RMSNorm kernel of its run, and loading one takes that kernel on, so
+// a resume continues with the same bits; one from before the fused kernel (no key) gets at::rms_norm.
+TEST(Checkpoint, RecordsAndAdoptsTheRmsNormKernel) {
+  if (std::getenv("KILN_FUSED_RMSNORM")) GTEST_SKIP() << "KILN_FUSED_RMSNORM overrides the choice in this process";
+  const std::string dir = kiln::test::temp_dir();
+  kiln::model::set_fused_rms_norm(true);
+  const std::string d = kiln::ckpt::save_checkpoint(dir, sample_write(3), 0);
+  auto meta = nlohmann::json::parse(kiln::read_text_file(d + "/meta.json"));
+  EXPECT_EQ(meta["rms_norm"], "fused");
+  kiln::ckpt::adopt_saved_numerics(nlohmann::json{{"config", ""}}, "old/meta.json");  // a checkpoint of 075f68c
+  EXPECT_FALSE(kiln::model::fused_rms_norm());
+  const std::string d2 = kiln::ckpt::save_checkpoint(dir, sample_write(4), 0);  // that run's next save says so
+  EXPECT_EQ(nlohmann::json::parse(kiln::read_text_file(d2 + "/meta.json"))["rms_norm"], "aten");
+  kiln::ckpt::adopt_saved_numerics(meta, d + "/meta.json");
+  EXPECT_TRUE(kiln::model::fused_rms_norm());
+  try {
+    kiln::ckpt::adopt_saved_numerics(nlohmann::json{{"rms_norm", "fast"}}, "x/meta.json");
+    FAIL() << "expected an error";
+  } catch (const kiln::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x/meta.json: rms_norm = \"fast\""), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(kiln::model::fused_rms_norm());  // a refused value changes nothing
 }

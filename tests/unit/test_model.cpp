@@ -203,7 +203,7 @@ TEST(Model, CudaBf16AutocastForwardBackward) {
 // fp32 rounding forward and backward (its sums run in double); rotary bit for bit, forward and
 // backward, on a strided q|k view as the model feeds it and with per-row tables as decode does.
 TEST(FusedOps, RmsNormMatchesAtenForwardAndBackward) {
-  setenv("KILN_FUSED_RMSNORM", "1", 1);  // read once per process, on the first call
+  kiln::model::set_fused_rms_norm(true);  // the default; a checkpoint load may have changed it
   auto g = at::make_generator<at::CPUGeneratorImpl>(3);
   for (auto shape : {std::vector<int64_t>{3, 5, 64}, std::vector<int64_t>{2, 4, 3, 32}}) {
     for (double eps : {0.0, 1e-6}) {
