@@ -27,7 +27,8 @@ struct Row {
   std::vector<int64_t> stops;
   std::vector<int64_t> pending;  // tokens not yet fed to the model
   std::vector<int64_t> prompt;   // with echo: the whole prompt (pending loses what is fed)
-  int64_t fed = 0;               // prompt tokens fed so far
+  int64_t fed = 0;               // tokens fed so far (the prompt's, then the sampled ones)
+  int64_t prompt_len = 0;        // the prompt's length (fed < prompt_len: still prefilling)
   torch::Generator gen;
   GenResult res;
   bool in_python = false;
@@ -115,8 +116,8 @@ struct Generator::Impl {
     stats.rows += B;
     for (int64_t b = 0; b < B; ++b) {
       Row& r = rows[group[b]];
-      if (feed[b] > 1) stats.prefill_tokens += feed[b];
       const bool prompt_chunk = r.fed < static_cast<int64_t>(r.prompt.size());
+      if (r.fed < r.prompt_len) stats.prefill_tokens += feed[b];  // a 1-token chunk is prompt too
       if (all_logits && prompt_chunk)
         for (int64_t j = 0; j < feed[b]; ++j) {
           const int64_t next = r.fed + j + 1;
@@ -205,6 +206,7 @@ Generator::Slot Generator::add(std::vector<int64_t> prompt, const SamplingOption
   r.o = options;
   r.stops = options.stop_tokens.empty() ? std::vector<int64_t>{I.assistant_end, I.bos} : options.stop_tokens;
   if (scores) r.prompt = prompt;
+  r.prompt_len = static_cast<int64_t>(prompt.size());
   r.pending = std::move(prompt);
   r.gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   I.cache.reset(s);

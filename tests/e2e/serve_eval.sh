@@ -23,6 +23,6 @@ start_server "$tmp/main.log" --slots 4 --queue 8 --model-name kiln-tiny
   || { echo "---- server log ----"; tail -50 "$tmp/main.log"; fail "evaluation API tests"; }
 "$py" tests/serve/lm_eval_test.py "$url" "$tmp" "$tmp/run/ckpt/step_00000010" \
   || { echo "---- server log ----"; tail -50 "$tmp/main.log"; fail "lm-eval against ./serve"; }
-start_server "$tmp/key.log" --slots 1 --api-key sekrit
+start_server "$tmp/key.log" --slots 1 --api-key sekrit --prefill-chunk 1  # a long prefill to hang up in
 "$py" tests/serve/eval_api_test.py key "$url" sekrit || fail "the new endpoints with --api-key"
 echo "ok: ./serve's evaluation API"

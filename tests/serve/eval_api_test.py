@@ -333,6 +333,33 @@ def key_server(base, key):
     check(h["tokens"] - before["tokens"] < 600, "the hung-up request ran to its end")
     print(f"non-streaming disconnect: the row freed {freed:.2f} s after the client closed, "
           f"after {h['tokens'] - before['tokens']} of 600 tokens")
+    # An echo (scoring) client that hangs up while its prompt is still being prefilled: this server
+    # feeds one prompt token per step (--prefill-chunk 1), so a 600-token prompt takes 600 steps;
+    # the row must leave within a second, before its prefill ends.
+    def prefilled():
+        m = requests.get(base + "/metrics", timeout=10).text
+        return int(float(next(l.split()[1] for l in m.splitlines() if l.startswith("kiln_prefill_tokens_total "))))
+    before, p0 = requests.get(base + "/health", timeout=10).json(), prefilled()
+    body = json.dumps({"prompt": [65] * 600, "echo": True, "logprobs": 1, "max_tokens": 0}).encode()
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nAuthorization: Bearer " + key.encode()
+              + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    for _ in range(200):
+        if prefilled() - p0 >= 20:
+            break
+        time.sleep(0.005)
+    s.close()
+    t0 = time.time()
+    while time.time() - t0 < 3:
+        h = requests.get(base + "/health", timeout=10).json()
+        if h["live_rows"] == 0:
+            break
+        time.sleep(0.02)
+    freed, fed = time.time() - t0, prefilled() - p0
+    check(h["live_rows"] == 0 and h["cancelled"] == before["cancelled"] + 1 and freed < 1.0,
+          f"an echo client that hung up mid-prefill: live_rows {h['live_rows']}, cancelled {h['cancelled']} (before {before['cancelled']}), {freed:.2f} s, {fed} prompt tokens fed")
+    check(20 <= fed < 550, f"the hung-up echo row was not stopped mid-prefill: {fed} prompt tokens fed")
+    print(f"echo disconnect mid-prefill: the row freed {freed:.2f} s after the client closed, after {fed} prompt tokens")
     print(f"ok: {client_test.ok_count} checks (API key)")
 
 

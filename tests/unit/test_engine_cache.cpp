@@ -281,6 +281,17 @@ TEST(EngineCache, ChunkedPrefillKeepsDecodingRowsGoing) {
   while (g.live_rows() > 0) g.step();
   EXPECT_EQ(g.result(a).ids, ref_a);
   EXPECT_EQ(g.result(b).ids, ref_b);
+  // Every prompt token is counted once in last_step().prefill_tokens (/metrics'
+  // kiln_prefill_tokens_total), a 1-token chunk too; sampled tokens fed back are not prompt.
+  Generator g1(f.model.ptr(), f.tok);
+  g1.set_prefill_chunk(1);
+  g1.add(random_prompt(5, 32), o);
+  int64_t fed = 0;
+  while (g1.live_rows() > 0) {
+    g1.step();
+    fed += g1.last_step().prefill_tokens;
+  }
+  EXPECT_EQ(fed, 5);
 }
 
 // The stored q|k|v matrix of decode (Note [Stored qkv]) follows the weights: after an in-place
