@@ -27,6 +27,7 @@ namespace {
 // Shards of the first `paras` paragraphs (blank-line separated) of Pride and Prejudice, one JSONL
 // record each, byte-level tokenizer (<|bos|> = 256). Made once per test binary run.
 struct Book {
+  std::string dir;
   std::vector<std::string> shards;
   int64_t bos = 0;
 };
@@ -34,7 +35,7 @@ const Book& book() {
   static Book b = [] {
     Book out;
     if (test::data_dir().empty()) return out;
-    const std::string dir = test::temp_dir();
+    const std::string dir = out.dir = test::temp_dir();
     const std::string text = test::slurp(test::data_dir() + "/prose/pg1342.txt");
     std::ofstream jl(dir + "/paras.jsonl");
     size_t pos = text.find("\n\n", text.size() / 10), n = 0;  // past the Gutenberg header
@@ -92,7 +93,7 @@ TEST(BestFit, RowsEqualThePythonReferenceOnRealDocuments) {
     for (int64_t i = 0; i < B; ++i) rows.push_back(row_tokens(a, i));
     for (int64_t i = 0; i < B; ++i) rows.push_back(row_tokens(b, i));
   }
-  const std::string out = test::temp_dir() + "/ref.json";
+  const std::string out = book().dir + "/ref.json";
   std::string cmd = std::string(KILN_PYTHON) + " " + test::source_dir() + "/tests/reference/bestfit_ref.py " +
                     std::to_string(T + 1) + " " + std::to_string(rows.size()) + " " + out;
   for (const auto& s : book().shards) cmd += " " + s;
