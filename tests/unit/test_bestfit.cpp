@@ -171,15 +171,15 @@ std::shared_ptr<kiln::data::TokenStream> docs(const std::vector<int64_t>& lens, 
 }  // namespace
 
 TEST(BestFit, PacksTheLargestFitAndCropsOnlyWhenNothingFits) {
-  // Row of 10: the buffer holds 6, 5, 4, 3, 12 (repeated): largest fit 6, then 4 (5 no longer
-  // fits), then nothing fits in 0 -> row done: 6+4 = 10, no crop.
-  kiln::data::BestFitPacker p({0, 6, 11, 15, 18, 30}, 10);
+  // Row of 10: the buffer holds 3, 6, 5, 4, 12 (repeated): the largest fit 6 (not the first fit,
+  // 3), then 4 (5 no longer fits), then the row is full: 6+4 = 10, no crop.
+  kiln::data::BestFitPacker p({0, 3, 9, 14, 18, 30}, 10);
   std::vector<kiln::data::RowPiece> row;
   EXPECT_EQ(p.pack_row(row), 0);
   ASSERT_EQ(row.size(), 2u);
-  EXPECT_EQ(row[0].start, 0);
+  EXPECT_EQ(row[0].start, 3);
   EXPECT_EQ(row[0].len, 6);
-  EXPECT_EQ(row[1].start, 11);
+  EXPECT_EQ(row[1].start, 14);
   EXPECT_EQ(row[1].len, 4);
   // A document longer than a row stays buffered while shorter ones fit: rows of 10 from
   // documents of 40 and 3 take 3+3+3, then the room of 1 crops the next 3 (2 tokens dropped).
