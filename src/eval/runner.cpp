@@ -176,6 +176,22 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
       acc.add(*em.m.model, b.inputs, b.targets);
       prog.update(++done, 0);
     }
+  } else if (c.data.layout == "bestfit") {
+    // The Trainer's best-fit validation rows: packed from the start, eval.tokens / (B T world)
+    // batches per rank.
+    const auto& dc = dist::ctx();
+    data::PretrainLoader val(data::shard_stream(paths, em.m.tokenizer->sha256(), em.m.tokenizer->vocab_size()),
+                             c.train.device_batch_size, c.model.seq_len, dc.rank, dc.world, em.device,
+                             data::Packing::BestFit);
+    const int64_t per_batch = c.train.device_batch_size * c.model.seq_len * dc.world;
+    const int64_t n = o.max_examples > 0 ? o.max_examples : std::max<int64_t>(1, c.eval.tokens / per_batch);
+    Progress prog("bpb", n * dc.world);
+    for (int64_t i = 0; i < n; ++i) {
+      data::Batch b = val.next();
+      model::AutocastGuard ag(em.device, em.autocast);
+      acc.add(*em.m.model, b.inputs, b.targets);
+      prog.update(++done, 0);
+    }
   } else {
     auto stream = data::shard_stream(paths, em.m.tokenizer->sha256(), em.m.tokenizer->vocab_size());
     const int64_t T = c.model.seq_len, avail = (stream->size() - 1) / T;

@@ -2,7 +2,8 @@
 # data.layout bestfit (issue 22) through the real ./pretrain, CPU, tiny nanochat2 on tinyshakespeare
 # speeches (one document each): the best-fit packing state is part of the cursor, so
 #  1. 1 rank: SIGKILL at a random step + --resume equals the uninterrupted run bit for bit (every
-#     loss and cropped_tokens record, the final weights);
+#     loss and cropped_tokens record, the final weights); ./eval --task bpb gives the Trainer's
+#     val bpb (the same best-fit validation rows);
 #  2. 2 ranks: the same after SIGKILL of both ranks; the 2-rank run packs the same global rows as
 #     the 1-rank run (per-step cropped_tokens equal);
 #  3. reshard 2 -> 1: the 2-rank run's step-8 checkpoint resumed on 1 rank reads the same rows
@@ -31,6 +32,15 @@ same_run() {  # RUN_A RUN_B WHAT: metrics (less timing) and final weights bit-id
 grep -q "cropped .*%" "$tmp/a.log" || { tail "$tmp/a.log"; fail "the step log line does not report the cropped share"; }
 [ "$(crops "$tmp/a" | wc -l)" -eq $steps ] || fail "metrics.jsonl lacks cropped_tokens"
 awk '$2 > 0 { n++ } END { exit !(n > 0) }' <(crops "$tmp/a") || fail "no step cropped a token: the check is vacuous"
+# ./eval --task bpb reads the Trainer's best-fit validation rows: the Trainer's last val_bpb.
+"$root/eval" --ckpt "$tmp/a/ckpt" --task bpb >"$tmp/eval.txt" 2>&1 || { cat "$tmp/eval.txt"; fail "./eval --task bpb"; }
+"$py" - "$tmp/a/ckpt/eval/bpb.json" "$tmp/a/metrics.jsonl" <<'PY' || fail "./eval's bpb differs from the Trainer's"
+import json, sys
+r = json.load(open(sys.argv[1]))
+val = [json.loads(l) for l in open(sys.argv[2]) if '"val_bpb"' in l][-1]
+print(f"./eval bpb {r['score']:.9f} vs Trainer val_bpb {val['val_bpb']:.9f} at step {val['step']}")
+assert abs(r["score"] - val["val_bpb"]) <= 1e-6 * val["val_bpb"]
+PY
 run=$tmp/k1
 kill_at=$(( 5 + RANDOM % 9 ))
 "$root/pretrain" "${args[@]}" checkpoint.every=4 run.dir="$run" >"$tmp/k1.log" 2>&1 &
@@ -59,15 +69,7 @@ echo "ok: 2 ranks, bestfit, SIGKILL + resume: bit-identical; per-step crops equa
 
 # ---- 3. reshard 2 -> 1 ---------------------------------------------------------------------------
 r=$tmp/r
-mkdir -p "$r/ckpt"
-cp -r "$(step_dir "$tmp/z" 8)" "$r/ckpt/"
-"$py" -c "
-import json
-with open('$tmp/z/metrics.jsonl') as f, open('$r/metrics.jsonl', 'w') as o:
-    for line in f:
-        if json.loads(line).get('step', 0) <= 8: o.write(line)"
-"$root/pretrain" --resume "$(step_dir "$r" 8)" run.dir="$r" checkpoint.dir="$r/ckpt" >"$tmp/r.log" 2>&1 || { tail -20 "$tmp/r.log"; fail "1-rank resume"; }
-grep -q "resharded: saved by 2 rank(s), resumed on 1" "$tmp/r.log" || { grep resharded "$tmp/r.log"; fail "no 2 -> 1 reshard"; }
+reshard_one "$tmp/z" 8 "$r"
 diff <(crops "$tmp/z") <(crops "$r") >/dev/null || fail "the resharded run packed other rows (cropped_tokens differ)"
 cmp=$("$py" "$root/tests/dist/compare_runs.py" "$r" "$tmp/z" $steps) || fail "compare: $cmp"
 echo "bestfit reshard 2 -> 1 ranks (checkpoint of step 8) vs uninterrupted 2 ranks: $cmp; crops equal every step"
