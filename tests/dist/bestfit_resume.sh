@@ -9,6 +9,7 @@
 #  3. reshard 2 -> 1: the 2-rank run's step-8 checkpoint resumed on 1 rank reads the same rows
 #     (cropped_tokens equal every step) and stays within dist.zero1's tolerances (loss and val 1e-5,
 #     weights 3e-4).
+#  0. data of one long document is refused with a clear error (best-fit would repeat its start).
 # Needs mpirun, python3 with safetensors + torch, KILN_DATA.
 source "$(dirname "$0")/lib.sh"
 py=${KILN_PYTHON:-python3}
@@ -26,6 +27,15 @@ same_run() {  # RUN_A RUN_B WHAT: metrics (less timing) and final weights bit-id
   cmp -s "$(step_dir "$1" $steps)/model.safetensors" "$(step_dir "$2" $steps)/model.safetensors" \
     || fail "$3: final weights differ"
 }
+
+# ---- 0. data of one long document (tinyshakespeare as one text file): a clear refusal ----------
+tiny_data "$tmp/one"
+if "$root/pretrain" "${TINY_ARGS[@]}" data.layout=bestfit train.max_steps=1 run.dir="$tmp/one/run" >"$tmp/one.log" 2>&1; then
+  fail "bestfit on a single document did not refuse"
+fi
+grep -q "longer than a row.*data.layout packed\|longer than a row" "$tmp/one.log" && ! grep -qi "terminate\|stack" "$tmp/one.log" \
+  || { cat "$tmp/one.log"; fail "bestfit on a single document: no clear error"; }
+echo "ok: bestfit on one long document refuses: $(grep -o 'every one of.*' "$tmp/one.log" | head -1)"
 
 # ---- 1. one rank: SIGKILL + resume ---------------------------------------------------------------
 "$root/pretrain" "${args[@]}" checkpoint.every=8 run.dir="$tmp/a" >"$tmp/a.log" 2>&1 || { tail -30 "$tmp/a.log"; fail "1-rank run"; }
