@@ -70,8 +70,9 @@ const std::vector<Field>& fields() {
       KILN_S(data, tokenizer, {}, "tokenizer JSON written by ./tokenizer train"),
       KILN_S(data, train, {}, "training shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
       KILN_S(data, val, {}, "validation shards: a directory or glob of .h5 files, or a list of {path, repeat}"),
-      KILN_S(data, layout, (std::vector<std::string>{"auto", "packed", "padded"}),
-             "rows: packed windows or one padded conversation per row (auto: padded for sft)"),
+      KILN_S(data, layout, (std::vector<std::string>{"auto", "packed", "padded", "bestfit"}),
+             "rows: packed windows, one padded conversation per row (auto: padded for sft), or bestfit "
+             "(pretraining: every row starts at a document's BOS, documents packed best-fit, cropped when none fits)"),
       KILN_S(data, train_on, (std::vector<std::string>{"assistant", "all"}),
              "chat shards: train on assistant tokens only (masked) or on every token"),
       KILN_F(train, max_steps, -1, 1e15, "optimizer steps (-1: from train.epochs, else target_param_data_ratio)"),

@@ -159,19 +159,27 @@ TaskResult run_bpb(EvalModel& em, const EvalOptions& o) {
   model::BpbAccumulator acc(em.m.tokenizer->token_bytes(), em.device);
   int64_t done = 0;
   torch::NoGradGuard no_grad;
-  if (em.stage != "pretrain") {
+  if (em.stage != "pretrain" || c.data.layout == "bestfit") {
     // The Trainer's evaluate(): its validation loader from the start, eval.tokens / (B T world)
-    // batches per rank; -1 targets (user turns, tool output, padding) are not scored.
-    std::vector<data::ChatSource> sources;
-    for (const auto& src : c.data.val) sources.push_back({data::list_shards(src.path), src.repeat});
+    // batches per rank; -1 targets (user turns, tool output, padding) are not scored. Chat
+    // stages: the stage's conversations; pretraining with data.layout bestfit: best-fit rows.
     const auto& dc = dist::ctx();
-    data::ChatLoader val(sources, data::chat_loader_options(c, em.stage == "sft", *em.m.tokenizer, dc.rank, dc.world,
-                                                            em.device));
+    std::unique_ptr<data::Loader> val;
+    if (em.stage != "pretrain") {
+      std::vector<data::ChatSource> sources;
+      for (const auto& src : c.data.val) sources.push_back({data::list_shards(src.path), src.repeat});
+      val = std::make_unique<data::ChatLoader>(
+          sources, data::chat_loader_options(c, em.stage == "sft", *em.m.tokenizer, dc.rank, dc.world, em.device));
+    } else {
+      val = std::make_unique<data::PretrainLoader>(
+          data::shard_stream(paths, em.m.tokenizer->sha256(), em.m.tokenizer->vocab_size()),
+          c.train.device_batch_size, c.model.seq_len, dc.rank, dc.world, em.device, data::Packing::BestFit);
+    }
     const int64_t per_batch = c.train.device_batch_size * c.model.seq_len * dc.world;
     const int64_t n = o.max_examples > 0 ? o.max_examples : std::max<int64_t>(1, c.eval.tokens / per_batch);
     Progress prog("bpb", n * dc.world);
     for (int64_t i = 0; i < n; ++i) {
-      data::Batch b = val.next();
+      data::Batch b = val->next();
       model::AutocastGuard ag(em.device, em.autocast);
       acc.add(*em.m.model, b.inputs, b.targets);
       prog.update(++done, 0);

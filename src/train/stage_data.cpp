@@ -1,5 +1,6 @@
 // See stage_data.h. A source list (data.train: [{path, repeat}]) becomes shard lists: for
-// pretraining the shards are streamed in the listed order (a repeat lists them again); for chat
+// pretraining the shards are streamed in the listed order (a repeat lists them again), as a token
+// stream or best-fit rows (data.layout bestfit, the validation loader too, as nanochat); for chat
 // stages each source's conversations join the shuffled rows `repeat` times.
 #include "train/stage_data.h"
 
@@ -42,7 +43,9 @@ std::unique_ptr<data::Loader> make_loader(Stage stage, const Config& cfg, const 
       for (int64_t r = 0; r < s.repeat; ++r) paths.insert(paths.end(), shards.begin(), shards.end());
     }
     auto loader = std::make_unique<data::PretrainLoader>(data::shard_stream(paths, tok.sha256(), tok.vocab_size()),
-                                                         B, T, rank, world, device);
+                                                         B, T, rank, world, device,
+                                                         cfg.data.layout == "bestfit" ? data::Packing::BestFit
+                                                                                      : data::Packing::Stream);
     if (epoch_steps && cfg.train.epochs > 0)
       *epoch_steps = std::max<int64_t>(
           1, int64_t(cfg.train.epochs * double(loader->stream_tokens()) / double(cfg.train.total_batch_size)));
@@ -64,7 +67,10 @@ StageLoaders make_stage_loaders(Stage stage, const Config& cfg, const tok::Token
                                 torch::Device device) {
   if (stage == Stage::Pretrain && cfg.data.layout == "padded")
     throw Error(cfg.source + ": data.layout = padded: pretraining reads packed token windows",
-                "remove data.layout (or set it to auto/packed); padded rows are for ./sft");
+                "remove data.layout (or set it to auto/packed/bestfit); padded rows are for ./sft");
+  if (stage != Stage::Pretrain && cfg.data.layout == "bestfit")
+    throw Error(cfg.source + ": data.layout = bestfit: best-fit packing is for pretraining's documents",
+                "use data.layout packed or padded for chat stages");
   if (cfg.data.train.empty())
     throw Error(cfg.source + ": data.train is not set", "give the training shards (a glob or a list of {path, repeat})");
   StageLoaders out;

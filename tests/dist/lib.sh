@@ -30,3 +30,19 @@ source "$root/tests/dist/check_parity.sh"  # check_parity
 step_dir() { printf "%s/ckpt/step_%08d" "$1" "$2"; }
 # kill_ranks RUN SIGNAL: that signal to every rank of the 2-rank job writing RUN.
 kill_ranks() { local r p; for r in 0 1; do p=$(rank_pid "$1" $r) && kill "-$2" "$p" 2>/dev/null || true; done; }
+# reshard_one RUN STEP DST: RUN's step-STEP checkpoint (a 2-rank run's) resumed on 1 rank to the end
+# in DST (its metrics.jsonl starts as RUN's up to STEP, for compare_runs.py); log in DST.log; fails
+# unless the resume resharded 2 -> 1.
+reshard_one() {
+  local run=$1 step=$2 dst=$3
+  mkdir -p "$dst/ckpt"
+  cp -r "$(step_dir "$run" "$step")" "$dst/ckpt/"
+  "${KILN_PYTHON:-python3}" -c "
+import json, sys
+with open(sys.argv[1]) as f, open(sys.argv[2], 'w') as o:
+    for line in f:
+        if json.loads(line).get('step', 0) <= int(sys.argv[3]): o.write(line)" "$run/metrics.jsonl" "$dst/metrics.jsonl" "$step"
+  "$root/pretrain" --resume "$(step_dir "$dst" "$step")" run.dir="$dst" checkpoint.dir="$dst/ckpt" >"$dst.log" 2>&1 \
+    || { tail -20 "$dst.log"; fail "1-rank resume of $(step_dir "$run" "$step")"; }
+  grep -q "resharded: saved by 2 rank(s), resumed on 1" "$dst.log" || { grep resharded "$dst.log"; fail "no 2 -> 1 reshard"; }
+}

@@ -48,15 +48,7 @@ echo "nanochat2 ZeRO-1 resume after SIGKILL: all $steps losses, the final weight
 
 # ---- 3. reshard 2 -> 1 ---------------------------------------------------------------------------
 r=$tmp/r
-mkdir -p "$r/ckpt"
-cp -r "$(step_dir "$tmp/z" 8)" "$r/ckpt/"
-"$py" -c "
-import json, sys
-with open('$tmp/z/metrics.jsonl') as f, open('$r/metrics.jsonl', 'w') as o:
-    for line in f:
-        if json.loads(line).get('step', 0) <= 8: o.write(line)"
-"$root/pretrain" --resume "$(step_dir "$r" 8)" run.dir="$r" checkpoint.dir="$r/ckpt" >"$tmp/r.log" 2>&1 || { tail -20 "$tmp/r.log"; fail "1-rank resume"; }
-grep -q "resharded: saved by 2 rank(s), resumed on 1" "$tmp/r.log" || { grep resharded "$tmp/r.log"; fail "no 2 -> 1 reshard"; }
+reshard_one "$tmp/z" 8 "$r"
 cmp=$("$py" "$root/tests/dist/compare_runs.py" "$r" "$tmp/z" $steps) || fail "compare: $cmp"
 echo "nanochat2 reshard 2 -> 1 ranks (ZeRO-1 checkpoint of step 8) vs uninterrupted 2 ranks: $cmp"
 le "$(val "$cmp" loss)" 1e-5 || fail "resharded losses differ by more than 1e-5"

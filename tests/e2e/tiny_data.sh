@@ -19,6 +19,27 @@ tiny_data() {
              "data.val=$dir/shards/val_*.h5" eval.tokens=4096 eval.sample_every=0 log.every=10)
 }
 
+# tiny_docs DIR: tiny_data's text as DOCUMENTS (data.layout bestfit needs many): the first 200 kB
+# of tinyshakespeare split at blank lines (one speech each) into JSONL records, the same byte-level
+# tokenizer, shards in DIR/shards; sets DOCS_ARGS (configs/tiny.yaml + data overrides + bestfit).
+tiny_docs() {
+  local dir=$1 root=${KILN_ROOT_DIR:-$root} input
+  input=$(data_file tinyshakespeare/input.txt) || exit $?
+  mkdir -p "$dir"
+  head -c 200000 "$input" >"$dir/input.txt"
+  "${KILN_PYTHON:-python3}" -c '
+import json, sys
+for speech in open(sys.argv[1]).read().split("\n\n"):
+    if speech.strip(): print(json.dumps({"text": speech + "\n"}))' "$dir/input.txt" >"$dir/speeches.jsonl" \
+    || { echo "FAIL: speeches.jsonl" >&2; exit 1; }
+  "$root/tokenizer" train --vocab-size 265 --output "$dir/tok.json" "$dir/input.txt" >/dev/null \
+    || { echo "FAIL: tokenizer train" >&2; exit 1; }
+  "$root/prepare" --tokenizer "$dir/tok.json" --output "$dir/shards" --val-fraction 0.1 "$dir/speeches.jsonl" \
+    >/dev/null 2>&1 || { echo "FAIL: prepare" >&2; exit 1; }
+  DOCS_ARGS=("$root/configs/tiny.yaml" "data.tokenizer=$dir/tok.json" "data.train=$dir/shards/train_*.h5"
+             "data.val=$dir/shards/val_*.h5" data.layout=bestfit eval.tokens=4096 eval.sample_every=0 log.every=10)
+}
+
 # core_data DIR: what the CORE tests (core.sh, core_training.sh) train and score on: a 512-token
 # BPE tokenizer (merges make CORE's spans non-trivial) and shards of the first 200 kB of
 # tinyshakespeare in DIR, the test bundle of core_bundle.py (ARC-Easy and tinyshakespeare) in

@@ -40,12 +40,13 @@ inline std::vector<std::vector<Row>> rows_per_step(const MakeLoader& make, const
   int world = 0;
   for (int w : worlds) {
     if (w != world) {
-      int64_t batches = ls.empty() ? 0 : ls[0]->cursor().batches;
-      if (!ls.empty() && remap) batches = data::remap_batches(batches, world, w);
+      // Rank 0's cursor, as a checkpoint's state_rank_0.json (best-fit: with its global packing state).
+      data::Cursor cur = ls.empty() ? data::Cursor{} : ls[0]->cursor();
+      if (!ls.empty() && remap) cur.batches = data::remap_batches(cur.batches, world, w);
       ls.clear();
       for (int r = 0; r < w; ++r) {
         ls.push_back(make(r, w));
-        ls.back()->restore({batches, 0, 0});
+        ls.back()->restore(cur);
       }
       world = w;
     }
