@@ -90,10 +90,18 @@ echo "PASS network cut: ended in $(secs $ms) s, naming the ranks that stopped an
 # ---- 1b. a hung node: its ranks frozen (SIGSTOP), network and orted fine ----------------------
 # Nothing but kiln's watchdog can end this job: mpirun sees live processes and open connections.
 on 1 ip link set $MN_IF up
+# What the cut job left on the nodes (node 2's orted, cut off from its mpirun, lingers; on a
+# cluster the scheduler ends it): listed, then killed, so that the next job starts on clean nodes.
+for i in 1 2; do
+  for p in $(node_pids $i); do
+    echo "left by the cut job on node $i: $(ps -o pid=,stat=,pcpu=,comm= -p "$p" 2>/dev/null)"
+    kill -9 "$p" 2>/dev/null || true
+  done
+done
 BOUND_S=$(( TIMEOUT_S + 10 ))  # network fine: mpirun's teardown reaches node 2 at once
 launch 4 "$tmp/hostfile" "$tmp/hung.log" "${args[@]}" dist.timeout_s=$TIMEOUT_S run.dir="$D/h" &
 job=$!
-wait_steps "$H/h" 5 120
+( wait_steps "$H/h" 5 120 ) || { tail -30 "$tmp/hung.log"; fail "the hung-node job did not reach step 5"; }
 frozen=$(job_ranks "$D/h" | awk '$3 == 2 { print $1 }' | tr '\n' ' ')
 [ -n "$frozen" ] || fail "no ranks on node 2"
 t0=$(now_ms)
