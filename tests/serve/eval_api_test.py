@@ -307,57 +307,53 @@ def key_server(base, key):
     check(r.status_code == 405, f"POST /metrics: {r.status_code}")
     r = requests.post(base + "/tokenize", json={"prompt": "a"}, headers=h | {"Origin": "http://evil.example"}, timeout=10)
     check(r.status_code == 403, f"/tokenize cross-site: {r.status_code}")
-    # A non-streaming client that hangs up: its row leaves the batch within a second (1 slot).
+    # Clients that hang up: their row leaves the batch within a second (1 slot).
     import socket
     import time
     host, port = base.split("//")[1].split(":")
-    body = json.dumps({"prompt": "a", "max_tokens": 600, "temperature": 1.0}).encode()
-    before = requests.get(base + "/health", timeout=10).json()
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nAuthorization: Bearer " + key.encode()
-              + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    for _ in range(100):
-        if requests.get(base + "/health", timeout=10).json()["live_rows"] == 1:
-            break
-        time.sleep(0.01)
-    s.close()
-    t0 = time.time()
-    while time.time() - t0 < 3:
-        h = requests.get(base + "/health", timeout=10).json()
-        if h["live_rows"] == 0:
-            break
-        time.sleep(0.02)
-    freed = time.time() - t0
+
+    def hang_up(request, started):
+        """Sends `request` on a raw socket, closes it once started() is true, and returns
+        (/health before, /health after the row left, seconds from the close to the row gone)."""
+        body = json.dumps(request).encode()
+        before = requests.get(base + "/health", timeout=10).json()
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nAuthorization: Bearer "
+                  + key.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        for _ in range(200):
+            if started():
+                break
+            time.sleep(0.005)
+        s.close()
+        t0 = time.time()
+        while time.time() - t0 < 3:
+            h = requests.get(base + "/health", timeout=10).json()
+            if h["live_rows"] == 0:
+                break
+            time.sleep(0.02)
+        return before, h, time.time() - t0
+
+    # A non-streaming client, while its reply is generated.
+    before, h, freed = hang_up({"prompt": "a", "max_tokens": 600, "temperature": 1.0},
+                               lambda: requests.get(base + "/health", timeout=10).json()["live_rows"] == 1)
     check(h["live_rows"] == 0 and h["cancelled"] == before["cancelled"] + 1 and freed < 1.0,
           f"a non-streaming client that hung up: live_rows {h['live_rows']}, cancelled {h['cancelled']}, {freed:.2f} s")
     check(h["tokens"] - before["tokens"] < 600, "the hung-up request ran to its end")
     print(f"non-streaming disconnect: the row freed {freed:.2f} s after the client closed, "
           f"after {h['tokens'] - before['tokens']} of 600 tokens")
-    # An echo (scoring) client that hangs up while its prompt is still being prefilled: this server
-    # feeds one prompt token per step (--prefill-chunk 1), so a 600-token prompt takes 600 steps;
-    # the row must leave within a second, before its prefill ends.
+    # An echo (scoring) client, while its prompt is still being prefilled: this server feeds one
+    # prompt token per step (--prefill-chunk 1), so a 600-token prompt takes 600 steps.
     def prefilled():
         m = requests.get(base + "/metrics", timeout=10).text
         return int(float(next(l.split()[1] for l in m.splitlines() if l.startswith("kiln_prefill_tokens_total "))))
-    before, p0 = requests.get(base + "/health", timeout=10).json(), prefilled()
-    body = json.dumps({"prompt": [65] * 600, "echo": True, "logprobs": 1, "max_tokens": 0}).encode()
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nAuthorization: Bearer " + key.encode()
-              + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    for _ in range(200):
-        if prefilled() - p0 >= 20:
-            break
-        time.sleep(0.005)
-    s.close()
-    t0 = time.time()
-    while time.time() - t0 < 3:
-        h = requests.get(base + "/health", timeout=10).json()
-        if h["live_rows"] == 0:
-            break
-        time.sleep(0.02)
-    freed, fed = time.time() - t0, prefilled() - p0
+    p0 = prefilled()
+    before, h, freed = hang_up({"prompt": [65] * 600, "echo": True, "logprobs": 1, "max_tokens": 0},
+                               lambda: prefilled() - p0 >= 20)
+    fed = prefilled() - p0
     check(h["live_rows"] == 0 and h["cancelled"] == before["cancelled"] + 1 and freed < 1.0,
-          f"an echo client that hung up mid-prefill: live_rows {h['live_rows']}, cancelled {h['cancelled']} (before {before['cancelled']}), {freed:.2f} s, {fed} prompt tokens fed")
+          f"an echo client that hung up mid-prefill: live_rows {h['live_rows']}, cancelled {h['cancelled']} "
+          f"(before {before['cancelled']}), {freed:.2f} s, {fed} prompt tokens fed")
     check(20 <= fed < 550, f"the hung-up echo row was not stopped mid-prefill: {fed} prompt tokens fed")
     print(f"echo disconnect mid-prefill: the row freed {freed:.2f} s after the client closed, after {fed} prompt tokens")
     print(f"ok: {client_test.ok_count} checks (API key)")
