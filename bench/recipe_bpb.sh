@@ -4,7 +4,8 @@
 #   v1      configs/tiny.yaml      model.arch nanochat (V1), V1's optimizer recipe, grad clip 1.0
 #   current configs/tiny_v2.yaml   model.arch nanochat2 + optim.recipe muon_adamw with nanochat's
 #                                  schedules and its sqrt(B / 2^19) LR / weight-decay scales, no clipping
-# (BENCH_MIXED=1 adds a third row: nanochat2 with V1's recipe, to split model from optimizer.)
+# Opt-in rows: BENCH_MIXED=1, nanochat2 with V1's recipe (splits model from optimizer); BENCH_RULE=1,
+# the current recipe with nanochat's sqrt(B / 2^19) LR and weight-decay scales (tiny_v2 keeps them at 1).
 # Each row's shape is overridden to the bench's: by default depth 6, context 512, width 192 (3 heads
 # of 64), windows SSSL with a short window of 128 (nanochat's rule at context 512), so windows are
 # shorter than the context and value embeddings sit on layers 1, 3 and 5. Printed per row:
@@ -13,7 +14,7 @@
 # The default (200 steps of 4096 tokens each, 0.8M tokens a row) takes ~15 minutes on 2 cores.
 # Knobs (env): BENCH_STEPS (200), BENCH_BATCH (total tokens per step, 4096), BENCH_DEPTH (6),
 # BENCH_WIDTH (192), BENCH_HEADS (3), BENCH_SEQ (512), BENCH_WINDOW (128), BENCH_VAL_TOKENS (65536),
-# BENCH_MIXED (0); extra arguments are config overrides applied to every row.
+# BENCH_MIXED (0), BENCH_RULE (0); extra arguments are config overrides applied to every row.
 # Usage: bench/recipe_bpb.sh [OVERRIDES...]   (needs ./tokenizer ./prepare ./pretrain built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +51,7 @@ run v1 "v1: nanochat + V1 recipe" configs/tiny.yaml "${shape[@]}" "$@"
 run current "current: nanochat2 + muon_adamw" configs/tiny_v2.yaml "${shape[@]}" "${windows[@]}" "$@"
 [ "${BENCH_MIXED:-0}" != 1 ] ||
   run mixed "mixed: nanochat2 + V1 recipe" configs/tiny.yaml model.arch=nanochat2 "${shape[@]}" "${windows[@]}" "$@"
+[ "${BENCH_RULE:-0}" != 1 ] ||
+  run rule "current, nanochat's LR/WD scales" configs/tiny_v2.yaml "${shape[@]}" "${windows[@]}" optim.batch_lr_scale=-1 \
+    optim.weight_decay_scale=-1 "$@"
 grep -h "\[scaling\]" "$tmp"/*.log | sed 's/^/# /' || true
