@@ -261,6 +261,13 @@ std::vector<std::pair<std::string, int64_t>> GPTv2Impl::scaling_params() const {
           {"transformer_matrices", matrices}, {"scalars", scalars}, {"total", total}};
 }
 
+int64_t GPTv2Impl::num_scaling_params() const {
+  int64_t n = 0;
+  for (const auto& [group, count] : scaling_params())
+    if (group == "transformer_matrices" || group == "lm_head") n += count;
+  return n;
+}
+
 // nanochat counts every Linear's weight (the block matrices with the value-embedding gates, the
 // head, the smear gate) and attention over min(window, seq_len) keys per layer.
 double GPTv2Impl::estimate_flops() const {

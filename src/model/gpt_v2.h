@@ -62,6 +62,9 @@ class GPTv2Impl : public LM {
   double estimate_flops() const override;
   // nanochat's num_scaling_params: wte, value_embeds, lm_head, transformer_matrices, scalars, total.
   std::vector<std::pair<std::string, int64_t>> scaling_params() const override;
+  // What nanochat's scaling rules count (base_train.py's get_scaling_params, dev/LOG.md Jan 27):
+  // transformer_matrices + lm_head; not wte, value embeddings or scalars.
+  int64_t num_scaling_params() const override;
 
   // nanochat's setup_optimizer groups: "matrix" (everything under transformer.h, the value-embedding
   // gates included), "embedding" (wte), "value_embedding", "unembedding" (lm_head),
