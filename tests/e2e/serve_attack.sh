@@ -84,6 +84,7 @@ echo "two signals: status $rc; $(grep -c 'second signal' "$tmp/twice.log") 'seco
 # fails the test, instead of being left behind.
 bash -c 'trap "" TERM; for _ in $(seq 1 300); do sleep 0.1; done' &
 deaf=$!
+live=("${serve_pids[@]}")  # the servers still running (the open one): stopped below, not forgotten
 serve_pids=("$deaf")
 sleep 0.3
 out=$(SERVE_STOP_GRACE=1 stop_servers); rc=$?
@@ -91,5 +92,9 @@ echo "cleanup of a server that ignores SIGTERM: status $rc: $out"
 [ $rc = 1 ] && grep -q 'killed with SIGKILL' <<<"$out" || fail "stop_servers did not fail on a server that ignores SIGTERM"
 running "$deaf" && fail "stop_servers left a server that ignores SIGTERM running"
 wait "$deaf" 2>/dev/null
-serve_pids=()
+serve_pids=("${live[@]}")
+stop_servers || fail "a server did not stop on SIGTERM"
+# Nothing of this test may outlive it (the open server once did, when this list was overwritten).
+left=$(pgrep -f -- "--ckpt $tmp/" || true)
+[ -z "$left" ] || fail "./serve processes left running: $left"
 echo "ok: ./serve under attack"
