@@ -121,6 +121,20 @@ int main(int argc, char** argv) {
       sync(dev);
       if (rep == 1) std::printf("kiln prefill B=16 tok_per_s=%.0f\n", 16.0 * P / secs(t0));
     }
+    // KILN_BENCH_PROFILE=N: also the op profile of N such prefills (each into a fresh cache).
+    if (const char* pr = std::getenv("KILN_BENCH_PROFILE")) {
+      auto p = prompts(16, P, c.vocab_size);
+      std::vector<int64_t> flat;
+      for (auto& r : p) flat.insert(flat.end(), r.begin(), r.end());
+      auto idx = torch::tensor(flat).view({16, P}).to(dev);
+      std::vector<int64_t> n(16, P), slots(16);
+      for (int64_t i = 0; i < 16; ++i) slots[i] = i;
+      std::printf("prefill profile (B=16, %lld tokens each):\n", (long long)P);
+      profile(dev, std::atoll(pr), [&] {
+        kiln::model::KVCache cache(model->cache_shape(), 16, P + 1);
+        model->forward_cached(idx, n, slots, cache);
+      });
+    }
   }
   // The decode prompts (row 0 alone for batch 1), saved for the reference to use the same ones.
   const auto all = prompts(16, P, c.vocab_size);
@@ -173,7 +187,7 @@ int main(int argc, char** argv) {
   }
   // Continuous batching as ./serve meets it: 16 rows whose prompts differ in length (so the cache
   // rows are ragged and the step takes the masked path), sampled at temperature 1 with their own
-  // seeds. KILN_BENCH_PROFILE=N adds the op profile of N such decode steps.
+  // seeds. KILN_BENCH_PROFILE=N adds the op profile of N such decode steps (and of N prefills, above).
   {
     kiln::engine::Generator gen(model, tok, 16);
     auto start = [&] {
